@@ -1,0 +1,46 @@
+import { Bindings, Msg, Routes } from './messages';
+import { FitResultPayload, RoundInstructionPayload, TaskSubmittedPayload } from './payloads';
+import { parsePayload, ContractViolation } from './validate';
+
+describe('contracts', () => {
+  it('validates a task submission with nested settings', () => {
+    const ok = parsePayload(TaskSubmittedPayload, {
+      task_id: 3, round: 0, sender: 'gateway',
+      spec: {
+        task_id: 3, user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1,
+        num_global_iterations: 3, run_name: 'r', experiment_name: 'Default',
+        settings: { strategy: 'fedavg', min_fit_clients: 1, fraction_fit: 1, local_epochs: 1, batch_size: 8, learning_rate: 0.1, round_timeout_s: 5, seed: 1 },
+      },
+    });
+    expect(ok.spec.settings.batch_size).toBe(8);
+    expect(() => parsePayload(TaskSubmittedPayload, { task_id: 3, round: 0, sender: 'gateway', spec: { task_id: 'x' } })).toThrow(ContractViolation);
+  });
+
+  it('names each bad field', () => {
+    try {
+      parsePayload(FitResultPayload, { task_id: -1, round: 1, sender: 'a.b', status: 'ok', examples: 1, train_loss: 'x', duration_ms: 1 });
+      throw new Error('not rejected');
+    } catch (e) {
+      expect(e).toBeInstanceOf(ContractViolation);
+      const msg = (e as Error).message;
+      expect(msg).toContain('task_id');
+      expect(msg).toContain('sender');
+      expect(msg).toContain('train_loss');
+    }
+  });
+
+  it('refuses node names that would break routing keys', () => {
+    expect(() =>
+      parsePayload(RoundInstructionPayload, {
+        task_id: 1, round: 1, sender: 'c', use_case: 'iris', participants: ['ok', 'bad.name'],
+        package_sha256: 'a'.repeat(64), weights_sha256: 'b'.repeat(64), reply_to: 'coordinator.c.round.fit-result',
+      }),
+    ).toThrow('participants');
+  });
+
+  it('routes each audience to its own bindings', () => {
+    expect(Routes.worker('site-1', Msg.ModelPackage)).toBe('worker.site-1.model.package');
+    expect(Bindings.worker('site-1', ['iris'])).toEqual(['worker.site-1.#', 'workers.iris.#']);
+    expect(Routes.coordinator('c1', Msg.RoundFitResult)).toBe('coordinator.c1.round.fit-result');
+  });
+});

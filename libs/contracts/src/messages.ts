@@ -1,0 +1,47 @@
+/**
+ * Message names: the wire protocol's vocabulary. Producers and consumers import
+ * these constants; a name never appears as a string literal elsewhere.
+ */
+export const Msg = {
+  TaskSubmitted: 'task.submitted',
+  TaskCancelRequested: 'task.cancel-requested',
+  TaskStarted: 'task.started',
+  TaskSucceeded: 'task.succeeded',
+  TaskFailed: 'task.failed',
+  TaskCancelled: 'task.cancelled',
+  RoundCompleted: 'round.completed',
+  NodeRegistered: 'node.registered',
+  NodeHeartbeat: 'node.heartbeat',
+  ModelPackage: 'model.package',
+  RoundFit: 'round.fit',
+  RoundEvaluate: 'round.evaluate',
+  RoundFitResult: 'round.fit-result',
+  RoundEvaluateResult: 'round.evaluate-result',
+} as const;
+export type MsgName = (typeof Msg)[keyof typeof Msg];
+
+/**
+ * Routing keys on the topic exchange. Names of nodes, coordinators and use
+ * cases are single words (no dots), so each key has a fixed shape:
+ *  - coordinators.all.<msg>             every coordinator (tasks, node presence)
+ *  - coordinator.<id>.<msg>             one coordinator (results it asked for)
+ *  - gateway.<msg>                      the gateway (task and round events)
+ *  - worker.<node>.<msg>                one edge worker (model packages)
+ *  - workers.<use case>.<msg>           every worker serving a use case (round broadcasts)
+ */
+export const Routes = {
+  allCoordinators: (msg: MsgName) => `coordinators.all.${msg}`,
+  coordinator: (id: string, msg: MsgName) => `coordinator.${id}.${msg}`,
+  gateway: (msg: MsgName) => `gateway.${msg}`,
+  worker: (node: string, msg: MsgName) => `worker.${node}.${msg}`,
+  useCaseWorkers: (useCase: string, msg: MsgName) => `workers.${useCase}.${msg}`,
+} as const;
+
+export const Bindings = {
+  coordinator: (id: string) => ['coordinators.all.#', `coordinator.${id}.#`],
+  gateway: () => ['gateway.#'],
+  worker: (node: string, useCases: string[]) => [`worker.${node}.#`, ...useCases.map((u) => `workers.${u}.#`)],
+} as const;
+
+/** A name that can stand as one word of a routing key and as a queue suffix. */
+export const WORD_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
