@@ -1,0 +1,3 @@
+export { OnnxGraphBuilder, attr, floatTensor, int64Tensor } from './builder';
+export type { AttrInput, BuilderOptions } from './builder';
+export type { AttrValue, Dim, ElemType, OnnxTensor } from './proto';

@@ -1,0 +1,188 @@
+import * as ort from 'onnxruntime-node';
+import { checkWeights, ModelManifest, ModelPackage } from './manifest';
+import { mulberry32, shuffleInPlace } from './prng';
+import { NamedTensors } from './safetensors';
+
+export interface RunnerOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+}
+
+export interface LabeledData {
+  /** [n, F] raw (un-normalised) features, row-major. */
+  x: Float32Array;
+  /** Class index per row. */
+  labels: Int32Array;
+  n: number;
+}
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Seed of the per-epoch shuffles. */
+  seed: number;
+}
+
+export interface TrainResult {
+  weights: NamedTensors;
+  /** Example-weighted mean batch loss over the last epoch. */
+  meanLoss: number;
+  steps: number;
+  /** Examples processed over all epochs. */
+  examples: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  examples: number;
+}
+
+function checkSessionIO(session: ort.InferenceSession, graph: string, inputs: string[], outputs: string[]): void {
+  const missingIn = inputs.filter((n) => !session.inputNames.includes(n));
+  const missingOut = outputs.filter((n) => !session.outputNames.includes(n));
+  if (missingIn.length || missingOut.length) {
+    throw new Error(
+      `${graph} graph does not match the manifest: missing inputs [${missingIn.join(', ')}], missing outputs [${missingOut.join(', ')}]`,
+    );
+  }
+}
+
+/** Runs a classifier package's inference and train-step graphs with onnxruntime-node. */
+export class OnnxClassifierRunner {
+  private readonly features: number;
+  private readonly classes: number;
+
+  private constructor(
+    readonly manifest: ModelManifest,
+    private readonly inference: ort.InferenceSession,
+    private readonly trainStep: ort.InferenceSession,
+  ) {
+    this.features = manifest.inputs.features.length;
+    this.classes = manifest.classes.length;
+  }
+
+  static async create(pkg: ModelPackage, opts: RunnerOptions = {}): Promise<OnnxClassifierRunner> {
+    const options: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.intraOpNumThreads ?? 1,
+      interOpNumThreads: opts.interOpNumThreads ?? 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    };
+    const params = pkg.manifest.parameters.map((p) => p.name);
+    const inference = await ort.InferenceSession.create(pkg.inferenceOnnx, options);
+    let trainStep: ort.InferenceSession;
+    try {
+      trainStep = await ort.InferenceSession.create(pkg.trainStepOnnx, options);
+      checkSessionIO(inference, 'inference', [...params, 'x'], ['logits', 'probabilities']);
+      checkSessionIO(trainStep, 'train-step', [...params, 'x', 'y', 'lr'], [...params.map((p) => `${p}.next`), 'loss']);
+    } catch (e) {
+      await inference.release();
+      throw e;
+    }
+    return new OnnxClassifierRunner(pkg.manifest, inference, trainStep);
+  }
+
+  async train(weights: NamedTensors, data: LabeledData, cfg: TrainConfig): Promise<TrainResult> {
+    this.checkData(data);
+    checkWeights(this.manifest, weights);
+    if (!Number.isSafeInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`train: epochs must be a positive integer, got ${cfg.epochs}`);
+    if (!Number.isSafeInteger(cfg.batchSize) || cfg.batchSize < 1) throw new Error(`train: batchSize must be a positive integer, got ${cfg.batchSize}`);
+    if (!(Number.isFinite(cfg.learningRate) && cfg.learningRate > 0)) throw new Error(`train: learningRate must be > 0, got ${cfg.learningRate}`);
+
+    const { n } = data;
+    const F = this.features;
+    const C = this.classes;
+    const params = this.manifest.parameters;
+    const feeds: Record<string, ort.Tensor> = { lr: new ort.Tensor('float32', Float32Array.of(cfg.learningRate), []) };
+    for (const p of params) feeds[p.name] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
+
+    // Batch buffers are reused; the last partial batch uses prefix views of them.
+    const batch = Math.min(cfg.batchSize, n);
+    const xb = new Float32Array(batch * F);
+    const yb = new Float32Array(batch * C);
+    const batchTensors = (m: number) => ({
+      x: new ort.Tensor('float32', m === batch ? xb : xb.subarray(0, m * F), [m, F]),
+      y: new ort.Tensor('float32', m === batch ? yb : yb.subarray(0, m * C), [m, C]),
+    });
+    const full = batchTensors(batch);
+    const tail = n % batch ? batchTensors(n % batch) : full;
+
+    const order = Int32Array.from({ length: n }, (_, i) => i);
+    const rand = mulberry32(cfg.seed);
+    let steps = 0;
+    let lossSum = 0;
+    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+      shuffleInPlace(order, rand);
+      lossSum = 0;
+      for (let start = 0; start < n; start += batch) {
+        const m = Math.min(batch, n - start);
+        yb.fill(0, 0, m * C);
+        for (let r = 0; r < m; r++) {
+          const row = order[start + r];
+          xb.set(data.x.subarray(row * F, row * F + F), r * F);
+          yb[r * C + data.labels[row]] = 1;
+        }
+        const t = m === batch ? full : tail;
+        feeds.x = t.x;
+        feeds.y = t.y;
+        const out = await this.trainStep.run(feeds);
+        for (const p of params) feeds[p.name] = out[`${p.name}.next`];
+        lossSum += (out.loss.data as Float32Array)[0] * m;
+        steps++;
+      }
+    }
+    const next: NamedTensors = new Map();
+    for (const p of params) next.set(p.name, { shape: [...p.shape], data: feeds[p.name].data as Float32Array });
+    return { weights: next, meanLoss: lossSum / n, steps, examples: n * cfg.epochs };
+  }
+
+  /** Mean cross-entropy and argmax accuracy over all rows. */
+  async evaluate(weights: NamedTensors, data: LabeledData): Promise<EvalResult> {
+    this.checkData(data);
+    const { logits } = await this.forward(weights, data.x, data.n);
+    const C = this.classes;
+    let loss = 0;
+    let correct = 0;
+    for (let r = 0; r < data.n; r++) {
+      const row = logits.subarray(r * C, r * C + C);
+      let best = 0;
+      for (let c = 1; c < C; c++) if (row[c] > row[best]) best = c;
+      let sum = 0;
+      for (let c = 0; c < C; c++) sum += Math.exp(row[c] - row[best]);
+      loss += row[best] + Math.log(sum) - row[data.labels[r]];
+      if (best === data.labels[r]) correct++;
+    }
+    return { loss: loss / data.n, accuracy: correct / data.n, examples: data.n };
+  }
+
+  /** Class probabilities, [n, C] row-major. */
+  async predict(weights: NamedTensors, x: Float32Array, n: number): Promise<Float32Array> {
+    return (await this.forward(weights, x, n)).probabilities;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.inference.release(), this.trainStep.release()]);
+  }
+
+  private async forward(weights: NamedTensors, x: Float32Array, n: number): Promise<{ logits: Float32Array; probabilities: Float32Array }> {
+    checkWeights(this.manifest, weights);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`inference: n must be a positive integer, got ${n}`);
+    if (x.length !== n * this.features) throw new Error(`inference: x has ${x.length} values, expected n * ${this.features} = ${n * this.features}`);
+    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [n, this.features]) };
+    for (const p of this.manifest.parameters) feeds[p.name] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
+    const out = await this.inference.run(feeds);
+    return { logits: out.logits.data as Float32Array, probabilities: out.probabilities.data as Float32Array };
+  }
+
+  private checkData(data: LabeledData): void {
+    const { n, x, labels } = data;
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`data: n must be a positive integer, got ${n}`);
+    if (x.length !== n * this.features) throw new Error(`data: x has ${x.length} values, expected n * ${this.features} = ${n * this.features}`);
+    if (labels.length !== n) throw new Error(`data: labels has ${labels.length} entries, expected ${n}`);
+    for (let i = 0; i < n; i++) {
+      if (!(labels[i] >= 0 && labels[i] < this.classes)) throw new Error(`data: label ${labels[i]} at row ${i} is outside [0, ${this.classes})`);
+    }
+  }
+}
