@@ -1,0 +1,3 @@
+export * from './gateway.entities';
+export * from './coordinator.entities';
+export * from './registry.entities';
