@@ -1,0 +1,16 @@
+import { BrokerConnectionError } from './errors';
+
+/** `amqp://user@host:port/vhost` for logs and errors: never the password. */
+export function describeBrokerUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // The text itself may hold a password, so it is not repeated.
+    throw new BrokerConnectionError('invalid RabbitMQ URL (not shown, it may contain a password)');
+  }
+  const user = parsed.username ? `${decodeURIComponent(parsed.username)}@` : '';
+  const port = parsed.port ? `:${parsed.port}` : '';
+  const vhost = parsed.pathname && parsed.pathname !== '/' ? parsed.pathname : '';
+  return `${parsed.protocol}//${user}${parsed.hostname}${port}${vhost}`;
+}

@@ -1,0 +1,52 @@
+/** A message as a producer hands it to the bus. */
+export interface OutboundMessage {
+  /** Message name, e.g. `round.fit`; travels in the AMQP `type` property. */
+  name: string;
+  /** Small JSON control data. */
+  payload: Record<string, unknown>;
+  /** Binary data (safetensors weights, model bundles): never JSON. */
+  attachment?: Buffer;
+}
+
+/** A message as a consumer receives it. */
+export interface InboundMessage extends OutboundMessage {
+  routingKey: string;
+  redelivered: boolean;
+  /** AMQP `user_id` property; RabbitMQ checks it against the publishing connection's user. */
+  userId?: string;
+  messageId: string;
+}
+
+export interface QueueSpec {
+  name: string;
+  /** Topic patterns bound on the events exchange (`*` = one word, `#` = zero or more). */
+  bindings: string[];
+  /** Handler calls in flight at once on this queue; default 1 (strictly sequential). */
+  prefetch?: number;
+  exclusive?: false;
+}
+
+export type MessageHandler = (msg: InboundMessage) => Promise<void>;
+
+export interface Subscription {
+  /** Stops deliveries and waits for the handler calls in flight; queued messages stay in the queue. */
+  cancel(): Promise<void>;
+}
+
+export interface MessageBus {
+  /** Resolves once the broker has taken responsibility for the message (publisher confirm, persistent). */
+  publish(routingKey: string, msg: OutboundMessage): Promise<void>;
+  /**
+   * Declares the queue with its bindings and consumes it. Handler resolves: ack. Handler throws:
+   * dead-letter (a `RequeueError` requeues once first). Undecodable messages are dead-lettered.
+   */
+  consume(queue: QueueSpec, handler: MessageHandler): Promise<Subscription>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_EXCHANGE = 'fl.events';
+export const DEFAULT_DEAD_LETTER_EXCHANGE = 'fl.dead-letter';
+/** RabbitMQ's default `max_message_size`; larger payloads must be chunked by the caller. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
+export const DEFAULT_PREFETCH = 1;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
