@@ -1,0 +1,60 @@
+import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
+import { LocalModelRegistry } from '@fl/registry';
+import { BaseConfig, loadConfig, publishDefaultModel } from '@fl/runtime';
+import { IsString } from 'class-validator';
+
+class CliConfig extends BaseConfig {
+  /** Data folder of the embedded PostgreSQL used when DATABASE_URL is unset. */
+  @IsString() EMBEDDED_PG_DIR = './.data/pglite';
+}
+
+const USAGE = `usage: npm run cli -- <command>
+
+  models publish <use case> [--json]   publish the use case's default model; prints name and version
+  models list [--json]                 list registered models
+
+Uses DATABASE_URL and ARTIFACT_DIR; without DATABASE_URL an embedded
+PostgreSQL keeps its data in EMBEDDED_PG_DIR (default ./.data/pglite).`;
+
+class UsageError extends Error {}
+
+async function withRegistry<T>(config: CliConfig, fn: (r: LocalModelRegistry) => Promise<T>): Promise<T> {
+  let embedded: EmbeddedPostgres | undefined;
+  const url = config.DATABASE_URL ?? (embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR })).url;
+  const ds = createDataSource({ url, poolSize: embedded ? 1 : 2, applicationName: 'fl-cli' });
+  try {
+    await ds.initialize();
+    await runMigrations(ds);
+    return await fn(new LocalModelRegistry(ds, config.ARTIFACT_DIR));
+  } finally {
+    if (ds.isInitialized) await ds.destroy();
+    await embedded?.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
+  const args = argv.filter((a) => a !== '--json');
+  const config = loadConfig(CliConfig, process.env);
+  const [group, command, arg] = args;
+  if (group === 'models' && command === 'publish') {
+    if (!arg) throw new UsageError('models publish needs a use case, e.g. `npm run cli -- models publish iris`');
+    const { version, created } = await withRegistry(config, (r) => publishDefaultModel(r, arg));
+    if (json) console.log(JSON.stringify({ name: version.name, version: version.version }));
+    else console.log(`${created ? 'published' : 'already published'}: model '${version.name}' version ${version.version}`);
+    return;
+  }
+  if (group === 'models' && command === 'list') {
+    const models = await withRegistry(config, (r) => r.listModels());
+    if (json) console.log(JSON.stringify(models));
+    else for (const m of models) console.log(`${m.name}\tlatest version ${m.latestVersion ?? '-'}\t${m.description ?? ''}`);
+    return;
+  }
+  throw new UsageError(args.length ? `unknown command: ${args.join(' ')}` : 'no command given');
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(`error: ${err instanceof Error ? err.message : err}`);
+  if (err instanceof UsageError) console.error(`\n${USAGE}`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,24 @@
+import { INestMicroservice, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Bindings } from '@fl/contracts';
+import { BusTransport } from '@fl/messaging';
+import { Infra } from '@fl/runtime';
+import { CoordinatorConfig } from './config';
+import { CoordinatorModule } from './coordinator.module';
+
+/** The coordinator has no HTTP listener: it is a consumer of its own queue, fl.coordinator.<id>. */
+export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestMicroservice> {
+  const app = await NestFactory.createMicroservice(CoordinatorModule.forRoot(config, infra), {
+    strategy: new BusTransport(infra.bus, {
+      name: `fl.coordinator.${config.COORDINATOR_ID}`,
+      bindings: Bindings.coordinator(config.COORDINATOR_ID),
+      // Results are folded in inside their handlers, which are short; a few
+      // in flight keep a round's answers from queueing behind one another.
+      prefetch: 8,
+    }),
+    logger: logger ?? undefined,
+  });
+  app.enableShutdownHooks();
+  await app.listen();
+  return app;
+}

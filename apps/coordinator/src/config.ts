@@ -1,0 +1,19 @@
+import { hostname } from 'node:os';
+import { IsNumber, Matches, Max, Min } from 'class-validator';
+import { WORD_PATTERN } from '@fl/contracts';
+import { BaseConfig } from '@fl/runtime';
+
+const defaultId = `coordinator-${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}`.slice(0, 64);
+
+export class CoordinatorConfig extends BaseConfig {
+  /** Names this coordinator's queue (fl.coordinator.<id>) and its leases; stable across restarts. */
+  @Matches(WORD_PATTERN) COORDINATOR_ID = defaultId;
+  /** A task's lease lapses this long after its coordinator's last renewal; another may then take the task over. */
+  @IsNumber() @Min(1) @Max(3600) LEASE_TTL_S = 30;
+  /** A worker counts as online for this long after its last heartbeat. */
+  @IsNumber() @Min(1) @Max(3600) NODE_ONLINE_WINDOW_S = 30;
+  /** How long a round waits for min_fit_clients workers to be online before the task fails. */
+  @IsNumber() @Min(0) @Max(86400) WORKER_WAIT_S = 60;
+  /** How often unclaimed and orphaned tasks are looked for. */
+  @IsNumber() @Min(0.1) @Max(3600) SWEEP_INTERVAL_S = 5;
+}

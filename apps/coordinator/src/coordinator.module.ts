@@ -1,0 +1,33 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { Infra, InfraModule } from '@fl/runtime';
+import { CoordinatorConfig } from './config';
+import { EdgeWorkerRegistry } from './nodes/node-registry.service';
+import { PresenceController } from './nodes/presence.controller';
+import { ResultRouter } from './rounds/result-router';
+import { ResultsController } from './rounds/results.controller';
+import { RoundsRepository } from './rounds/rounds.repository';
+import { TaskEventsPublisher } from './tasks/task-events.publisher';
+import { TaskIntakeController } from './tasks/task-intake.controller';
+import { TaskLeases } from './tasks/task-lease.service';
+import { TaskSupervisor } from './tasks/task-supervisor.service';
+import { COORDINATOR_CONFIG } from './tokens';
+
+@Module({})
+export class CoordinatorModule {
+  static forRoot(config: CoordinatorConfig, infra: Infra): DynamicModule {
+    return {
+      module: CoordinatorModule,
+      imports: [InfraModule.forRoot(infra)],
+      controllers: [TaskIntakeController, PresenceController, ResultsController],
+      providers: [
+        { provide: COORDINATOR_CONFIG, useValue: config },
+        EdgeWorkerRegistry,
+        TaskLeases,
+        RoundsRepository,
+        ResultRouter,
+        TaskEventsPublisher,
+        TaskSupervisor,
+      ],
+    };
+  }
+}

@@ -1,0 +1,22 @@
+import { Logger } from '@nestjs/common';
+import { connectInfra, loadConfig, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { createCoordinatorApp } from './bootstrap';
+import { CoordinatorConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadConfig(CoordinatorConfig, process.env);
+  const infra = await connectInfra({
+    amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the coordinator as its own process (the embedded bus only works inside `npm run demo`)'),
+    databaseUrl: requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'to run the coordinator as its own process'),
+    poolSize: config.DB_POOL_SIZE,
+    artifactDir: config.ARTIFACT_DIR,
+    connectionName: config.COORDINATOR_ID,
+  });
+  await createCoordinatorApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  Logger.log(`coordinator ${config.COORDINATOR_ID} consuming fl.coordinator.${config.COORDINATOR_ID}`, 'Coordinator');
+}
+
+main().catch((err) => {
+  Logger.error(err instanceof Error ? err.message : String(err), 'Coordinator');
+  process.exit(1);
+});

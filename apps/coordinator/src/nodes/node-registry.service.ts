@@ -1,0 +1,44 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { NodePresencePayload } from '@fl/contracts';
+import { DATA_SOURCE } from '@fl/runtime';
+import { CoordinatorConfig } from '../config';
+import { COORDINATOR_CONFIG } from '../tokens';
+
+export interface OnlineNode {
+  name: string;
+  train: number;
+  test: number;
+}
+
+/** The edge workers this coordinator knows, from their registrations and heartbeats. */
+@Injectable()
+export class EdgeWorkerRegistry {
+  constructor(
+    @Inject(DATA_SOURCE) private readonly db: DataSource,
+    @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
+  ) {}
+
+  async recordPresence(p: NodePresencePayload): Promise<void> {
+    await this.db.query(
+      `INSERT INTO coordinator.nodes (name, use_cases, examples, status, info, registered_at, last_seen_at)
+       VALUES ($1, $2, $3::jsonb, 'online', $4::jsonb, now(), now())
+       ON CONFLICT (name) DO UPDATE SET use_cases = EXCLUDED.use_cases, examples = EXCLUDED.examples,
+         status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
+      [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null })],
+    );
+  }
+
+  /** Workers serving the use case that were heard from recently and hold training data for it. */
+  async online(useCase: string): Promise<OnlineNode[]> {
+    const rows: { name: string; examples: Record<string, { train: number; test: number }> }[] = await this.db.query(
+      `SELECT name, examples FROM coordinator.nodes
+       WHERE $1 = ANY(use_cases) AND last_seen_at > now() - make_interval(secs => $2)
+       ORDER BY name`,
+      [useCase, this.config.NODE_ONLINE_WINDOW_S],
+    );
+    return rows
+      .map((r) => ({ name: r.name, train: r.examples[useCase]?.train ?? 0, test: r.examples[useCase]?.test ?? 0 }))
+      .filter((n) => n.train > 0 || n.test > 0);
+  }
+}

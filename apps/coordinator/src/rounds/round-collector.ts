@@ -1,0 +1,62 @@
+export type CollectOutcome = 'complete' | 'deadline' | 'cancelled';
+export type Offer = 'accepted' | 'not-asked' | 'duplicate' | 'closed';
+
+export interface CollectResult {
+  outcome: CollectOutcome;
+  responded: string[];
+  missing: string[];
+}
+
+/**
+ * Waits for the answers of one phase of one round: done when every worker
+ * asked has answered, at the deadline, or on cancel, whichever comes first.
+ * It takes an answer only from a worker it asked, once, while open; the
+ * handler folds the answer in as it arrives (streaming aggregation).
+ */
+export class RoundCollector<T> {
+  private readonly pending: Set<string>;
+  private readonly responded: string[] = [];
+  private closed = false;
+  private timer?: NodeJS.Timeout;
+  private settle!: (r: CollectResult) => void;
+  readonly done: Promise<CollectResult>;
+
+  constructor(
+    expected: string[],
+    deadlineMs: number,
+    private readonly signal: AbortSignal,
+    private readonly handle: (node: string, answer: T) => void,
+  ) {
+    this.pending = new Set(expected);
+    this.done = new Promise((resolve) => (this.settle = resolve));
+    if (signal.aborted) this.finish('cancelled');
+    else {
+      signal.addEventListener('abort', this.onAbort, { once: true });
+      this.timer = setTimeout(() => this.finish('deadline'), deadlineMs);
+      if (this.pending.size === 0) this.finish('complete');
+    }
+  }
+
+  offer(node: string, answer: T): Offer {
+    if (this.closed) return 'closed';
+    if (!this.pending.has(node)) return this.responded.includes(node) ? 'duplicate' : 'not-asked';
+    this.pending.delete(node);
+    this.responded.push(node);
+    try {
+      this.handle(node, answer);
+    } finally {
+      if (this.pending.size === 0) this.finish('complete');
+    }
+    return 'accepted';
+  }
+
+  private readonly onAbort = () => this.finish('cancelled');
+
+  private finish(outcome: CollectOutcome): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.signal.removeEventListener('abort', this.onAbort);
+    this.settle({ outcome, responded: [...this.responded], missing: [...this.pending] });
+  }
+}

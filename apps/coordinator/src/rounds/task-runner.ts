@@ -1,0 +1,331 @@
+import { Logger } from '@nestjs/common';
+import {
+  EvaluateResultPayload,
+  FitResultPayload,
+  Msg,
+  RoundFigures,
+  RoundInstructionPayload,
+  Routes,
+  TaskSpec,
+} from '@fl/contracts';
+import { FedAvgAggregator, weightedMean, WeightMap } from '@fl/aggregation';
+import { MessageBus } from '@fl/messaging';
+import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
+import { ModelRegistry } from '@fl/registry';
+import { CoordinatorConfig } from '../config';
+import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
+import { Answer, ResultRouter } from './result-router';
+import { RoundCollector } from './round-collector';
+import { RoundsRepository } from './rounds.repository';
+import { seededPermutation } from '@fl/datasets';
+
+export class TaskFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskFailure';
+  }
+}
+
+export class TaskStopped extends Error {
+  constructor(readonly why: 'cancelled' | 'shutdown' | 'lease-lost') {
+    super(`task stopped: ${why}`);
+    this.name = 'TaskStopped';
+  }
+}
+
+export interface TaskRunnerDeps {
+  config: CoordinatorConfig;
+  bus: MessageBus;
+  registry: ModelRegistry;
+  workers: EdgeWorkerRegistry;
+  rounds: RoundsRepository;
+  router: ResultRouter;
+  onRound: (round: number, figures: RoundFigures) => Promise<void>;
+}
+
+export interface TaskResult {
+  modelName: string;
+  modelVersion: number;
+  metrics: { eval_loss: number; eval_accuracy: number; eval_examples: number; train_loss: number; rounds: number };
+}
+
+interface RoundOutcome {
+  weights: NamedTensors;
+  figures: RoundFigures;
+}
+
+/**
+ * Runs one task's rounds: each round broadcasts the global weights once to the
+ * use case's workers, folds the updates of the chosen ones into FedAvg as they
+ * arrive, evaluates the new weights on every online worker's held-out split,
+ * and stores figures and checkpoint before the next round. The global weights
+ * carry from round to round; a task resumes from its last checkpoint.
+ */
+export class TaskRunner {
+  private readonly log: Logger;
+  private readonly packageSentTo = new Set<string>();
+  private pkg!: ModelPackage;
+  private bundle!: Buffer;
+  private bundleSha!: string;
+
+  constructor(
+    private readonly deps: TaskRunnerDeps,
+    private readonly spec: TaskSpec,
+    private readonly signal: AbortSignal,
+  ) {
+    this.log = new Logger(`Task ${spec.task_id}`);
+  }
+
+  private get replyTo(): (msg: typeof Msg.RoundFitResult | typeof Msg.RoundEvaluateResult) => string {
+    return (msg) => Routes.coordinator(this.deps.config.COORDINATOR_ID, msg);
+  }
+
+  private checkStopped(): void {
+    if (this.signal.aborted) throw new TaskStopped((this.signal.reason as TaskStopped['why']) ?? 'cancelled');
+  }
+
+  async run(): Promise<TaskResult> {
+    const { spec } = this;
+    await this.loadPackage();
+    let weights = this.pkg.initialWeights;
+    let firstRound = 1;
+    const checkpoint = await this.deps.rounds.latestCheckpoint(spec.task_id);
+    if (checkpoint) {
+      weights = decodeSafetensors(checkpoint.weights).tensors as NamedTensors;
+      firstRound = checkpoint.round + 1;
+      this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
+    }
+    for (let round = firstRound; round <= spec.num_global_iterations; round++) {
+      this.checkStopped();
+      const out = await this.runRound(round, weights);
+      weights = out.weights;
+      await this.deps.onRound(round, out.figures);
+    }
+    return this.register(weights);
+  }
+
+  private async loadPackage(): Promise<void> {
+    const { model_name, model_version } = this.spec;
+    const artifacts = await this.deps.registry.downloadArtifacts(model_name, model_version);
+    const files: Record<string, Buffer> = {};
+    for (const a of artifacts) files[a.path] = a.data;
+    try {
+      this.pkg = readModelPackage(files);
+    } catch (err) {
+      throw new TaskFailure(`model '${model_name}' version ${model_version} is not a usable model package: ${(err as Error).message}`);
+    }
+    this.bundle = encodePackageBundle(files);
+    this.bundleSha = sha256Hex(this.bundle);
+  }
+
+  /** Online workers for the use case; waits (up to WORKER_WAIT_S) until at least `min` are there. */
+  private async awaitWorkers(min: number, round: number): Promise<OnlineNode[]> {
+    const deadline = Date.now() + this.deps.config.WORKER_WAIT_S * 1000;
+    for (;;) {
+      this.checkStopped();
+      const online = await this.deps.workers.online(this.spec.use_case);
+      const fit = online.filter((n) => n.train > 0);
+      if (fit.length >= min) return online;
+      if (Date.now() >= deadline) {
+        const names = fit.map((n) => n.name).join(', ') || 'none';
+        throw new TaskFailure(
+          `round ${round}: ${fit.length} edge worker(s) serving use case '${this.spec.use_case}' are online (${names}) but min_fit_clients is ${min}; ` +
+            `start more workers or lower min_fit_clients`,
+        );
+      }
+      await this.pause(Math.min(500, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const signal = this.signal;
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Flower's sampling: max(min_fit_clients, fraction_fit * available) workers, seeded per round. */
+  private sample(candidates: OnlineNode[], round: number): OnlineNode[] {
+    const s = this.spec.settings;
+    const want = Math.min(candidates.length, Math.max(s.min_fit_clients, Math.ceil(s.fraction_fit * candidates.length)));
+    const perm = seededPermutation(candidates.length, s.seed * 100_003 + round);
+    return Array.from(perm.subarray(0, want), (i) => candidates[i]).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private async ensurePackage(nodes: string[]): Promise<void> {
+    for (const node of nodes) {
+      if (this.packageSentTo.has(node)) continue;
+      await this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), {
+        name: Msg.ModelPackage,
+        payload: { task_id: this.spec.task_id, round: 0, sender: this.deps.config.COORDINATOR_ID, package_sha256: this.bundleSha },
+        attachment: this.bundle,
+      });
+      this.packageSentTo.add(node);
+    }
+  }
+
+  private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: Buffer): Promise<void> {
+    const s = this.spec.settings;
+    const payload: RoundInstructionPayload = {
+      task_id: this.spec.task_id,
+      round,
+      sender: this.deps.config.COORDINATOR_ID,
+      use_case: this.spec.use_case,
+      participants,
+      package_sha256: this.bundleSha,
+      weights_sha256: sha256Hex(weights),
+      reply_to: this.replyTo(msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
+      ...(msg === Msg.RoundFit ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round } } : {}),
+    };
+    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: weights });
+  }
+
+  private async runRound(round: number, global: NamedTensors): Promise<RoundOutcome> {
+    const { spec, deps } = this;
+    const s = spec.settings;
+    const started = new Date();
+    const online = await this.awaitWorkers(s.min_fit_clients, round);
+    const chosen = this.sample(online.filter((n) => n.train > 0), round).map((n) => n.name);
+    await deps.rounds.start(spec.task_id, round, chosen.length);
+    for (const n of chosen) await deps.rounds.participant(spec.task_id, round, n, 'fit', 'selected');
+
+    // Fit: fold each update into the aggregate as it arrives.
+    const aggregator = new FedAvgAggregator(global as WeightMap);
+    const trainLosses: { value: number; examples: number }[] = [];
+    const problems: string[] = [];
+    const fitRecords: Promise<void>[] = [];
+    const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
+      const reason = this.foldUpdate(aggregator, p, attachment);
+      if (reason) {
+        problems.push(`${node}: ${reason}`);
+        fitRecords.push(deps.rounds.participant(spec.task_id, round, node, 'fit', p.status === 'error' ? 'failed' : 'rejected', { examples: p.examples, reason }));
+        return;
+      }
+      trainLosses.push({ value: p.train_loss, examples: p.examples });
+      fitRecords.push(deps.rounds.participant(spec.task_id, round, node, 'fit', 'received', { examples: p.examples, loss: p.train_loss }));
+    }, async () => this.broadcast(Msg.RoundFit, round, chosen, encodeSafetensors(global)));
+    for (const n of fit.missing) fitRecords.push(deps.rounds.participant(spec.task_id, round, n, 'fit', 'missing', { reason: `no answer within ${s.round_timeout_s} s` }));
+    await Promise.all(fitRecords);
+    this.checkStopped();
+    if (aggregator.updates < s.min_fit_clients) {
+      await deps.rounds.fail(spec.task_id, round);
+      const missing = fit.missing.length ? `; no answer within ${s.round_timeout_s} s from ${fit.missing.join(', ')}` : '';
+      const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
+      throw new TaskFailure(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
+    }
+    const next = aggregator.result() as NamedTensors;
+    const nextBuf = encodeSafetensors(next);
+
+    // Evaluate the new global weights on every online worker's held-out split.
+    const evaluators = (await deps.workers.online(spec.use_case)).filter((n) => n.test > 0).map((n) => n.name);
+    const evals: { loss: number; accuracy: number; examples: number }[] = [];
+    const evalRecords: Promise<void>[] = [];
+    const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
+      if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
+        evalRecords.push(deps.rounds.participant(spec.task_id, round, node, 'evaluate', 'failed', { reason: p.error ?? 'unusable evaluation' }));
+        return;
+      }
+      evals.push({ loss: p.loss, accuracy: p.accuracy, examples: p.examples });
+      evalRecords.push(deps.rounds.participant(spec.task_id, round, node, 'evaluate', 'received', { examples: p.examples, loss: p.loss, accuracy: p.accuracy }));
+    }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, nextBuf));
+    for (const n of ev.missing) evalRecords.push(deps.rounds.participant(spec.task_id, round, n, 'evaluate', 'missing', { reason: `no answer within ${s.round_timeout_s} s` }));
+    await Promise.all(evalRecords);
+    this.checkStopped();
+    if (evals.length === 0) {
+      await deps.rounds.fail(spec.task_id, round);
+      throw new TaskFailure(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
+    }
+
+    const finished = new Date();
+    const figures: RoundFigures = {
+      participants: aggregator.updates,
+      examples: aggregator.examples,
+      train_loss: weightedMean(trainLosses),
+      eval_loss: weightedMean(evals.map((e) => ({ value: e.loss, examples: e.examples }))),
+      eval_accuracy: weightedMean(evals.map((e) => ({ value: e.accuracy, examples: e.examples }))),
+      eval_examples: evals.reduce((a, e) => a + e.examples, 0),
+      started_at: started.toISOString(),
+      finished_at: finished.toISOString(),
+      duration_ms: finished.getTime() - started.getTime(),
+    };
+    await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf));
+    return { weights: next, figures };
+  }
+
+  /** Validates one fit answer and folds it in; returns why it was not used, or null. */
+  private foldUpdate(aggregator: FedAvgAggregator, p: FitResultPayload, attachment: Buffer | undefined): string | null {
+    if (p.status !== 'ok') return `worker reported an error: ${p.error ?? 'unknown'}`;
+    if (!attachment) return 'no weights attached';
+    if (p.weights_sha256 && sha256Hex(attachment) !== p.weights_sha256) return 'weights do not match their sha256';
+    try {
+      aggregator.add(decodeSafetensors(attachment).tensors as WeightMap, p.examples);
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private async collect<P>(
+    round: number,
+    phase: 'fit' | 'evaluate',
+    nodes: string[],
+    handle: (node: string, a: Answer<P>) => void,
+    send: () => Promise<void>,
+  ) {
+    const collector = new RoundCollector<Answer<P>>(nodes, this.spec.settings.round_timeout_s * 1000, this.signal, handle);
+    const unregister = this.deps.router.register(this.spec.task_id, round, phase, collector);
+    try {
+      await this.ensurePackage(nodes);
+      await send();
+      return await collector.done;
+    } finally {
+      unregister();
+    }
+  }
+
+  /** Registers the trained model once: a new version of trained_<model_name>; a resumed task finds its own. */
+  private async register(weights: NamedTensors): Promise<TaskResult> {
+    const { spec, deps } = this;
+    const all = await deps.rounds.figures(spec.task_id);
+    const last = all[all.length - 1];
+    if (!last) throw new TaskFailure('no completed round to register a model from');
+    const metrics = {
+      eval_loss: last.eval_loss,
+      eval_accuracy: last.eval_accuracy,
+      eval_examples: last.eval_examples,
+      train_loss: last.train_loss,
+      rounds: all.length,
+    };
+    const name = `trained_${spec.model_name}`;
+    const trained: ModelPackage = {
+      ...this.pkg,
+      manifest: { ...this.pkg.manifest, name },
+      initialWeights: weights,
+    };
+    const tags = {
+      use_case: spec.use_case,
+      trained: 'true',
+      task_id: String(spec.task_id),
+      source_model: spec.model_name,
+      source_version: String(spec.model_version),
+      eval_accuracy: String(metrics.eval_accuracy),
+      eval_loss: String(metrics.eval_loss),
+      train_loss: String(metrics.train_loss),
+      rounds: String(metrics.rounds),
+    };
+    const [existing] = await deps.registry.searchVersions({ name, tags: { task_id: tags.task_id } });
+    let version = existing;
+    if (!version) {
+      await deps.registry.createModel(name, { description: `${spec.model_name} trained federatedly`, tags: { use_case: spec.use_case } });
+      const files = modelPackageFiles(trained);
+      version = await deps.registry.createVersion(name, Object.entries(files).map(([path, data]) => ({ path, data })), { tags });
+    }
+    return { modelName: name, modelVersion: version.version, metrics };
+  }
+}

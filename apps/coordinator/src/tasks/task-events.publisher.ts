@@ -1,0 +1,41 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Msg, MsgName, RoundFigures, Routes } from '@fl/contracts';
+import { MessageBus } from '@fl/messaging';
+import { BUS } from '@fl/runtime';
+import { CoordinatorConfig } from '../config';
+import { COORDINATOR_CONFIG } from '../tokens';
+import { TaskResult } from '../rounds/task-runner';
+
+/** The status events the gateway stores. */
+@Injectable()
+export class TaskEventsPublisher {
+  constructor(
+    @Inject(BUS) private readonly bus: MessageBus,
+    @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
+  ) {}
+
+  private emit(name: MsgName, taskId: number, round: number, body: Record<string, unknown>): Promise<void> {
+    const me = this.config.COORDINATOR_ID;
+    return this.bus.publish(Routes.gateway(name), { name, payload: { task_id: taskId, round, sender: me, ...body } });
+  }
+
+  started(taskId: number): Promise<void> {
+    return this.emit(Msg.TaskStarted, taskId, 0, { coordinator: this.config.COORDINATOR_ID });
+  }
+
+  roundCompleted(taskId: number, round: number, numRounds: number, figures: RoundFigures): Promise<void> {
+    return this.emit(Msg.RoundCompleted, taskId, round, { num_rounds: numRounds, figures: { ...figures } });
+  }
+
+  succeeded(taskId: number, round: number, r: TaskResult): Promise<void> {
+    return this.emit(Msg.TaskSucceeded, taskId, round, { model_name: r.modelName, model_version: r.modelVersion, metrics: { ...r.metrics } });
+  }
+
+  failed(taskId: number, round: number, reason: string): Promise<void> {
+    return this.emit(Msg.TaskFailed, taskId, round, { reason });
+  }
+
+  cancelled(taskId: number, round: number, reason: string): Promise<void> {
+    return this.emit(Msg.TaskCancelled, taskId, round, { reason });
+  }
+}

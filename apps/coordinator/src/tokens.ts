@@ -1,0 +1,1 @@
+export const COORDINATOR_CONFIG = Symbol('COORDINATOR_CONFIG');

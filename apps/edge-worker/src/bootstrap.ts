@@ -1,0 +1,24 @@
+import { INestMicroservice, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Bindings } from '@fl/contracts';
+import { loadSiteData } from '@fl/datasets';
+import { BusTransport, MessageBus } from '@fl/messaging';
+import { EdgeWorkerConfig } from './config';
+import { EdgeWorkerModule } from './edge-worker.module';
+
+/**
+ * An edge worker needs nothing but its broker connection (no database, no
+ * registry): it consumes only its own queue, fl.worker.<name>, bound to its
+ * name and its use cases. Training is CPU-bound, so it takes one message at
+ * a time. `ownsBus`: close the bus on shutdown (not when it is shared).
+ */
+export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, logger?: LogLevel[] | false): Promise<INestMicroservice> {
+  const splits = loadSiteData(config.DATA_PATH, config.USE_CASES?.split(',').filter(Boolean), config.SPLIT_SEED);
+  const app = await NestFactory.createMicroservice(EdgeWorkerModule.forRoot(config, bus, ownsBus, splits), {
+    strategy: new BusTransport(bus, { name: `fl.worker.${config.NODE_NAME}`, bindings: Bindings.worker(config.NODE_NAME, [...splits.keys()]), prefetch: 1 }),
+    logger: logger ?? undefined,
+  });
+  app.enableShutdownHooks();
+  await app.listen();
+  return app;
+}

@@ -1,0 +1,39 @@
+import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { SiteSplit } from '@fl/datasets';
+import { MessageBus } from '@fl/messaging';
+import { BUS } from '@fl/runtime';
+import { EdgeWorkerConfig, SITE_SPLITS, WORKER_CONFIG } from './config';
+import { PresenceService } from './site/presence.service';
+import { SiteData } from './site/site-data.service';
+import { PackageCache } from './training/package-cache';
+import { TrainingController } from './training/training.controller';
+
+const OWNS_BUS = Symbol('OWNS_BUS');
+
+@Module({})
+export class EdgeWorkerModule implements OnApplicationShutdown {
+  constructor(
+    @Inject(BUS) private readonly bus: MessageBus,
+    @Inject(OWNS_BUS) private readonly ownsBus: boolean,
+  ) {}
+
+  static forRoot(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, splits: Map<string, SiteSplit>): DynamicModule {
+    return {
+      module: EdgeWorkerModule,
+      controllers: [TrainingController],
+      providers: [
+        { provide: WORKER_CONFIG, useValue: config },
+        { provide: BUS, useValue: bus },
+        { provide: OWNS_BUS, useValue: ownsBus },
+        { provide: SITE_SPLITS, useValue: splits },
+        SiteData,
+        PackageCache,
+        PresenceService,
+      ],
+    };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.ownsBus) await this.bus.close();
+  }
+}

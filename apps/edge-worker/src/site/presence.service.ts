@@ -1,0 +1,41 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Msg, MsgName, NodePresencePayload, Routes } from '@fl/contracts';
+import { MessageBus } from '@fl/messaging';
+import { BUS } from '@fl/runtime';
+import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
+import { SiteData } from './site-data.service';
+
+/** Registers the site with the coordinators and keeps telling them it is alive. */
+@Injectable()
+export class PresenceService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly log = new Logger(PresenceService.name);
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(BUS) private readonly bus: MessageBus,
+    @Inject(WORKER_CONFIG) private readonly config: EdgeWorkerConfig,
+    private readonly site: SiteData,
+  ) {}
+
+  private payload(): NodePresencePayload {
+    const examples: NodePresencePayload['examples'] = {};
+    for (const [uc, s] of this.site.splits) examples[uc] = { train: s.train.n, test: s.test.n };
+    return { task_id: 0, round: 0, sender: this.config.NODE_NAME, use_cases: this.site.useCases, examples, version: '0.1.0' };
+  }
+
+  private announce(name: MsgName): Promise<void> {
+    return this.bus.publish(Routes.allCoordinators(name), { name, payload: { ...this.payload() } });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.announce(Msg.NodeRegistered);
+    this.log.log(`${this.config.NODE_NAME} registered for ${this.site.useCases.join(', ')}`);
+    this.timer = setInterval(() => {
+      this.announce(Msg.NodeHeartbeat).catch((err) => this.log.warn(`heartbeat not sent: ${err}`));
+    }, this.config.HEARTBEAT_INTERVAL_S * 1000);
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,107 @@
+import { Controller, Inject, Logger } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { EvaluateResultPayload, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload } from '@fl/contracts';
+import { BusContext, MessageBus } from '@fl/messaging';
+import { decodeSafetensors, encodeSafetensors, NamedTensors, sha256Hex } from '@fl/models';
+import { BUS } from '@fl/runtime';
+import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
+import { SiteData } from '../site/site-data.service';
+import { PackageCache } from './package-cache';
+
+/**
+ * Trains and evaluates next to the data. What leaves the site: weights (as
+ * safetensors bytes), losses, accuracies and example counts; never rows.
+ * A round instruction not naming this site is ignored; a failure becomes an
+ * error answer, so the coordinator hears of it instead of waiting it out.
+ */
+@Controller()
+export class TrainingController {
+  private readonly log = new Logger(TrainingController.name);
+  private readonly answered = new Set<string>();
+
+  constructor(
+    @Inject(BUS) private readonly bus: MessageBus,
+    @Inject(WORKER_CONFIG) private readonly config: EdgeWorkerConfig,
+    private readonly site: SiteData,
+    private readonly packages: PackageCache,
+  ) {}
+
+  private get me(): string {
+    return this.config.NODE_NAME;
+  }
+
+  @EventPattern(Msg.ModelPackage)
+  async modelPackage(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
+    const p = parsePayload(ModelPackagePayload, raw);
+    if (!ctx.attachment) throw new Error('model.package without a package attached');
+    await this.packages.add(p.package_sha256, ctx.attachment);
+    this.log.log(`model package ${p.package_sha256.slice(0, 12)}… ready for task ${p.task_id}`);
+  }
+
+  @EventPattern(Msg.RoundFit)
+  async fit(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
+    const p = parsePayload(RoundInstructionPayload, raw);
+    if (!this.isForMe(p, 'fit')) return;
+    const started = Date.now();
+    let answer: FitResultPayload;
+    let attachment: Buffer | undefined;
+    try {
+      if (!p.config) throw new Error('fit instruction without a training configuration');
+      const { weights, split } = this.prepare(p, ctx.attachment);
+      const runner = this.packages.get(p.package_sha256);
+      const out = await runner.train(weights, split.train, {
+        epochs: p.config.local_epochs,
+        batchSize: p.config.batch_size,
+        learningRate: p.config.learning_rate,
+        seed: p.config.seed,
+      });
+      attachment = encodeSafetensors(out.weights);
+      // FedAvg weighs by the site's number of training examples, not by examples x epochs.
+      answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: out.meanLoss, duration_ms: Date.now() - started, weights_sha256: sha256Hex(attachment) };
+    } catch (err) {
+      answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, train_loss: 0, duration_ms: Date.now() - started };
+      this.log.warn(`task ${p.task_id} round ${p.round} fit failed: ${(err as Error).message}`);
+    }
+    await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
+  }
+
+  @EventPattern(Msg.RoundEvaluate)
+  async evaluate(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
+    const p = parsePayload(RoundInstructionPayload, raw);
+    if (!this.isForMe(p, 'evaluate')) return;
+    const started = Date.now();
+    let answer: EvaluateResultPayload;
+    try {
+      const { weights, split } = this.prepare(p, ctx.attachment);
+      const r = await this.packages.get(p.package_sha256).evaluate(weights, split.test);
+      answer = { ...this.envelope(p), status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
+    } catch (err) {
+      answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
+      this.log.warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
+    }
+    await this.bus.publish(p.reply_to, { name: Msg.RoundEvaluateResult, payload: { ...answer } });
+  }
+
+  private envelope(p: RoundInstructionPayload) {
+    return { task_id: p.task_id, round: p.round, sender: this.me };
+  }
+
+  /** Only instructions naming this site, each answered once (a redelivered one is not trained twice). */
+  private isForMe(p: RoundInstructionPayload, phase: string): boolean {
+    if (!p.participants.includes(this.me)) return false;
+    const key = `${p.task_id}:${p.round}:${phase}:${p.weights_sha256}`;
+    if (this.answered.has(key)) return false;
+    this.answered.add(key);
+    if (this.answered.size > 1000) this.answered.delete(this.answered.values().next().value as string);
+    return true;
+  }
+
+  private prepare(p: RoundInstructionPayload, attachment: Buffer | undefined) {
+    const split = this.site.split(p.use_case);
+    if (!split) throw new Error(`this site holds no data for use case '${p.use_case}'`);
+    if (!attachment) throw new Error('round instruction without global weights attached');
+    if (sha256Hex(attachment) !== p.weights_sha256) throw new Error('global weights do not match their sha256');
+    const weights = decodeSafetensors(attachment).tensors as NamedTensors;
+    return { weights, split };
+  }
+}

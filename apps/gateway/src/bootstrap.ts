@@ -1,0 +1,35 @@
+import { INestApplication, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Bindings } from '@fl/contracts';
+import { BusTransport } from '@fl/messaging';
+import { Infra } from '@fl/runtime';
+import { GatewayConfig } from './config';
+import { GatewayModule } from './gateway.module';
+
+export function buildOpenApi(app: INestApplication) {
+  const doc = new DocumentBuilder()
+    .setTitle('Federated learning gateway')
+    .setDescription('Create, watch and cancel federated training tasks; list models, edge workers and use cases. Compatible with the REST API of the Python predecessor.')
+    .setVersion('0.1.0')
+    .build();
+  return SwaggerModule.createDocument(app, doc);
+}
+
+/**
+ * Builds the gateway on the given infrastructure: HTTP API, Swagger UI at
+ * /docs (document at /openapi.json), and the consumer of task events.
+ * The caller listens; see main.ts and the demo.
+ */
+export async function createGatewayApp(config: GatewayConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestApplication> {
+  const app = await NestFactory.create(GatewayModule.forRoot(infra), { logger: logger ?? undefined, bufferLogs: false });
+  app.enableShutdownHooks();
+  const document = buildOpenApi(app);
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json' });
+  app.connectMicroservice(
+    { strategy: new BusTransport(infra.bus, { name: `fl.gateway.${config.GATEWAY_ID}`, bindings: Bindings.gateway(), prefetch: 16 }) },
+    { inheritAppConfig: true },
+  );
+  await app.startAllMicroservices();
+  return app;
+}

@@ -1,0 +1,46 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+
+interface Detail {
+  field: string;
+  reason: string;
+}
+
+/**
+ * One error body for every HTTP error: status, error name, a message a person
+ * can act on, the fields at fault, and a correlation id that also appears in
+ * the log line. Unexpected errors are logged with their stack and answered
+ * 500 without internals.
+ */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly log = new Logger('HttpError');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw exception;
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<Response>();
+    const req = ctx.getRequest<Request>();
+    const correlationId = (req.headers['x-correlation-id'] as string | undefined) ?? randomUUID();
+    let status = HttpStatus.INTERNAL_SERVER_ERROR;
+    let message = 'internal error';
+    let details: Detail[] | undefined;
+    if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const body = exception.getResponse();
+      if (typeof body === 'string') message = body;
+      else {
+        const b = body as { message?: string | string[]; details?: Detail[] };
+        message = Array.isArray(b.message) ? b.message.join('; ') : (b.message ?? exception.message);
+        details = b.details;
+      }
+      if (status >= 500) this.log.error(`${correlationId} ${req.method} ${req.url}: ${message}`);
+    } else {
+      this.log.error(`${correlationId} ${req.method} ${req.url}: ${(exception as Error)?.stack ?? exception}`);
+    }
+    const error = HttpStatus[status]?.split('_').map((w) => w[0] + w.slice(1).toLowerCase()).join(' ') ?? 'Error';
+    res.setHeader('x-correlation-id', correlationId);
+    res.status(status).json({ statusCode: status, error, message, ...(details ? { details } : {}), correlation_id: correlationId });
+  }
+}

@@ -1,0 +1,24 @@
+import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+
+function flatten(errors: ValidationError[], prefix = ''): { field: string; reason: string }[] {
+  return errors.flatMap((e) => {
+    const field = prefix ? `${prefix}.${e.property}` : e.property;
+    return [
+      ...Object.values(e.constraints ?? {}).map((reason) => ({ field, reason })),
+      ...flatten(e.children ?? [], field),
+    ];
+  });
+}
+
+/** Unknown fields are refused, not dropped; every bad field is named. */
+export function createValidationPipe(): ValidationPipe {
+  return new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    transform: true,
+    exceptionFactory: (errors) => {
+      const details = flatten(errors);
+      return new BadRequestException({ message: `invalid request: ${details.map((d) => d.reason).join('; ')}`, details });
+    },
+  });
+}

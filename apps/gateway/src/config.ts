@@ -1,0 +1,10 @@
+import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
+import { WORD_PATTERN } from '@fl/contracts';
+import { BaseConfig } from '@fl/runtime';
+
+export class GatewayConfig extends BaseConfig {
+  @IsInt() @Min(0) @Max(65535) PORT = 8000;
+  @IsString() HOST = '0.0.0.0';
+  /** Names this gateway's event queue (fl.gateway.<id>); replicas need distinct ids. */
+  @Matches(WORD_PATTERN) GATEWAY_ID = 'gateway';
+}

@@ -1,0 +1,23 @@
+import { Logger } from '@nestjs/common';
+import { connectInfra, loadConfig, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { createGatewayApp } from './bootstrap';
+import { GatewayConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadConfig(GatewayConfig, process.env);
+  const infra = await connectInfra({
+    amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the gateway as its own process (the embedded bus only works inside `npm run demo`)'),
+    databaseUrl: requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'to run the gateway as its own process'),
+    poolSize: config.DB_POOL_SIZE,
+    artifactDir: config.ARTIFACT_DIR,
+    connectionName: `gateway-${config.GATEWAY_ID}`,
+  });
+  const app = await createGatewayApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  await app.listen(config.PORT, config.HOST);
+  Logger.log(`gateway listening on ${await app.getUrl()} (Swagger UI at /docs)`, 'Gateway');
+}
+
+main().catch((err) => {
+  Logger.error(err instanceof Error ? err.message : String(err), 'Gateway');
+  process.exit(1);
+});

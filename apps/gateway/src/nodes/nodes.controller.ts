@@ -1,0 +1,57 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { DataSource } from 'typeorm';
+import { listUseCases } from '@fl/datasets';
+import { DATA_SOURCE } from '@fl/runtime';
+
+export class NodeDto {
+  @ApiProperty({ example: 'site-1' }) name: string;
+  @ApiProperty({ example: ['iris'] }) use_cases: string[];
+  @ApiProperty({ example: { iris: { train: 40, test: 10 } } }) examples: Record<string, { train: number; test: number }>;
+  @ApiProperty({ example: 'online', enum: ['online', 'offline'] }) status: 'online' | 'offline';
+  @ApiProperty({ example: '2026-11-28T12:00:00.000Z' }) last_seen_at: string;
+  @ApiProperty({ example: '2026-11-28T11:00:00.000Z' }) registered_at: string;
+}
+
+export class UseCaseDto {
+  @ApiProperty({ example: 'iris' }) name: string;
+  @ApiProperty({ example: "Fisher's iris" }) description: string;
+  @ApiProperty({ example: ['sepal-length', 'sepal-width', 'petal-length', 'petal-width'] }) features: string[];
+  @ApiProperty({ example: 'class' }) label: string;
+  @ApiProperty({ example: ['Iris-setosa', 'Iris-versicolor', 'Iris-virginica'] }) classes: string[];
+}
+
+/** How long a worker may stay silent before it shows as offline (three missed heartbeats at the default interval). */
+export const NODE_ONLINE_WINDOW_S = 30;
+
+@ApiTags('nodes')
+@Controller()
+export class NodesController {
+  constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
+
+  @Get('nodes')
+  @ApiOperation({ summary: 'List edge workers', description: 'As the coordinators know them from registrations and heartbeats.' })
+  @ApiOkResponse({ type: NodeDto, isArray: true })
+  async nodes(): Promise<NodeDto[]> {
+    const rows: { name: string; use_cases: string[]; examples: NodeDto['examples']; last_seen_at: Date; registered_at: Date; online: boolean }[] = await this.db.query(
+      `SELECT name, use_cases, examples, last_seen_at, registered_at, last_seen_at > now() - make_interval(secs => $1) AS online
+       FROM coordinator.nodes ORDER BY name`,
+      [NODE_ONLINE_WINDOW_S],
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      use_cases: r.use_cases,
+      examples: r.examples,
+      status: r.online ? 'online' : 'offline',
+      last_seen_at: r.last_seen_at.toISOString(),
+      registered_at: r.registered_at.toISOString(),
+    }));
+  }
+
+  @Get('use-cases')
+  @ApiOperation({ summary: 'List use cases' })
+  @ApiOkResponse({ type: UseCaseDto, isArray: true })
+  useCases(): UseCaseDto[] {
+    return listUseCases().map((u) => ({ name: u.name, description: u.description, features: u.features.map((f) => f.name), label: u.label.column, classes: u.label.classes }));
+  }
+}

@@ -1,0 +1,69 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { DEFAULT_FL_SETTINGS, STRATEGIES, WORD_PATTERN } from '@fl/contracts';
+
+/**
+ * The predecessor's task body, unchanged, plus optional federated-learning
+ * settings named as Flower names them.
+ */
+export class CreateTaskDto {
+  @ApiProperty({ example: '1', description: 'Who submits the task.' })
+  @IsString() @IsNotEmpty() @MaxLength(200)
+  user_id: string;
+
+  @ApiProperty({ example: 'iris', description: 'Which data the task trains on: the edge workers serving this use case take part.' })
+  @IsString() @Matches(WORD_PATTERN, { message: 'use_case must be 1-64 letters, digits, _ or -' })
+  use_case: string;
+
+  @ApiProperty({ example: 'iris', description: 'Registered model to start from.' })
+  @IsString() @IsNotEmpty() @MaxLength(200)
+  model_name: string;
+
+  @ApiProperty({ example: 1, minimum: 1, description: 'Version of the registered model.' })
+  @IsInt() @Min(1)
+  model_version: number;
+
+  @ApiProperty({ example: 3, minimum: 1, maximum: 10000, description: 'Number of federated rounds.' })
+  @IsInt() @Min(1) @Max(10000)
+  num_global_iterations: number;
+
+  @ApiProperty({ example: 'test_run', description: 'Name of the training run.' })
+  @IsString() @MaxLength(200)
+  run_name: string;
+
+  @ApiProperty({ example: 'Default', description: 'Experiment the run belongs to.' })
+  @IsString() @MaxLength(200)
+  experiment_name: string;
+
+  @ApiPropertyOptional({ enum: STRATEGIES, example: DEFAULT_FL_SETTINGS.strategy, default: DEFAULT_FL_SETTINGS.strategy, description: 'Aggregation strategy.' })
+  @IsOptional() @IsIn(STRATEGIES as unknown as string[])
+  strategy?: (typeof STRATEGIES)[number];
+
+  @ApiPropertyOptional({ example: 3, minimum: 1, default: DEFAULT_FL_SETTINGS.min_fit_clients, description: 'Fewest edge workers a round may train on; the task waits for them.' })
+  @IsOptional() @IsInt() @Min(1) @Max(10000)
+  min_fit_clients?: number;
+
+  @ApiPropertyOptional({ example: 1, minimum: 0, maximum: 1, default: DEFAULT_FL_SETTINGS.fraction_fit, description: 'Fraction of the available edge workers sampled each round.' })
+  @IsOptional() @IsNumber() @Min(0) @Max(1)
+  fraction_fit?: number;
+
+  @ApiPropertyOptional({ example: 5, minimum: 1, default: DEFAULT_FL_SETTINGS.local_epochs, description: 'Passes over its data each worker makes per round.' })
+  @IsOptional() @IsInt() @Min(1) @Max(10000)
+  local_epochs?: number;
+
+  @ApiPropertyOptional({ example: 16, minimum: 1, default: DEFAULT_FL_SETTINGS.batch_size, description: 'Mini-batch size of local training.' })
+  @IsOptional() @IsInt() @Min(1) @Max(1000000)
+  batch_size?: number;
+
+  @ApiPropertyOptional({ example: 0.1, minimum: 0, default: DEFAULT_FL_SETTINGS.learning_rate, description: 'SGD learning rate of local training.' })
+  @IsOptional() @IsNumber() @Min(0) @Max(100)
+  learning_rate?: number;
+
+  @ApiPropertyOptional({ example: 60, minimum: 0.1, default: DEFAULT_FL_SETTINGS.round_timeout_s, description: 'Seconds a round waits for the workers it chose.' })
+  @IsOptional() @IsNumber() @Min(0.1) @Max(86400)
+  round_timeout_s?: number;
+
+  @ApiPropertyOptional({ example: 42, minimum: 0, default: DEFAULT_FL_SETTINGS.seed, description: 'Seed for sampling and local shuffling.' })
+  @IsOptional() @IsInt() @Min(0)
+  seed?: number;
+}

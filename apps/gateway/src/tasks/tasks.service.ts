@@ -1,0 +1,143 @@
+import { Inject, Injectable, Logger, NotFoundException, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
+import { DEFAULT_FL_SETTINGS, Msg, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
+import { findUseCase } from '@fl/datasets';
+import { MessageBus } from '@fl/messaging';
+import { ModelRegistry } from '@fl/registry';
+import { BUS, MODEL_REGISTRY } from '@fl/runtime';
+import { CreateTaskDto } from './dto/create-task.dto';
+import { DeleteTasksResultDto, RoundDto, TaskDto } from './dto/task.dto';
+import { TasksRepository } from './tasks.repository';
+import { isFinal } from './task-status';
+
+export const GATEWAY_SENDER = 'gateway';
+
+@Injectable()
+export class TasksService {
+  private readonly log = new Logger(TasksService.name);
+
+  constructor(
+    private readonly tasks: TasksRepository,
+    @Inject(BUS) private readonly bus: MessageBus,
+    @Inject(MODEL_REGISTRY) private readonly registry: ModelRegistry,
+  ) {}
+
+  /**
+   * Checks everything that can be checked here before storing anything, then
+   * stores the task `pending` and hands it to the coordinators. If the broker
+   * cannot take it, the task is removed again and the caller told so.
+   */
+  async create(body: CreateTaskDto): Promise<TaskDto> {
+    if (!findUseCase(body.use_case)) {
+      throw new UnprocessableEntityException({ message: `unknown use case '${body.use_case}'`, details: [{ field: 'use_case', reason: 'no such use case' }] });
+    }
+    const version = await this.registry.getVersion(body.model_name, body.model_version);
+    if (!version) {
+      throw new NotFoundException({
+        message: `model '${body.model_name}' version ${body.model_version} is not in the registry`,
+        details: [{ field: 'model_version', reason: 'no such registered model version' }],
+      });
+    }
+    const modelUseCase = version.tags['use_case'];
+    if (modelUseCase && modelUseCase !== body.use_case) {
+      throw new UnprocessableEntityException({
+        message: `model '${body.model_name}' version ${body.model_version} is for use case '${modelUseCase}', not '${body.use_case}'`,
+        details: [{ field: 'use_case', reason: `the model serves '${modelUseCase}'` }],
+      });
+    }
+    const d = DEFAULT_FL_SETTINGS;
+    const task = await this.tasks.insert({
+      user_id: body.user_id,
+      use_case: body.use_case,
+      model_name: body.model_name,
+      model_version: body.model_version,
+      num_global_iterations: body.num_global_iterations,
+      run_name: body.run_name,
+      experiment_name: body.experiment_name,
+      strategy: body.strategy ?? d.strategy,
+      min_fit_clients: body.min_fit_clients ?? d.min_fit_clients,
+      fraction_fit: body.fraction_fit ?? d.fraction_fit,
+      local_epochs: body.local_epochs ?? d.local_epochs,
+      batch_size: body.batch_size ?? d.batch_size,
+      learning_rate: body.learning_rate ?? d.learning_rate,
+      round_timeout_s: body.round_timeout_s ?? d.round_timeout_s,
+      seed: body.seed ?? d.seed,
+    });
+    const payload: TaskSubmittedPayload = {
+      task_id: task.id,
+      round: 0,
+      sender: GATEWAY_SENDER,
+      spec: {
+        task_id: task.id,
+        user_id: task.user_id,
+        use_case: task.use_case,
+        model_name: task.model_name,
+        model_version: task.model_version,
+        num_global_iterations: task.num_global_iterations,
+        run_name: task.run_name,
+        experiment_name: task.experiment_name,
+        settings: {
+          strategy: task.strategy as 'fedavg',
+          min_fit_clients: task.min_fit_clients,
+          fraction_fit: task.fraction_fit,
+          local_epochs: task.local_epochs,
+          batch_size: task.batch_size,
+          learning_rate: task.learning_rate,
+          round_timeout_s: task.round_timeout_s,
+          seed: task.seed,
+        },
+      },
+    };
+    try {
+      await this.bus.publish(Routes.allCoordinators(Msg.TaskSubmitted), { name: Msg.TaskSubmitted, payload: { ...payload } });
+    } catch (err) {
+      await this.tasks.remove(task.id);
+      this.log.error(`task ${task.id} could not be handed to the coordinators: ${err}`);
+      throw new ServiceUnavailableException(`the message broker did not accept the task; nothing was stored, try again (${(err as Error).message})`);
+    }
+    this.log.log(`task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`);
+    return task;
+  }
+
+  async get(id: number): Promise<TaskDto> {
+    const task = await this.tasks.find(id);
+    if (!task) throw new NotFoundException(`task ${id} not found`);
+    return task;
+  }
+
+  list(userId?: string): Promise<TaskDto[]> {
+    return this.tasks.list(userId);
+  }
+
+  async rounds(id: number): Promise<RoundDto[]> {
+    await this.get(id);
+    return this.tasks.rounds(id);
+  }
+
+  /**
+   * A pending task is cancelled here at once; a running one is cancelled by
+   * its coordinator, which stops within one round deadline and reports
+   * task.cancelled. Either way the coordinators are told. Cancelling a task
+   * that has already ended changes nothing and returns it as it is.
+   */
+  async cancel(id: number, reason = 'cancelled by request'): Promise<TaskDto> {
+    const task = await this.get(id);
+    if (isFinal(task.status)) return task;
+    await this.tasks.markCancelRequested(id);
+    const payload: TaskCancelRequestedPayload = { task_id: id, round: 0, sender: GATEWAY_SENDER, reason };
+    await this.bus.publish(Routes.allCoordinators(Msg.TaskCancelRequested), { name: Msg.TaskCancelRequested, payload: { ...payload } });
+    if (task.status === 'pending') await this.tasks.transition(id, 'cancelled', { reason });
+    return this.get(id);
+  }
+
+  /** The predecessor's "delete all": active tasks are cancelled first, so no work is left running unowned. */
+  async deleteAll(): Promise<DeleteTasksResultDto> {
+    const all = await this.tasks.list();
+    let cancelled = 0;
+    for (const t of all.filter((t) => !isFinal(t.status))) {
+      await this.cancel(t.id, 'cancelled because all tasks were deleted');
+      cancelled++;
+    }
+    for (const t of all) await this.tasks.remove(t.id);
+    return { message: 'All tasks deleted', deleted: all.length, cancelled };
+  }
+}

@@ -1,0 +1,4 @@
+export * from './config';
+export * from './infra';
+export * from './sql';
+export * from './default-models';

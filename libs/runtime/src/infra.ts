@@ -1,0 +1,90 @@
+import { DynamicModule, Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { InMemoryBus, MessageBus, RabbitMqBus } from '@fl/messaging';
+import { createDataSource, runMigrations } from '@fl/persistence';
+import { LocalModelRegistry, ModelRegistry } from '@fl/registry';
+
+export const BUS = Symbol('BUS');
+export const DATA_SOURCE = Symbol('DATA_SOURCE');
+export const MODEL_REGISTRY = Symbol('MODEL_REGISTRY');
+const INFRA = Symbol('INFRA');
+
+/** What an app runs on: a message bus, its database and the model registry. */
+export interface Infra {
+  bus: MessageBus;
+  dataSource: DataSource;
+  registry: ModelRegistry;
+  close(): Promise<void>;
+}
+
+export interface InfraOptions {
+  /** RabbitMQ URL; or pass `bus` to share an embedded one (demo, tests). */
+  amqpUrl?: string;
+  bus?: MessageBus;
+  databaseUrl: string;
+  poolSize?: number;
+  artifactDir: string;
+  connectionName: string;
+}
+
+/**
+ * Connects to the broker and the database and runs pending migrations (under
+ * an advisory lock, so apps starting together do not race). Whatever this
+ * opened, close() closes; a bus passed in belongs to the caller.
+ */
+export async function connectInfra(opts: InfraOptions): Promise<Infra> {
+  if (!opts.bus && !opts.amqpUrl) throw new Error('connectInfra: either amqpUrl or an embedded bus is needed');
+  const ownsBus = !opts.bus;
+  const dataSource = createDataSource({ url: opts.databaseUrl, poolSize: opts.poolSize, applicationName: opts.connectionName });
+  await dataSource.initialize();
+  let bus: MessageBus | undefined = opts.bus;
+  try {
+    await runMigrations(dataSource);
+    bus ??= await RabbitMqBus.connect(opts.amqpUrl!, { connectionName: opts.connectionName });
+  } catch (err) {
+    await dataSource.destroy();
+    throw err;
+  }
+  const registry = new LocalModelRegistry(dataSource, opts.artifactDir);
+  let closed = false;
+  return {
+    bus,
+    dataSource,
+    registry,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (ownsBus) await bus!.close();
+      await dataSource.destroy();
+    },
+  };
+}
+
+export function createEmbeddedBus(): MessageBus {
+  return new InMemoryBus();
+}
+
+@Global()
+@Module({})
+export class InfraModule implements OnApplicationShutdown {
+  private readonly log = new Logger('Infra');
+
+  constructor(@Inject(INFRA) private readonly infra: Infra) {}
+
+  static forRoot(infra: Infra): DynamicModule {
+    return {
+      module: InfraModule,
+      providers: [
+        { provide: INFRA, useValue: infra },
+        { provide: BUS, useValue: infra.bus },
+        { provide: DATA_SOURCE, useValue: infra.dataSource },
+        { provide: MODEL_REGISTRY, useValue: infra.registry },
+      ],
+      exports: [BUS, DATA_SOURCE, MODEL_REGISTRY],
+    };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.infra.close().catch((err) => this.log.error(`closing infrastructure: ${err}`));
+  }
+}
