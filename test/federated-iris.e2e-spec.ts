@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { Client } from 'pg';
+import { bundledDataDir, IRIS, readCsvFile, toLabeledData } from '@fl/datasets';
+import { Platform } from './support/platform';
+
+/**
+ * The whole system as deployed: gateway, coordinator and three edge workers
+ * as separate processes on real RabbitMQ and PostgreSQL, each worker holding
+ * a disjoint third of iris, driven through the REST API only.
+ */
+describe('federated iris over RabbitMQ and PostgreSQL', () => {
+  const platform = new Platform();
+  let model: { name: string; version: number };
+
+  beforeAll(async () => {
+    await platform.start({ sites: 3 });
+    model = JSON.parse(await platform.cli('models', 'publish', 'iris', '--json'));
+  }, 120_000);
+
+  afterAll(async () => {
+    // Every app stops on SIGTERM by itself (Nest re-raises the signal after its
+    // shutdown hooks), not by the SIGKILL sent after the grace period.
+    const ended = await platform.stop();
+    expect(ended).toEqual({ gateway: 'SIGTERM', coordinator: 'SIGTERM', 'site-1': 'SIGTERM', 'site-2': 'SIGTERM', 'site-3': 'SIGTERM' });
+  }, 60_000);
+
+  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new Client({ connectionString: platform.databaseUrl });
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as T[];
+    } finally {
+      await c.end();
+    }
+  }
+
+  async function waitForStatus(id: number, statuses: string[], timeoutMs = 60_000): Promise<any> {
+    let task: any;
+    await platform.until(`task ${id} is ${statuses.join(' or ')}`, async () => {
+      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
+      return statuses.includes(task.status);
+    }, timeoutMs);
+    return task;
+  }
+
+  it('answers the predecessor ping', async () => {
+    expect(await platform.fetch('GET', '/')).toEqual({ status: 200, body: { message: 'Pong' } });
+  });
+
+  it('publishing the same model twice gives the same version', async () => {
+    expect(model).toEqual({ name: 'iris', version: 1 });
+    expect(JSON.parse(await platform.cli('models', 'publish', 'iris', '--json'))).toEqual(model);
+  });
+
+  it('trains a task submitted with exactly the predecessor body, stores every round and registers one model', async () => {
+    const body = {
+      user_id: '1',
+      use_case: 'iris',
+      model_name: model.name,
+      model_version: model.version,
+      num_global_iterations: 3,
+      run_name: 'test_run',
+      experiment_name: 'Default',
+    };
+    const created = await platform.fetch('POST', '/tasks/', body);
+    expect(created.status).toBe(200);
+    expect(created.body).toMatchObject({ ...body, status: 'pending', strategy: 'fedavg' });
+    expect(Number.isInteger(created.body.id)).toBe(true);
+    expect(new Date(created.body.created_at).getTime()).not.toBeNaN();
+
+    const task = await waitForStatus(created.body.id, ['success', 'failed', 'cancelled']);
+    expect(task.reason).toBeNull();
+    expect(task.status).toBe('success');
+    expect(task.metrics.eval_accuracy).toBeGreaterThanOrEqual(0.9);
+    expect(task.result_model_name).toBe('trained_iris');
+
+    const rounds = (await platform.fetch('GET', `/tasks/${task.id}/rounds`)).body;
+    expect(rounds.map((r: any) => r.round)).toEqual([1, 2, 3]);
+    for (const r of rounds) {
+      expect(r.participants).toBe(3);
+      expect(r.examples).toBe(120);
+      expect(r.eval_examples).toBe(30);
+      expect(r.train_loss).toBeGreaterThan(0);
+      expect(r.eval_loss).toBeGreaterThan(0);
+      expect(r.eval_accuracy).toBeGreaterThan(0);
+      expect(new Date(r.finished_at).getTime()).toBeGreaterThanOrEqual(new Date(r.started_at).getTime());
+    }
+    expect(rounds[2].eval_accuracy).toBe(task.metrics.eval_accuracy);
+    // The coordinator stored a checkpoint for every round, and the global weights moved between rounds.
+    const checkpoints = await query<{ round: number; sha256: string }>(`SELECT round, sha256 FROM coordinator.checkpoints WHERE task_id = $1 ORDER BY round`, [task.id]);
+    expect(checkpoints.map((c) => c.round)).toEqual([1, 2, 3]);
+    expect(new Set(checkpoints.map((c) => c.sha256)).size).toBe(3);
+
+    const versions = await query<{ version: number; tags: Record<string, string> }>(`SELECT version, tags FROM registry.model_versions WHERE name = 'trained_iris'`);
+    expect(versions).toHaveLength(1);
+    expect(versions[0].version).toBe(task.result_model_version);
+    expect(versions[0].tags).toMatchObject({ use_case: 'iris', trained: 'true', task_id: String(task.id) });
+    expect(Number(versions[0].tags.eval_accuracy)).toBe(task.metrics.eval_accuracy);
+
+    // Load the registered weights independently of the project's codecs and
+    // run the registered inference graph on all 150 rows.
+    const dir = join(platform.artifactDir, 'trained_iris', String(task.result_model_version));
+    const file = readFileSync(join(dir, 'weights.safetensors'));
+    const headerLen = Number(file.readBigUInt64LE(0));
+    const header = JSON.parse(file.subarray(8, 8 + headerLen).toString('utf8'));
+    const feeds: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries<any>(header)) {
+      if (name === '__metadata__') continue;
+      expect(t.dtype).toBe('F32');
+      const [begin, end] = t.data_offsets;
+      const bytes = file.subarray(8 + headerLen + begin, 8 + headerLen + end);
+      feeds[name] = new Tensor('float32', new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)), t.shape);
+    }
+    const iris = toLabeledData(readCsvFile(join(bundledDataDir(), 'iris.csv')), IRIS);
+    feeds.x = new Tensor('float32', iris.x, [iris.n, 4]);
+    const session = await InferenceSession.create(readFileSync(join(dir, 'inference.onnx')));
+    const out = await session.run(feeds);
+    const probs = out.probabilities.data as Float32Array;
+    let correct = 0;
+    for (let i = 0; i < iris.n; i++) {
+      const row = probs.subarray(i * 3, i * 3 + 3);
+      const predicted = row.indexOf(Math.max(...row));
+      if (predicted === iris.labels[i]) correct++;
+    }
+    await session.release();
+    expect(correct / iris.n).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('refuses a bad body with 400 naming the field, and stores nothing', async () => {
+    const before = (await platform.fetch('GET', '/tasks')).body.length;
+    const good = { user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: 3, run_name: 'r', experiment_name: 'e' };
+    const missing = await platform.fetch('POST', '/tasks', { ...good, model_version: undefined });
+    expect(missing.status).toBe(400);
+    expect(missing.body.details).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'model_version' })]));
+    expect(missing.body.correlation_id).toEqual(expect.any(String));
+    const illTyped = await platform.fetch('POST', '/tasks', { ...good, num_global_iterations: 'three' });
+    expect(illTyped.status).toBe(400);
+    expect(illTyped.body.details[0].field).toBe('num_global_iterations');
+    const zeroRounds = await platform.fetch('POST', '/tasks', { ...good, num_global_iterations: 0 });
+    expect(zeroRounds.status).toBe(400);
+    const unknown = await platform.fetch('POST', '/tasks', { ...good, epochs: 5 });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.details[0].field).toBe('epochs');
+    const notJson = await platform.fetch('POST', '/tasks', '{"user_id": ');
+    expect(notJson.status).toBe(400);
+    expect((await platform.fetch('GET', '/tasks')).body.length).toBe(before);
+  });
+
+  it('refuses a model that is not registered and stores nothing', async () => {
+    const before = await query(`SELECT id FROM gateway.tasks`);
+    const res = await platform.fetch('POST', '/tasks', {
+      user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 99, num_global_iterations: 1, run_name: 'r', experiment_name: 'e',
+    });
+    expect(res.status).toBe(404);
+    expect(res.body.message).toContain("model 'iris' version 99");
+    const res2 = await platform.fetch('POST', '/tasks', {
+      user_id: '1', use_case: 'iris', model_name: 'no_such_model', model_version: 1, num_global_iterations: 1, run_name: 'r', experiment_name: 'e',
+    });
+    expect(res2.status).toBe(404);
+    expect(await query(`SELECT id FROM gateway.tasks`)).toEqual(before);
+  });
+
+  it('answers 404 with a JSON body for an unknown task', async () => {
+    const res = await platform.fetch('GET', '/tasks/999999');
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ statusCode: 404, message: 'task 999999 not found' });
+    expect((await platform.fetch('PUT', '/tasks/cancel/999999')).status).toBe(404);
+    expect((await platform.fetch('GET', '/tasks/abc')).status).toBe(400);
+  });
+
+  it('stops a running task on cancel within one round deadline', async () => {
+    const roundTimeoutS = 10;
+    const created = await platform.fetch('POST', '/tasks', {
+      user_id: '2', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 10000,
+      run_name: 'long', experiment_name: 'Default', round_timeout_s: roundTimeoutS,
+    });
+    expect(created.status).toBe(200);
+    const id = created.body.id;
+    await platform.until(`task ${id} has completed a round`, async () => (await platform.fetch('GET', `/tasks/${id}`)).body.current_round >= 1);
+    const cancel = await platform.fetch('PUT', `/tasks/cancel/${id}`);
+    expect(cancel.status).toBe(200);
+    expect(cancel.body.cancel_requested_at).not.toBeNull();
+    const task = await waitForStatus(id, ['cancelled', 'success', 'failed'], roundTimeoutS * 1000);
+    expect(task.status).toBe('cancelled');
+    expect(task.current_round).toBeLessThan(10000);
+    const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [id]);
+    expect(run).toEqual({ state: 'finished', outcome: 'cancelled' });
+    // A final state is final: cancelling again changes nothing.
+    const again = await platform.fetch('PUT', `/tasks/cancel/${id}`);
+    expect(again.body.status).toBe('cancelled');
+    expect((await platform.fetch('GET', `/tasks/user/2`)).body.map((t: any) => t.id)).toEqual([id]);
+  });
+
+  it('documents the API at /docs and /openapi.json', async () => {
+    const spec = (await platform.fetch('GET', '/openapi.json')).body;
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/', '/tasks', '/tasks/{id}', '/tasks/user/{user_id}', '/tasks/cancel/{id}', '/tasks/{id}/rounds', '/models', '/nodes']));
+    const props = spec.components.schemas.CreateTaskDto.properties;
+    for (const [name, p] of Object.entries<any>(props)) expect({ name, example: p.example }).toEqual({ name, example: expect.anything() });
+    const docs = await fetch(`${platform.gatewayUrl}/docs`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('swagger-ui');
+  });
+
+  it('deletes all tasks, cancelling the active ones first', async () => {
+    const created = await platform.fetch('POST', '/tasks', {
+      user_id: '3', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 10000,
+      run_name: 'to-delete', experiment_name: 'Default', round_timeout_s: 10,
+    });
+    const id = created.body.id;
+    await platform.until(`task ${id} is running`, async () => (await platform.fetch('GET', `/tasks/${id}`)).body.status === 'running');
+    const res = await platform.fetch('DELETE', '/tasks');
+    expect(res.status).toBe(200);
+    expect(res.body.cancelled).toBe(1);
+    expect((await platform.fetch('GET', '/tasks')).body).toEqual([]);
+    await platform.until(`the coordinator has stopped task ${id}`, async () => {
+      const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [id]);
+      return run?.state === 'finished' && run.outcome === 'cancelled';
+    }, 10_000);
+  });
+});

@@ -1,0 +1,152 @@
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
+import { createTestVhost, TestVhost } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
+import { createTestDatabase } from '../../libs/persistence/src/testing';
+
+const ROOT = resolve(__dirname, '..', '..');
+const run = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  log: string;
+  exited: Promise<number | string | null>;
+}
+
+/**
+ * A whole deployment for one test file: its own PostgreSQL database, its own
+ * RabbitMQ vhost, an artifact folder, and the compiled apps started as
+ * separate processes, as `npm run start:*` starts them.
+ */
+export class Platform {
+  readonly dir = mkdtempSync(join(tmpdir(), 'fl-e2e-'));
+  readonly artifactDir = join(this.dir, 'artifacts');
+  private procs: Proc[] = [];
+  private db?: { url: string; drop(): Promise<void> };
+  private vhost?: TestVhost;
+  gatewayUrl = '';
+
+  get databaseUrl(): string {
+    return this.db!.url;
+  }
+
+  get amqpUrl(): string {
+    return this.vhost!.url;
+  }
+
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return { ...process.env, AMQP_URL: this.amqpUrl, DATABASE_URL: this.databaseUrl, ARTIFACT_DIR: this.artifactDir, DB_POOL_SIZE: '4', ...extra };
+  }
+
+  async start(opts: { sites: number; coordinatorEnv?: Record<string, string> }): Promise<void> {
+    this.db = await createTestDatabase('fl_e2e');
+    this.vhost = await createTestVhost('fl-e2e');
+    const port = await freePort();
+    this.gatewayUrl = `http://127.0.0.1:${port}`;
+    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1' });
+    this.spawn('coordinator', 'apps/coordinator/src/main.js', { COORDINATOR_ID: 'e2e-coordinator', SWEEP_INTERVAL_S: '1', ...opts.coordinatorEnv });
+    const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), opts.sites, 7, 'iid');
+    shards.forEach((shard, i) => {
+      const dir = join(this.dir, `site-${i + 1}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'iris.csv'), formatCsv(shard.header, shard.rows));
+      this.spawn(`site-${i + 1}`, 'apps/edge-worker/src/main.js', { NODE_NAME: `site-${i + 1}`, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2' });
+    });
+    await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
+    await this.until(`${opts.sites} edge workers are online`, async () => {
+      const nodes = (await this.fetch('GET', '/nodes')).body as { status: string }[];
+      return nodes.filter((n) => n.status === 'online').length === opts.sites;
+    });
+  }
+
+  private spawn(name: string, entry: string, env: Record<string, string>): void {
+    const log = join(this.dir, `${name}.log`);
+    const out = createWriteStream(log);
+    const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    const exited = new Promise<number | string | null>((res) => child.on('exit', (code, signal) => res(code ?? signal)));
+    this.procs.push({ name, child, log, exited });
+  }
+
+  /** Runs the CLI as a user would and returns its stdout. */
+  async cli(...args: string[]): Promise<string> {
+    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env() });
+    return stdout;
+  }
+
+  async fetch(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${this.gatewayUrl}${path}`, {
+      method,
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text for the assertion message */
+    }
+    return { status: res.status, body: parsed };
+  }
+
+  /** Polls `check` until it holds; fails after `timeoutMs` naming what it waited for, with the apps' logs. */
+  async until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000, everyMs = 100): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        last = err;
+      }
+      const dead = this.procs.find((p) => p.child.exitCode !== null);
+      if (dead) throw new Error(`waiting until ${what}: ${dead.name} exited with ${dead.child.exitCode}\n${this.logs()}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what} (${last ?? 'condition false'})\n${this.logs()}`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
+  logs(): string {
+    return this.procs.map((p) => `----- ${p.name} -----\n${readFileSync(p.log, 'utf8').split('\n').slice(-40).join('\n')}`).join('\n');
+  }
+
+  /**
+   * Stops every app with SIGTERM; returns how each ended: its exit code, or the
+   * signal it ended by ('SIGTERM' once Nest's shutdown hooks have run, 'SIGKILL'
+   * if it was still running after 10 s).
+   */
+  async stop(): Promise<Record<string, number | string | null>> {
+    for (const p of this.procs) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    const codes: Record<string, number | string | null> = {};
+    await Promise.all(
+      this.procs.map(async (p) => {
+        const killer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+        codes[p.name] = await p.exited;
+        clearTimeout(killer);
+      }),
+    );
+    this.procs = [];
+    await this.db?.drop();
+    await this.vhost?.dispose();
+    rmSync(this.dir, { recursive: true, force: true });
+    return codes;
+  }
+}
