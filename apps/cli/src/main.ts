@@ -1,12 +1,7 @@
 import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
 import { LocalModelRegistry } from '@fl/registry';
-import { BaseConfig, loadConfig, publishDefaultModel } from '@fl/runtime';
-import { IsString } from 'class-validator';
-
-class CliConfig extends BaseConfig {
-  /** Data folder of the embedded PostgreSQL used when DATABASE_URL is unset. */
-  @IsString() EMBEDDED_PG_DIR = './.data/pglite';
-}
+import { loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
+import { CliConfig } from './config';
 
 const USAGE = `usage: npm run cli -- <command>
 
@@ -35,6 +30,7 @@ async function withRegistry<T>(config: CliConfig, fn: (r: LocalModelRegistry) =>
 async function main(argv: string[]): Promise<void> {
   const json = argv.includes('--json');
   const args = argv.filter((a) => a !== '--json');
+  loadDotEnv();
   const config = loadConfig(CliConfig, process.env);
   const [group, command, arg] = args;
   if (group === 'models' && command === 'publish') {

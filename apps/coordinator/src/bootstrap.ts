@@ -18,7 +18,6 @@ export async function createCoordinatorApp(config: CoordinatorConfig, infra: Inf
     }),
     logger: logger ?? undefined,
   });
-  app.enableShutdownHooks();
   await app.listen();
   return app;
 }

@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, loadConfig, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, loadConfig, loadDotEnv, logLevelsFrom, requireSetting } from '@fl/runtime';
 import { createCoordinatorApp } from './bootstrap';
 import { CoordinatorConfig } from './config';
 
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig(CoordinatorConfig, process.env);
   const infra = await connectInfra({
     amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the coordinator as its own process (the embedded bus only works inside `npm run demo`)'),
@@ -12,7 +13,8 @@ async function main(): Promise<void> {
     artifactDir: config.ARTIFACT_DIR,
     connectionName: config.COORDINATOR_ID,
   });
-  await createCoordinatorApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  const app = await createCoordinatorApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  app.enableShutdownHooks();
   Logger.log(`coordinator ${config.COORDINATOR_ID} consuming fl.coordinator.${config.COORDINATOR_ID}`, 'Coordinator');
 }
 

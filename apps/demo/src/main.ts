@@ -1,10 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { INestApplication, INestMicroservice, LogLevel } from '@nestjs/common';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { InMemoryBus, MessageBus, RabbitMqBus } from '@fl/messaging';
 import { EmbeddedPostgres, startEmbeddedPostgres } from '@fl/persistence';
-import { connectInfra, Infra, loadConfig, publishDefaultModel } from '@fl/runtime';
+import { connectInfra, Infra, loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
 import { createGatewayApp } from '../../gateway/src/bootstrap';
 import { GatewayConfig } from '../../gateway/src/config';
 import { createCoordinatorApp } from '../../coordinator/src/bootstrap';
@@ -68,13 +69,22 @@ async function http<T>(base: string, method: string, path: string, body?: unknow
   return JSON.parse(text) as T;
 }
 
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const probe = createServer();
+    probe.once('error', () => res(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => res(true)));
+  });
+}
+
 const pad = (s: string | number, n: number) => String(s).padStart(n);
 
 async function main(): Promise<void> {
+  loadDotEnv();
   const env = process.env;
   const verbose = env.DEMO_VERBOSE === '1';
   const logger: LogLevel[] = verbose ? ['error', 'warn', 'log'] : ['error', 'warn'];
-  const base = loadConfig(GatewayConfig, { ...env, PORT: env.PORT ?? '8000' });
+  const base = loadConfig(GatewayConfig, env);
   const dataDir = resolve(env.DEMO_DIR ?? './.data/demo');
   const artifactDir = resolve(env.ARTIFACT_DIR ?? join(dataDir, 'artifacts'));
 
@@ -103,7 +113,9 @@ async function main(): Promise<void> {
   const gatewayInfra = await infra('demo-gateway');
   const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...env, GATEWAY_ID: 'demo-gateway' }), gatewayInfra, logger);
   track(gateway);
-  await gateway.listen(base.PORT, '127.0.0.1');
+  const port = (await portIsFree(base.PORT)) ? base.PORT : 0;
+  if (port !== base.PORT) say(`port ${base.PORT} is taken: the gateway listens on a free port instead`);
+  await gateway.listen(port, '127.0.0.1');
   const url = (await gateway.getUrl()).replace('[::1]', '127.0.0.1');
   say(`gateway:     ${url} (Swagger UI at ${url}/docs)`);
 

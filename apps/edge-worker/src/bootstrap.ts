@@ -18,7 +18,6 @@ export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: Message
     strategy: new BusTransport(bus, { name: `fl.worker.${config.NODE_NAME}`, bindings: Bindings.worker(config.NODE_NAME, [...splits.keys()]), prefetch: 1 }),
     logger: logger ?? undefined,
   });
-  app.enableShutdownHooks();
   await app.listen();
   return app;
 }

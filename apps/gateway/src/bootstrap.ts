@@ -19,11 +19,11 @@ export function buildOpenApi(app: INestApplication) {
 /**
  * Builds the gateway on the given infrastructure: HTTP API, Swagger UI at
  * /docs (document at /openapi.json), and the consumer of task events.
- * The caller listens; see main.ts and the demo.
+ * The caller listens and owns signal handling: main.ts enables Nest's
+ * shutdown hooks; the demo, which runs several apps, stops them itself.
  */
 export async function createGatewayApp(config: GatewayConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestApplication> {
-  const app = await NestFactory.create(GatewayModule.forRoot(infra), { logger: logger ?? undefined, bufferLogs: false });
-  app.enableShutdownHooks();
+  const app = await NestFactory.create(GatewayModule.forRoot(config, infra), { logger: logger ?? undefined, bufferLogs: false });
   const document = buildOpenApi(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json' });
   app.connectMicroservice(

@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, loadConfig, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, loadConfig, loadDotEnv, logLevelsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
 import { GatewayConfig } from './config';
 
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig(GatewayConfig, process.env);
   const infra = await connectInfra({
     amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the gateway as its own process (the embedded bus only works inside `npm run demo`)'),
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
     connectionName: `gateway-${config.GATEWAY_ID}`,
   });
   const app = await createGatewayApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  app.enableShutdownHooks();
   await app.listen(config.PORT, config.HOST);
   Logger.log(`gateway listening on ${await app.getUrl()} (Swagger UI at /docs)`, 'Gateway');
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { ClassConstructor, plainToInstance } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 
@@ -18,6 +19,14 @@ export class BaseConfig {
   @IsIn(['local']) REGISTRY_BACKEND: 'local' = 'local';
   @IsString() ARTIFACT_DIR = './.data/artifacts';
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+}
+
+/**
+ * Loads `.env` from the working directory when there is one; variables
+ * already set in the environment win over the file.
+ */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
 }
 
 /**

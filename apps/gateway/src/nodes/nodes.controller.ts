@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagg
 import { DataSource } from 'typeorm';
 import { listUseCases } from '@fl/datasets';
 import { DATA_SOURCE } from '@fl/runtime';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config';
 
 export class NodeDto {
   @ApiProperty({ example: 'site-1' }) name: string;
@@ -21,13 +22,14 @@ export class UseCaseDto {
   @ApiProperty({ example: ['Iris-setosa', 'Iris-versicolor', 'Iris-virginica'] }) classes: string[];
 }
 
-/** How long a worker may stay silent before it shows as offline (three missed heartbeats at the default interval). */
-export const NODE_ONLINE_WINDOW_S = 30;
 
 @ApiTags('nodes')
 @Controller()
 export class NodesController {
-  constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
+  constructor(
+    @Inject(DATA_SOURCE) private readonly db: DataSource,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+  ) {}
 
   @Get('nodes')
   @ApiOperation({ summary: 'List edge workers', description: 'As the coordinators know them from registrations and heartbeats.' })
@@ -36,7 +38,7 @@ export class NodesController {
     const rows: { name: string; use_cases: string[]; examples: NodeDto['examples']; last_seen_at: Date; registered_at: Date; online: boolean }[] = await this.db.query(
       `SELECT name, use_cases, examples, last_seen_at, registered_at, last_seen_at > now() - make_interval(secs => $1) AS online
        FROM coordinator.nodes ORDER BY name`,
-      [NODE_ONLINE_WINDOW_S],
+      [this.config.NODE_ONLINE_WINDOW_S],
     );
     return rows.map((r) => ({
       name: r.name,
