@@ -6,6 +6,15 @@ import { DATA_SOURCE } from '@fl/runtime';
 export type Phase = 'fit' | 'evaluate';
 export type ParticipantStatus = 'selected' | 'received' | 'rejected' | 'missing' | 'failed';
 
+export interface ParticipantRecord {
+  node: string;
+  status: ParticipantStatus;
+  examples?: number;
+  loss?: number;
+  accuracy?: number;
+  reason?: string;
+}
+
 /** The coordinator's record of rounds: figures, who took part how, and a checkpoint per round. */
 @Injectable()
 export class RoundsRepository {
@@ -20,20 +29,21 @@ export class RoundsRepository {
     );
   }
 
-  async participant(
-    taskId: number,
-    round: number,
-    node: string,
-    phase: Phase,
-    status: ParticipantStatus,
-    fields: { examples?: number; loss?: number; accuracy?: number; reason?: string } = {},
-  ): Promise<void> {
+  /** Records how each worker took part in one phase of a round, in one statement. */
+  async participants(taskId: number, round: number, phase: Phase, rows: ParticipantRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    const values: unknown[] = [taskId, round, phase];
+    const tuples = rows.map((r, i) => {
+      values.push(r.node, r.status, r.examples ?? null, r.loss ?? null, r.accuracy ?? null, r.reason ?? null);
+      const o = 4 + i * 6;
+      return `($1, $2, $${o}, $3, $${o + 1}, $${o + 2}::int, $${o + 3}::float8, $${o + 4}::float8, $${o + 5}, now())`;
+    });
     await this.db.query(
       `INSERT INTO coordinator.round_participants (task_id, round, node_name, phase, status, examples, loss, accuracy, reason, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+       VALUES ${tuples.join(', ')}
        ON CONFLICT (task_id, round, node_name, phase) DO UPDATE SET status = EXCLUDED.status, examples = EXCLUDED.examples,
          loss = EXCLUDED.loss, accuracy = EXCLUDED.accuracy, reason = EXCLUDED.reason, updated_at = now()`,
-      [taskId, round, node, phase, status, fields.examples ?? null, fields.loss ?? null, fields.accuracy ?? null, fields.reason ?? null],
+      values,
     );
   }
 
@@ -41,7 +51,10 @@ export class RoundsRepository {
     await this.db.query(`UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND round = $2`, [taskId, round]);
   }
 
-  /** Stores a round's figures and the checkpoint of the new global weights together, before the next round starts. */
+  /**
+   * Stores a round's figures, the checkpoint of the new global weights and the
+   * task's progress together, before the next round starts.
+   */
   async complete(taskId: number, round: number, f: RoundFigures, checkpoint: Buffer, sha256: string): Promise<void> {
     const qr = this.db.createQueryRunner();
     await qr.connect();
@@ -58,6 +71,7 @@ export class RoundsRepository {
          ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, created_at = now()`,
         [taskId, round, checkpoint, sha256],
       );
+      await qr.query(`UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`, [taskId, round]);
       await qr.commitTransaction();
     } catch (err) {
       if (qr.isTransactionActive) await qr.rollbackTransaction();

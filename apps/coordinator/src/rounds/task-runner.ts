@@ -9,6 +9,7 @@ import {
   TaskSpec,
 } from '@fl/contracts';
 import { FedAvgAggregator, weightedMean, WeightMap } from '@fl/aggregation';
+import { seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
@@ -16,8 +17,7 @@ import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
 import { RoundCollector } from './round-collector';
-import { RoundsRepository } from './rounds.repository';
-import { seededPermutation } from '@fl/datasets';
+import { ParticipantRecord, RoundsRepository } from './rounds.repository';
 
 export class TaskFailure extends Error {
   constructor(message: string) {
@@ -158,16 +158,19 @@ export class TaskRunner {
     return Array.from(perm.subarray(0, want), (i) => candidates[i]).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Sends the model package to each worker that has not had it from this task yet, all at once. */
   private async ensurePackage(nodes: string[]): Promise<void> {
-    for (const node of nodes) {
-      if (this.packageSentTo.has(node)) continue;
-      await this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), {
-        name: Msg.ModelPackage,
-        payload: { task_id: this.spec.task_id, round: 0, sender: this.deps.config.COORDINATOR_ID, package_sha256: this.bundleSha },
-        attachment: this.bundle,
-      });
-      this.packageSentTo.add(node);
-    }
+    const missing = nodes.filter((n) => !this.packageSentTo.has(n));
+    await Promise.all(
+      missing.map((node) =>
+        this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), {
+          name: Msg.ModelPackage,
+          payload: { task_id: this.spec.task_id, round: 0, sender: this.deps.config.COORDINATOR_ID, package_sha256: this.bundleSha },
+          attachment: this.bundle,
+        }),
+      ),
+    );
+    for (const node of missing) this.packageSentTo.add(node);
   }
 
   private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: Buffer): Promise<void> {
@@ -193,25 +196,25 @@ export class TaskRunner {
     const online = await this.awaitWorkers(s.min_fit_clients, round);
     const chosen = this.sample(online.filter((n) => n.train > 0), round).map((n) => n.name);
     await deps.rounds.start(spec.task_id, round, chosen.length);
-    for (const n of chosen) await deps.rounds.participant(spec.task_id, round, n, 'fit', 'selected');
+    await deps.rounds.participants(spec.task_id, round, 'fit', chosen.map((node) => ({ node, status: 'selected' as const })));
 
     // Fit: fold each update into the aggregate as it arrives.
     const aggregator = new FedAvgAggregator(global as WeightMap);
     const trainLosses: { value: number; examples: number }[] = [];
     const problems: string[] = [];
-    const fitRecords: Promise<void>[] = [];
+    const fitRecords: ParticipantRecord[] = [];
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
       const reason = this.foldUpdate(aggregator, p, attachment);
       if (reason) {
         problems.push(`${node}: ${reason}`);
-        fitRecords.push(deps.rounds.participant(spec.task_id, round, node, 'fit', p.status === 'error' ? 'failed' : 'rejected', { examples: p.examples, reason }));
+        fitRecords.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
         return;
       }
       trainLosses.push({ value: p.train_loss, examples: p.examples });
-      fitRecords.push(deps.rounds.participant(spec.task_id, round, node, 'fit', 'received', { examples: p.examples, loss: p.train_loss }));
+      fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
     }, async () => this.broadcast(Msg.RoundFit, round, chosen, encodeSafetensors(global)));
-    for (const n of fit.missing) fitRecords.push(deps.rounds.participant(spec.task_id, round, n, 'fit', 'missing', { reason: `no answer within ${s.round_timeout_s} s` }));
-    await Promise.all(fitRecords);
+    for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
+    await deps.rounds.participants(spec.task_id, round, 'fit', fitRecords);
     this.checkStopped();
     if (aggregator.updates < s.min_fit_clients) {
       await deps.rounds.fail(spec.task_id, round);
@@ -222,20 +225,20 @@ export class TaskRunner {
     const next = aggregator.result() as NamedTensors;
     const nextBuf = encodeSafetensors(next);
 
-    // Evaluate the new global weights on every online worker's held-out split.
-    const evaluators = (await deps.workers.online(spec.use_case)).filter((n) => n.test > 0).map((n) => n.name);
+    // Evaluate the new global weights on the held-out split of every worker online at the round's start.
+    const evaluators = online.filter((n) => n.test > 0).map((n) => n.name);
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
-    const evalRecords: Promise<void>[] = [];
+    const evalRecords: ParticipantRecord[] = [];
     const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
       if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
-        evalRecords.push(deps.rounds.participant(spec.task_id, round, node, 'evaluate', 'failed', { reason: p.error ?? 'unusable evaluation' }));
+        evalRecords.push({ node, status: 'failed', reason: p.error ?? 'unusable evaluation' });
         return;
       }
       evals.push({ loss: p.loss, accuracy: p.accuracy, examples: p.examples });
-      evalRecords.push(deps.rounds.participant(spec.task_id, round, node, 'evaluate', 'received', { examples: p.examples, loss: p.loss, accuracy: p.accuracy }));
+      evalRecords.push({ node, status: 'received', examples: p.examples, loss: p.loss, accuracy: p.accuracy });
     }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, nextBuf));
-    for (const n of ev.missing) evalRecords.push(deps.rounds.participant(spec.task_id, round, n, 'evaluate', 'missing', { reason: `no answer within ${s.round_timeout_s} s` }));
-    await Promise.all(evalRecords);
+    for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
+    await deps.rounds.participants(spec.task_id, round, 'evaluate', evalRecords);
     this.checkStopped();
     if (evals.length === 0) {
       await deps.rounds.fail(spec.task_id, round);

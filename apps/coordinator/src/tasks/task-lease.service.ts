@@ -69,10 +69,6 @@ export class TaskLeases {
     return rows.length > 0;
   }
 
-  async setRound(taskId: number, round: number): Promise<void> {
-    await this.db.query(`UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`, [taskId, round]);
-  }
-
   async finish(taskId: number, outcome: 'success' | 'failed' | 'cancelled'): Promise<void> {
     await this.db.query(
       `UPDATE coordinator.task_runs SET state = 'finished', outcome = $2, lease_expires_at = NULL, updated_at = now() WHERE task_id = $1`,

@@ -127,7 +127,6 @@ export class TaskSupervisor implements OnApplicationBootstrap, OnApplicationShut
           router: this.router,
           onRound: async (round, figures) => {
             lastRound = round;
-            await this.leases.setRound(taskId, round);
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
             this.log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +
