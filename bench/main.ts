@@ -1,0 +1,45 @@
+import { demoBench } from './demo.bench';
+import { messagingBench } from './messaging.bench';
+import { roundBench } from './round.bench';
+
+/**
+ * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3]`
+ * Runs the named benchmarks (default: all) one after another; each prints its
+ * tables and writes bench-results/<name>.json. Benchmarks, not tests: nothing
+ * is asserted, each compares against a baseline measured in the same run.
+ * Needs RabbitMQ (FL_BENCH_RABBITMQ_URL, default amqp://guest:guest@127.0.0.1:5672,
+ * with rabbitmqctl on this machine for the throw-away vhost) and PostgreSQL
+ * (FL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres).
+ */
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+
+const BENCHMARKS: Record<string, () => Promise<void>> = {
+  messaging: () => messagingBench({ iterations: option('iterations', 200) }),
+  round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
+  demo: () => demoBench({ runs: option('runs', 3) }),
+};
+
+async function main(): Promise<void> {
+  const names = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+  const unknown = names.filter((n) => !BENCHMARKS[n]);
+  if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; choose from ${Object.keys(BENCHMARKS).join(', ')}`);
+  for (const name of names.length ? names : Object.keys(BENCHMARKS)) {
+    console.log(`\n=== ${name} ===`);
+    await BENCHMARKS[name]();
+  }
+}
+
+// Nest and the broker clients may leave timers behind; everything the benchmarks created is closed by
+// then, so exit once stdout is flushed.
+const exit = (code: number) => process.stdout.write('', () => process.exit(code));
+main().then(
+  () => exit(0),
+  (err) => {
+    console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+    exit(1);
+  },
+);
