@@ -1,4 +1,4 @@
-/** mulberry32: a small seeded generator, so splits and partitions are reproducible. */
+/** mulberry32: a small seeded generator, so splits, partitions, shuffles and initial weights are reproducible. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -10,16 +10,20 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** A seeded permutation of 0..n-1 (Fisher-Yates). */
+/** In-place Fisher-Yates shuffle. */
+export function shuffleInPlace(a: Int32Array, rand: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+/** A seeded permutation of 0..n-1. */
 export function seededPermutation(n: number, seed: number): Int32Array {
-  const rand = seededRandom(seed);
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
+  shuffleInPlace(p, seededRandom(seed));
   return p;
 }

@@ -1,6 +1,6 @@
 import { buildInferenceGraph, buildTrainStepGraph } from './classifier-graphs';
 import { layerSizes, MODEL_PACKAGE_FORMAT, mlpParameters, ModelManifest, ModelPackage, Normalization, TrainingDefaults, validateManifest } from './manifest';
-import { mulberry32 } from './prng';
+import { seededRandom } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
 
 export interface ClassifierSpec {
@@ -19,7 +19,7 @@ export const DEFAULT_TRAINING: TrainingDefaults = { learning_rate: 0.1, batch_si
 
 /** Glorot-uniform weights, zero biases, deterministic in `seed`. */
 export function initialClassifierWeights(manifest: ModelManifest, seed: number): NamedTensors {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const weights: NamedTensors = new Map();
   for (const p of manifest.parameters) {
     const data = new Float32Array(p.shape.reduce((a, b) => a * b, 1));

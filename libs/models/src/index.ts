@@ -7,4 +7,3 @@ export { buildInferenceGraph, buildTrainStepGraph } from './classifier-graphs';
 export * from './package-files';
 export * from './reference';
 export * from './trainer';
-export { mulberry32, shuffleInPlace } from './prng';

@@ -1,5 +1,5 @@
 /** @jest-environment ./libs/models/test/ort-environment.js */
-import { mulberry32, shuffleInPlace } from './prng';
+import { seededRandom, shuffleInPlace } from '@fl/datasets';
 import { referenceTrainStep } from './reference';
 import { NamedTensors } from './safetensors';
 import { maxAbsDiff, randomBatch, separableData, smallPackage } from './test/fixtures';
@@ -63,7 +63,7 @@ describe('OnnxClassifierRunner', () => {
     const F = 4;
     const C = 3;
     const order = Int32Array.from({ length: n }, (_, i) => i);
-    const rand = mulberry32(cfg.seed);
+    const rand = seededRandom(cfg.seed);
     let params: NamedTensors = pkg.initialWeights;
     let lossSum = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { checkWeights, ModelManifest, ModelPackage } from './manifest';
-import { mulberry32, shuffleInPlace } from './prng';
+import { seededRandom, shuffleInPlace } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
 
 export interface RunnerOptions {
@@ -110,7 +110,7 @@ export class OnnxClassifierRunner {
     const tail = n % batch ? batchTensors(n % batch) : full;
 
     const order = Int32Array.from({ length: n }, (_, i) => i);
-    const rand = mulberry32(cfg.seed);
+    const rand = seededRandom(cfg.seed);
     let steps = 0;
     let lossSum = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {

@@ -30,6 +30,20 @@ interface TaskRow {
 
 export type NewTask = Omit<TaskDto, 'id' | 'status' | 'reason' | 'current_round' | 'metrics' | 'result_model_name' | 'result_model_version' | 'created_at' | 'started_at' | 'finished_at' | 'cancel_requested_at' | 'updated_at'>;
 
+/** A task's federated-learning settings, as stored and as sent to the coordinators. */
+export function settingsOf(task: NewTask): FlSettings {
+  return {
+    strategy: task.strategy as FlSettings['strategy'],
+    min_fit_clients: task.min_fit_clients,
+    fraction_fit: task.fraction_fit,
+    local_epochs: task.local_epochs,
+    batch_size: task.batch_size,
+    learning_rate: task.learning_rate,
+    round_timeout_s: task.round_timeout_s,
+    seed: task.seed,
+  };
+}
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 function toDto(r: TaskRow): TaskDto {
@@ -82,16 +96,7 @@ export class TasksRepository {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   async insert(task: NewTask): Promise<TaskDto> {
-    const settings: FlSettings = {
-      strategy: task.strategy as FlSettings['strategy'],
-      min_fit_clients: task.min_fit_clients,
-      fraction_fit: task.fraction_fit,
-      local_epochs: task.local_epochs,
-      batch_size: task.batch_size,
-      learning_rate: task.learning_rate,
-      round_timeout_s: task.round_timeout_s,
-      seed: task.seed,
-    };
+    const settings = settingsOf(task);
     const rows: TaskRow[] = await this.db.query(
       `INSERT INTO gateway.tasks (user_id, use_case, model_name, model_version, num_global_iterations, run_name, experiment_name, settings)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,

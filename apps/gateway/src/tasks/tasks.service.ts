@@ -6,7 +6,7 @@ import { ModelRegistry } from '@fl/registry';
 import { BUS, MODEL_REGISTRY } from '@fl/runtime';
 import { CreateTaskDto } from './dto/create-task.dto';
 import { DeleteTasksResultDto, RoundDto, TaskDto } from './dto/task.dto';
-import { TasksRepository } from './tasks.repository';
+import { settingsOf, TasksRepository } from './tasks.repository';
 import { isFinal } from './task-status';
 
 export const GATEWAY_SENDER = 'gateway';
@@ -75,16 +75,7 @@ export class TasksService {
         num_global_iterations: task.num_global_iterations,
         run_name: task.run_name,
         experiment_name: task.experiment_name,
-        settings: {
-          strategy: task.strategy as 'fedavg',
-          min_fit_clients: task.min_fit_clients,
-          fraction_fit: task.fraction_fit,
-          local_epochs: task.local_epochs,
-          batch_size: task.batch_size,
-          learning_rate: task.learning_rate,
-          round_timeout_s: task.round_timeout_s,
-          seed: task.seed,
-        },
+        settings: settingsOf(task),
       },
     };
     try {

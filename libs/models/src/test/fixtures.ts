@@ -1,6 +1,6 @@
 import { buildClassifierPackage, ClassifierSpec } from '../classifier';
 import { ModelPackage } from '../manifest';
-import { mulberry32 } from '../prng';
+import { seededRandom } from '@fl/datasets';
 
 export function smallSpec(hidden: number[], overrides: Partial<ClassifierSpec> = {}): ClassifierSpec {
   return {
@@ -25,7 +25,7 @@ function noise(rand: () => number): number {
 
 /** Random raw features around the spec's normalisation, labels and one-hot targets. */
 export function randomBatch(pkg: ModelPackage, n: number, seed: number) {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const F = pkg.manifest.inputs.features.length;
   const C = pkg.manifest.classes.length;
   const { mean, std } = pkg.manifest.normalization;
@@ -42,7 +42,7 @@ export function randomBatch(pkg: ModelPackage, n: number, seed: number) {
 
 /** Linearly separable clusters: class c is centred at mean + 3·std·e_c (raw units). */
 export function separableData(pkg: ModelPackage, n: number, seed: number) {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const F = pkg.manifest.inputs.features.length;
   const C = pkg.manifest.classes.length;
   const { mean, std } = pkg.manifest.normalization;
