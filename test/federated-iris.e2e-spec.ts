@@ -6,16 +6,17 @@ import { bundledDataDir, IRIS, readCsvFile, toLabeledData } from '@fl/datasets';
 import { Platform } from './support/platform';
 
 /**
- * The whole system as deployed: gateway, coordinator and three edge workers
- * as separate processes on real RabbitMQ and PostgreSQL, each worker holding
- * a disjoint third of iris, driven through the REST API only.
+ * The whole system as deployed: a gateway, two coordinators (so that every
+ * task is also a test of the lease: exactly one of them may run it) and three
+ * edge workers as separate processes on real RabbitMQ and PostgreSQL, each
+ * worker holding a disjoint third of iris, driven through the REST API only.
  */
 describe('federated iris over RabbitMQ and PostgreSQL', () => {
   const platform = new Platform();
   let model: { name: string; version: number };
 
   beforeAll(async () => {
-    await platform.start({ sites: 3 });
+    await platform.start({ sites: 3, coordinators: 2 });
     model = JSON.parse(await platform.cli('models', 'publish', 'iris', '--json'));
   }, 120_000);
 
@@ -23,7 +24,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     // Every app stops on SIGTERM by itself (Nest re-raises the signal after its
     // shutdown hooks), not by the SIGKILL sent after the grace period.
     const ended = await platform.stop();
-    expect(ended).toEqual({ gateway: 'SIGTERM', coordinator: 'SIGTERM', 'site-1': 'SIGTERM', 'site-2': 'SIGTERM', 'site-3': 'SIGTERM' });
+    expect(ended).toEqual({ gateway: 'SIGTERM', 'coordinator-1': 'SIGTERM', 'coordinator-2': 'SIGTERM', 'site-1': 'SIGTERM', 'site-2': 'SIGTERM', 'site-3': 'SIGTERM' });
   }, 60_000);
 
   async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
@@ -92,6 +93,12 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const checkpoints = await query<{ round: number; sha256: string }>(`SELECT round, sha256 FROM coordinator.checkpoints WHERE task_id = $1 ORDER BY round`, [task.id]);
     expect(checkpoints.map((c) => c.round)).toEqual([1, 2, 3]);
     expect(new Set(checkpoints.map((c) => c.sha256)).size).toBe(3);
+
+    // One coordinator ran the task; the other never started it.
+    const runs = await query<{ owner: string; outcome: string }>(`SELECT owner, outcome FROM coordinator.task_runs WHERE task_id = $1`, [task.id]);
+    expect(runs).toEqual([{ owner: expect.stringMatching(/^e2e-coordinator-[12]$/), outcome: 'success' }]);
+    const started = await query<{ payload: { coordinator: string } }>(`SELECT payload FROM gateway.task_events WHERE task_id = $1 AND type = 'task.started'`, [task.id]);
+    expect(started.map((e) => e.payload.coordinator)).toEqual([runs[0].owner]);
 
     const versions = await query<{ version: number; tags: Record<string, string> }>(`SELECT version, tags FROM registry.model_versions WHERE name = 'trained_iris'`);
     expect(versions).toHaveLength(1);
@@ -168,6 +175,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(res.body).toMatchObject({ statusCode: 404, message: 'task 999999 not found' });
     expect((await platform.fetch('PUT', '/tasks/cancel/999999')).status).toBe(404);
     expect((await platform.fetch('GET', '/tasks/abc')).status).toBe(400);
+    expect((await platform.fetch('GET', '/tasks/99999999999')).status).toBe(400);
   });
 
   it('stops a running task on cancel within one round deadline', async () => {

@@ -54,13 +54,16 @@ export class Platform {
     return { ...process.env, AMQP_URL: this.amqpUrl, DATABASE_URL: this.databaseUrl, ARTIFACT_DIR: this.artifactDir, DB_POOL_SIZE: '4', ...extra };
   }
 
-  async start(opts: { sites: number; coordinatorEnv?: Record<string, string> }): Promise<void> {
+  /** Starts the gateway, `coordinators` coordinators (they share tasks through leases) and `sites` edge workers. */
+  async start(opts: { sites: number; coordinators: number; coordinatorEnv?: Record<string, string> }): Promise<void> {
     this.db = await createTestDatabase('fl_e2e');
     this.vhost = await createTestVhost('fl-e2e');
     const port = await freePort();
     this.gatewayUrl = `http://127.0.0.1:${port}`;
     this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1' });
-    this.spawn('coordinator', 'apps/coordinator/src/main.js', { COORDINATOR_ID: 'e2e-coordinator', SWEEP_INTERVAL_S: '1', ...opts.coordinatorEnv });
+    for (let i = 1; i <= opts.coordinators; i++) {
+      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...opts.coordinatorEnv });
+    }
     const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), opts.sites, 7, 'iid');
     shards.forEach((shard, i) => {
       const dir = join(this.dir, `site-${i + 1}`);

@@ -41,6 +41,8 @@ export interface TaskRunnerDeps {
   rounds: RoundsRepository;
   router: ResultRouter;
   onRound: (round: number, figures: RoundFigures) => Promise<void>;
+  /** Whether a cancel was recorded for the task: checked before each round, in case its message went astray. */
+  cancelRequested: () => Promise<boolean>;
 }
 
 export interface TaskResult {
@@ -97,6 +99,7 @@ export class TaskRunner {
     }
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
       this.checkStopped();
+      if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
       const out = await this.runRound(round, weights);
       weights = out.weights;
       await this.deps.onRound(round, out.figures);
@@ -158,6 +161,14 @@ export class TaskRunner {
     return Array.from(perm.subarray(0, want), (i) => candidates[i]).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * A worker that reports an error may have restarted and lost the package
+   * (its cache is in memory): it gets the package again before its next phase.
+   */
+  private forgetPackage(node: string): void {
+    this.packageSentTo.delete(node);
+  }
+
   /** Sends the model package to each worker that has not had it from this task yet, all at once. */
   private async ensurePackage(nodes: string[]): Promise<void> {
     const missing = nodes.filter((n) => !this.packageSentTo.has(n));
@@ -205,6 +216,7 @@ export class TaskRunner {
     const fitRecords: ParticipantRecord[] = [];
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
       const reason = this.foldUpdate(aggregator, p, attachment);
+      if (p.status === 'error') this.forgetPackage(node);
       if (reason) {
         problems.push(`${node}: ${reason}`);
         fitRecords.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
@@ -230,6 +242,7 @@ export class TaskRunner {
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
     const evalRecords: ParticipantRecord[] = [];
     const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
+      if (p.status === 'error') this.forgetPackage(node);
       if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
         evalRecords.push({ node, status: 'failed', reason: p.error ?? 'unusable evaluation' });
         return;

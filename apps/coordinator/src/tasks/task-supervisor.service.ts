@@ -60,10 +60,6 @@ export class TaskSupervisor implements OnApplicationBootstrap, OnApplicationShut
     await Promise.all([...this.running.values()].map((r) => r.done));
   }
 
-  get activeTasks(): number[] {
-    return [...this.running.keys()];
-  }
-
   async submit(spec: TaskSpec): Promise<void> {
     await this.leases.enqueue(spec);
     await this.tryStart(spec.task_id);
@@ -125,6 +121,7 @@ export class TaskSupervisor implements OnApplicationBootstrap, OnApplicationShut
           workers: this.workers,
           rounds: this.rounds,
           router: this.router,
+          cancelRequested: () => this.leases.isCancelRequested(taskId),
           onRound: async (round, figures) => {
             lastRound = round;
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);

@@ -1,6 +1,14 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { RegistryError, RegistryErrorCode, RegistryValidationError } from '@fl/registry';
+
+const REGISTRY_STATUS: Record<RegistryErrorCode, number> = {
+  INVALID_ARGUMENT: HttpStatus.BAD_REQUEST,
+  NOT_FOUND: HttpStatus.NOT_FOUND,
+  CONFLICT: HttpStatus.CONFLICT,
+  BACKEND: HttpStatus.BAD_GATEWAY,
+};
 
 interface Detail {
   field: string;
@@ -26,7 +34,13 @@ export class HttpErrorFilter implements ExceptionFilter {
     let status = HttpStatus.INTERNAL_SERVER_ERROR;
     let message = 'internal error';
     let details: Detail[] | undefined;
-    if (exception instanceof HttpException) {
+    if (exception instanceof RegistryError) {
+      // The registry's own codes: bad argument 400, missing 404, conflict 409, backend failure 502.
+      status = REGISTRY_STATUS[exception.code];
+      message = exception.message;
+      if (exception instanceof RegistryValidationError) details = [{ field: exception.field, reason: exception.message }];
+      if (status >= 500) this.log.error(`${correlationId} ${req.method} ${req.url}: ${exception.message}`);
+    } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       const body = exception.getResponse();
       if (typeof body === 'string') message = body;

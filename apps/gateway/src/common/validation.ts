@@ -1,12 +1,11 @@
 import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
 
+/** One entry per field at fault, with every reason it fails. */
 function flatten(errors: ValidationError[], prefix = ''): { field: string; reason: string }[] {
   return errors.flatMap((e) => {
     const field = prefix ? `${prefix}.${e.property}` : e.property;
-    return [
-      ...Object.values(e.constraints ?? {}).map((reason) => ({ field, reason })),
-      ...flatten(e.children ?? [], field),
-    ];
+    const reasons = Object.values(e.constraints ?? {});
+    return [...(reasons.length ? [{ field, reason: reasons.join('; ') }] : []), ...flatten(e.children ?? [], field)];
   });
 }
 

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { DEFAULT_FL_SETTINGS, STRATEGIES, WORD_PATTERN } from '@fl/contracts';
+import { MODEL_NAME_PATTERN } from '@fl/registry';
 
 /**
  * The predecessor's task body, unchanged, plus optional federated-learning
@@ -16,7 +17,7 @@ export class CreateTaskDto {
   use_case: string;
 
   @ApiProperty({ example: 'iris', description: 'Registered model to start from.' })
-  @IsString() @IsNotEmpty() @MaxLength(200)
+  @IsString() @Matches(MODEL_NAME_PATTERN, { message: 'model_name must be 1-128 letters, digits, ., _ or -, starting with a letter or digit' })
   model_name: string;
 
   @ApiProperty({ example: 1, minimum: 1, description: 'Version of the registered model.' })

@@ -1,0 +1,94 @@
+import { DataSource } from 'typeorm';
+import { DEFAULT_FL_SETTINGS, TaskSpec } from '@fl/contracts';
+import { createDataSource, runMigrations } from '@fl/persistence';
+import { createTestDatabase } from '../../../../libs/persistence/src/testing';
+import { CoordinatorConfig } from '../config';
+import { TaskLeases } from './task-lease.service';
+
+/** Task ownership between two coordinators on one real PostgreSQL database. */
+describe('TaskLeases (PostgreSQL)', () => {
+  let db: { url: string; drop(): Promise<void> };
+  const sources: DataSource[] = [];
+  let a: TaskLeases;
+  let b: TaskLeases;
+  let sql: DataSource;
+
+  const spec = (taskId: number): TaskSpec => ({
+    task_id: taskId, user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: 3,
+    run_name: 'r', experiment_name: 'e', settings: { ...DEFAULT_FL_SETTINGS },
+  });
+
+  function coordinator(id: string): TaskLeases {
+    const ds = createDataSource({ url: db.url, poolSize: 4 });
+    sources.push(ds);
+    return new TaskLeases(ds, Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: id, LEASE_TTL_S: 30 }));
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase('fl_lease');
+    sql = createDataSource({ url: db.url, poolSize: 2 });
+    sources.push(sql);
+    await sql.initialize();
+    await runMigrations(sql);
+    a = coordinator('coord-a');
+    b = coordinator('coord-b');
+    await Promise.all(sources.filter((s) => !s.isInitialized).map((s) => s.initialize()));
+  });
+
+  afterAll(async () => {
+    await Promise.all(sources.map((s) => s.destroy()));
+    await db.drop();
+  });
+
+  it('lets exactly one of two coordinators claim a task, however often both try', async () => {
+    for (let id = 1; id <= 20; id++) {
+      await Promise.all([a.enqueue(spec(id)), b.enqueue(spec(id))]);
+      const claims = await Promise.all([a.claim(id), b.claim(id), a.claim(id), b.claim(id)]);
+      const owners = await sql.query(`SELECT owner FROM coordinator.task_runs WHERE task_id = $1`, [id]);
+      const winner = owners[0].owner;
+      expect(['coord-a', 'coord-b']).toContain(winner);
+      // The holder may re-claim its own task (idempotent); the other never gets it.
+      const loserClaims = winner === 'coord-a' ? [claims[1], claims[3]] : [claims[0], claims[2]];
+      expect(loserClaims).toEqual([null, null]);
+    }
+  });
+
+  it('keeps a renewed lease and lets another coordinator take over a lapsed one', async () => {
+    await a.enqueue(spec(100));
+    expect(await a.claim(100)).toMatchObject({ task_id: 100, cancel_requested: false });
+    expect(await a.renew(100)).toBe(true);
+    expect(await b.renew(100)).toBe(false);
+    expect(await b.claim(100)).toBeNull();
+    expect(await b.claimable()).not.toContain(100);
+    // The holder died: its lease lapses.
+    await sql.query(`UPDATE coordinator.task_runs SET lease_expires_at = now() - interval '1 second' WHERE task_id = 100`);
+    expect(await b.claimable()).toContain(100);
+    expect(await b.claim(100)).toMatchObject({ task_id: 100 });
+    expect(await a.renew(100)).toBe(false);
+  });
+
+  it('hands a task back on shutdown and never hands out a finished one', async () => {
+    await a.enqueue(spec(200));
+    await a.claim(200);
+    await a.release(200);
+    expect(await b.claim(200)).toMatchObject({ task_id: 200 });
+    await b.finish(200, 'success');
+    expect(await a.claim(200)).toBeNull();
+    expect(await a.claimable()).not.toContain(200);
+  });
+
+  it('cancels a queued task once, and flags a running one', async () => {
+    await a.enqueue(spec(300));
+    expect(await b.requestCancel(300)).toEqual({ state: 'queued', owner: null });
+    expect(await b.cancelIfQueued(300)).toBe(true);
+    expect(await a.cancelIfQueued(300)).toBe(false);
+    expect(await a.claim(300)).toBeNull();
+
+    await a.enqueue(spec(301));
+    await a.claim(301);
+    expect(await b.requestCancel(301)).toEqual({ state: 'running', owner: 'coord-a' });
+    expect(await b.cancelIfQueued(301)).toBe(false);
+    expect(await a.isCancelRequested(301)).toBe(true);
+    expect(await b.requestCancel(999)).toBeNull();
+  });
+});
