@@ -16,7 +16,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
   let model: { name: string; version: number };
 
   beforeAll(async () => {
-    await platform.start({ sites: 3, coordinators: 2 });
+    await platform.start({ sites: 3, coordinators: 2, coordinatorEnv: { WORKER_WAIT_S: '2' } });
     model = JSON.parse(await platform.cli('models', 'publish', 'iris', '--json'));
   }, 120_000);
 
@@ -199,6 +199,22 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const again = await platform.fetch('PUT', `/tasks/cancel/${id}`);
     expect(again.body.status).toBe('cancelled');
     expect((await platform.fetch('GET', `/tasks/user/2`)).body.map((t: any) => t.id)).toEqual([id]);
+  });
+
+  it('fails a task that cannot get enough workers, with a reason a person can act on', async () => {
+    const created = await platform.fetch('POST', '/tasks', {
+      user_id: '4', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 2,
+      run_name: 'too-few', experiment_name: 'Default', min_fit_clients: 4,
+    });
+    expect(created.status).toBe(200);
+    const task = await waitForStatus(created.body.id, ['failed', 'success', 'cancelled']);
+    expect(task.status).toBe('failed');
+    expect(task.reason).toBe(
+      "round 1: 3 edge worker(s) serving use case 'iris' are online (site-1, site-2, site-3) but min_fit_clients is 4; start more workers or lower min_fit_clients",
+    );
+    expect(task.finished_at).not.toBeNull();
+    const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [task.id]);
+    expect(run).toEqual({ state: 'finished', outcome: 'failed' });
   });
 
   it('documents the API at /docs and /openapi.json', async () => {
