@@ -55,26 +55,49 @@ export class Platform {
   }
 
   /** Starts the gateway, `coordinators` coordinators (they share tasks through leases) and `sites` edge workers. */
-  async start(opts: { sites: number; coordinators: number; coordinatorEnv?: Record<string, string> }): Promise<void> {
+  async start(opts: { sites: number; coordinators: number; coordinatorEnv?: Record<string, string>; gatewayEnv?: Record<string, string> }): Promise<void> {
+    await this.provision();
+    await this.startGateway(opts.gatewayEnv);
+    this.startCoordinators(opts.coordinators, opts.coordinatorEnv);
+    this.startSites(opts.sites);
+    await this.sitesOnline(opts.sites);
+  }
+
+  /** A fresh database and vhost for this platform alone. */
+  async provision(): Promise<void> {
     this.db = await createTestDatabase('fl_e2e');
     this.vhost = await createTestVhost('fl-e2e');
+  }
+
+  async startGateway(env: Record<string, string> = {}): Promise<void> {
     const port = await freePort();
     this.gatewayUrl = `http://127.0.0.1:${port}`;
-    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1' });
-    for (let i = 1; i <= opts.coordinators; i++) {
-      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...opts.coordinatorEnv });
+    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1', ...env });
+    await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
+  }
+
+  startCoordinators(count: number, env: Record<string, string> = {}): void {
+    for (let i = 1; i <= count; i++) {
+      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...env });
     }
-    const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), opts.sites, 7, 'iid');
+  }
+
+  /** Edge workers site-1..site-N, each with a disjoint shuffled share of iris. */
+  startSites(count: number): void {
+    const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), count, 7, 'iid');
     shards.forEach((shard, i) => {
       const dir = join(this.dir, `site-${i + 1}`);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'iris.csv'), formatCsv(shard.header, shard.rows));
       this.spawn(`site-${i + 1}`, 'apps/edge-worker/src/main.js', { NODE_NAME: `site-${i + 1}`, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2' });
     });
-    await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
-    await this.until(`${opts.sites} edge workers are online`, async () => {
+  }
+
+  /** Waits until the coordinators have heard from `count` edge workers (as GET /nodes shows). */
+  async sitesOnline(count: number): Promise<void> {
+    await this.until(`${count} edge workers are online`, async () => {
       const nodes = (await this.fetch('GET', '/nodes')).body as { status: string }[];
-      return nodes.filter((n) => n.status === 'online').length === opts.sites;
+      return nodes.filter((n) => n.status === 'online').length === count;
     });
   }
 

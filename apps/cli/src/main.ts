@@ -1,6 +1,6 @@
 import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
 import { LocalModelRegistry } from '@fl/registry';
-import { loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
+import { createDatabaseIfMissing, loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
 import { CliConfig } from './config';
 
 const USAGE = `usage: npm run cli -- <command>
@@ -16,6 +16,7 @@ class UsageError extends Error {}
 async function withRegistry<T>(config: CliConfig, fn: (r: LocalModelRegistry) => Promise<T>): Promise<T> {
   let embedded: EmbeddedPostgres | undefined;
   const url = config.DATABASE_URL ?? (embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR })).url;
+  if (!embedded) await createDatabaseIfMissing(url);
   const ds = createDataSource({ url, poolSize: embedded ? 1 : 2, applicationName: 'fl-cli' });
   try {
     await ds.initialize();

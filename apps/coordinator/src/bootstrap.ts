@@ -1,6 +1,6 @@
 import { INestMicroservice, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Bindings } from '@fl/contracts';
+import { Bindings, Msg, Routes } from '@fl/contracts';
 import { BusTransport } from '@fl/messaging';
 import { Infra } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
@@ -19,5 +19,12 @@ export async function createCoordinatorApp(config: CoordinatorConfig, infra: Inf
     logger: logger ?? undefined,
   });
   await app.listen();
+  // Now that this coordinator's queue exists, ask every worker to announce
+  // itself, rather than wait for heartbeats (registrations sent while no
+  // coordinator queue existed went nowhere).
+  await infra.bus.publish(Routes.allWorkers(Msg.PresenceRequested), {
+    name: Msg.PresenceRequested,
+    payload: { task_id: 0, round: 0, sender: config.COORDINATOR_ID },
+  });
   return app;
 }

@@ -5,6 +5,7 @@ import { loadSiteData } from '@fl/datasets';
 import { BusTransport, MessageBus } from '@fl/messaging';
 import { EdgeWorkerConfig } from './config';
 import { EdgeWorkerModule } from './edge-worker.module';
+import { PresenceService } from './site/presence.service';
 
 /**
  * An edge worker needs nothing but its broker connection (no database, no
@@ -19,5 +20,6 @@ export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: Message
     logger: logger ?? undefined,
   });
   await app.listen();
+  await app.get(PresenceService).start();
   return app;
 }

@@ -3,6 +3,7 @@ import { SiteSplit } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { BUS } from '@fl/runtime';
 import { EdgeWorkerConfig, SITE_SPLITS, WORKER_CONFIG } from './config';
+import { PresenceController } from './site/presence.controller';
 import { PresenceService } from './site/presence.service';
 import { SiteData } from './site/site-data.service';
 import { PackageCache } from './training/package-cache';
@@ -20,7 +21,7 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
   static forRoot(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, splits: Map<string, SiteSplit>): DynamicModule {
     return {
       module: EdgeWorkerModule,
-      controllers: [TrainingController],
+      controllers: [TrainingController, PresenceController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: BUS, useValue: bus },

@@ -9,6 +9,8 @@ export class GatewayConfig extends BaseConfig {
   @Matches(WORD_PATTERN) GATEWAY_ID = 'gateway';
   /** GET /nodes shows a worker online for this long after its last heartbeat (as the coordinator counts it). */
   @IsNumber() @Min(1) @Max(3600) NODE_ONLINE_WINDOW_S = 30;
+  /** A task still pending this long is handed to the coordinators again (its submission may have gone nowhere). */
+  @IsNumber() @Min(0.1) @Max(86400) TASK_RESUBMIT_S = 30;
 }
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');

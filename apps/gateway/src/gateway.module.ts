@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { Infra, InfraModule } from '@fl/runtime';
 import { AppController } from './app.controller';
@@ -9,15 +9,23 @@ import { ModelsController } from './models/models.controller';
 import { NodesController } from './nodes/nodes.controller';
 import { TasksModule } from './tasks/tasks.module';
 
+/** The gateway's configuration, visible to every feature module. */
+@Global()
+@Module({})
+class GatewayConfigModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    return { module: GatewayConfigModule, providers: [{ provide: GATEWAY_CONFIG, useValue: config }], exports: [GATEWAY_CONFIG] };
+  }
+}
+
 @Module({})
 export class GatewayModule {
   static forRoot(config: GatewayConfig, infra: Infra): DynamicModule {
     return {
       module: GatewayModule,
-      imports: [InfraModule.forRoot(infra), TasksModule],
+      imports: [GatewayConfigModule.forRoot(config), InfraModule.forRoot(infra), TasksModule],
       controllers: [AppController, ModelsController, NodesController],
       providers: [
-        { provide: GATEWAY_CONFIG, useValue: config },
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpErrorFilter },
       ],

@@ -40,7 +40,7 @@ describe('contracts', () => {
 
   it('routes each audience to its own bindings', () => {
     expect(Routes.worker('site-1', Msg.ModelPackage)).toBe('worker.site-1.model.package');
-    expect(Bindings.worker('site-1', ['iris'])).toEqual(['worker.site-1.#', 'workers.iris.#']);
+    expect(Bindings.worker('site-1', ['iris'])).toEqual(['worker.site-1.#', 'nodes.all.#', 'workers.iris.#']);
     expect(Routes.coordinator('c1', Msg.RoundFitResult)).toBe('coordinator.c1.round.fit-result');
   });
 });

@@ -12,6 +12,7 @@ export const Msg = {
   RoundCompleted: 'round.completed',
   NodeRegistered: 'node.registered',
   NodeHeartbeat: 'node.heartbeat',
+  PresenceRequested: 'node.presence-requested',
   ModelPackage: 'model.package',
   RoundFit: 'round.fit',
   RoundEvaluate: 'round.evaluate',
@@ -28,6 +29,7 @@ export type MsgName = (typeof Msg)[keyof typeof Msg];
  *  - gateway.<msg>                      the gateway (task and round events)
  *  - worker.<node>.<msg>                one edge worker (model packages)
  *  - workers.<use case>.<msg>           every worker serving a use case (round broadcasts)
+ *  - nodes.all.<msg>                    every edge worker (a coordinator asking who is there)
  */
 export const Routes = {
   allCoordinators: (msg: MsgName) => `coordinators.all.${msg}`,
@@ -35,12 +37,13 @@ export const Routes = {
   gateway: (msg: MsgName) => `gateway.${msg}`,
   worker: (node: string, msg: MsgName) => `worker.${node}.${msg}`,
   useCaseWorkers: (useCase: string, msg: MsgName) => `workers.${useCase}.${msg}`,
+  allWorkers: (msg: MsgName) => `nodes.all.${msg}`,
 } as const;
 
 export const Bindings = {
   coordinator: (id: string) => ['coordinators.all.#', `coordinator.${id}.#`],
   gateway: () => ['gateway.#'],
-  worker: (node: string, useCases: string[]) => [`worker.${node}.#`, ...useCases.map((u) => `workers.${u}.#`)],
+  worker: (node: string, useCases: string[]) => [`worker.${node}.#`, 'nodes.all.#', ...useCases.map((u) => `workers.${u}.#`)],
 } as const;
 
 /** A name that can stand as one word of a routing key and as a queue suffix. */

@@ -1,7 +1,7 @@
 import { DynamicModule, Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { InMemoryBus, MessageBus, RabbitMqBus } from '@fl/messaging';
-import { createDataSource, runMigrations } from '@fl/persistence';
+import { MessageBus, RabbitMqBus } from '@fl/messaging';
+import { createDataSource, ensureDatabase, runMigrations } from '@fl/persistence';
 import { LocalModelRegistry, ModelRegistry } from '@fl/registry';
 
 export const BUS = Symbol('BUS');
@@ -35,6 +35,7 @@ export interface InfraOptions {
 export async function connectInfra(opts: InfraOptions): Promise<Infra> {
   if (!opts.bus && !opts.amqpUrl) throw new Error('connectInfra: either amqpUrl or an embedded bus is needed');
   const ownsBus = !opts.bus;
+  await createDatabaseIfMissing(opts.databaseUrl);
   const dataSource = createDataSource({ url: opts.databaseUrl, poolSize: opts.poolSize, applicationName: opts.connectionName });
   await dataSource.initialize();
   let bus: MessageBus | undefined = opts.bus;
@@ -60,8 +61,13 @@ export async function connectInfra(opts: InfraOptions): Promise<Infra> {
   };
 }
 
-export function createEmbeddedBus(): MessageBus {
-  return new InMemoryBus();
+/**
+ * A first start against a fresh server creates the database named in the URL.
+ * Without the right to (or without a server), this does nothing: connecting
+ * then fails with the driver's own, clearer, message.
+ */
+export async function createDatabaseIfMissing(url: string): Promise<void> {
+  await ensureDatabase(url).catch(() => false);
 }
 
 @Global()

@@ -1,13 +1,17 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Msg, MsgName, NodePresencePayload, Routes } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { BUS } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from './site-data.service';
 
-/** Registers the site with the coordinators and keeps telling them it is alive. */
+/**
+ * Registers the site with the coordinators and keeps telling them it is
+ * alive. Started once the worker's queue exists (a coordinator may send work
+ * the moment it hears of the site), and again whenever a coordinator asks.
+ */
 @Injectable()
-export class PresenceService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class PresenceService implements OnApplicationShutdown {
   private readonly log = new Logger(PresenceService.name);
   private timer?: NodeJS.Timeout;
 
@@ -27,7 +31,12 @@ export class PresenceService implements OnApplicationBootstrap, OnApplicationShu
     return this.bus.publish(Routes.allCoordinators(name), { name, payload: { ...this.payload() } });
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  /** Announces the site now (registration, or an answer to a coordinator that asked). */
+  announceNow(): Promise<void> {
+    return this.announce(Msg.NodeRegistered);
+  }
+
+  async start(): Promise<void> {
     await this.announce(Msg.NodeRegistered);
     this.log.log(`${this.config.NODE_NAME} registered for ${this.site.useCases.join(', ')}`);
     this.timer = setInterval(() => {

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { PendingTaskResubmitter } from './pending-task-resubmitter';
 import { TaskEventsController } from './task-events.controller';
 import { TasksController } from './tasks.controller';
 import { TasksRepository } from './tasks.repository';
@@ -6,6 +7,6 @@ import { TasksService } from './tasks.service';
 
 @Module({
   controllers: [TasksController, TaskEventsController],
-  providers: [TasksService, TasksRepository],
+  providers: [TasksService, TasksRepository, PendingTaskResubmitter],
 })
 export class TasksModule {}

@@ -140,6 +140,17 @@ export class TasksRepository {
     return rows.length ? toDto(rows[0]) : null;
   }
 
+  /** Pending tasks not touched for `afterS` seconds, touched now (so each is picked once per period, by one gateway). */
+  async touchStalePending(afterS: number): Promise<TaskDto[]> {
+    const rows = rowsOf<TaskRow>(await this.db.query(
+      `UPDATE gateway.tasks SET updated_at = now()
+       WHERE id IN (SELECT id FROM gateway.tasks WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1) ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [afterS],
+    ));
+    return rows.map(toDto);
+  }
+
   async markCancelRequested(id: number): Promise<void> {
     await this.db.query(`UPDATE gateway.tasks SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now() WHERE id = $1`, [id]);
   }

@@ -62,6 +62,19 @@ export class TasksService {
       round_timeout_s: body.round_timeout_s ?? d.round_timeout_s,
       seed: body.seed ?? d.seed,
     });
+    try {
+      await this.publishSubmitted(task);
+    } catch (err) {
+      await this.tasks.remove(task.id);
+      this.log.error(`task ${task.id} could not be handed to the coordinators: ${err}`);
+      throw new ServiceUnavailableException(`the message broker did not accept the task; nothing was stored, try again (${(err as Error).message})`);
+    }
+    this.log.log(`task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`);
+    return task;
+  }
+
+  /** Hands a task to the coordinators; they ignore a task they already know. */
+  async publishSubmitted(task: TaskDto): Promise<void> {
     const payload: TaskSubmittedPayload = {
       task_id: task.id,
       round: 0,
@@ -78,15 +91,19 @@ export class TasksService {
         settings: settingsOf(task),
       },
     };
-    try {
-      await this.bus.publish(Routes.allCoordinators(Msg.TaskSubmitted), { name: Msg.TaskSubmitted, payload: { ...payload } });
-    } catch (err) {
-      await this.tasks.remove(task.id);
-      this.log.error(`task ${task.id} could not be handed to the coordinators: ${err}`);
-      throw new ServiceUnavailableException(`the message broker did not accept the task; nothing was stored, try again (${(err as Error).message})`);
-    }
-    this.log.log(`task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`);
-    return task;
+    await this.bus.publish(Routes.allCoordinators(Msg.TaskSubmitted), { name: Msg.TaskSubmitted, payload: { ...payload } });
+  }
+
+  /**
+   * Tasks still pending after `afterS` seconds are handed to the coordinators
+   * again: a submission published while no coordinator queue existed went
+   * nowhere, and a task must not wait forever for a message that was lost.
+   */
+  async resubmitStale(afterS: number): Promise<number> {
+    const stale = await this.tasks.touchStalePending(afterS);
+    for (const task of stale) await this.publishSubmitted(task);
+    if (stale.length) this.log.log(`handed ${stale.length} pending task(s) to the coordinators again: ${stale.map((t) => t.id).join(', ')}`);
+    return stale.length;
   }
 
   async get(id: number): Promise<TaskDto> {
