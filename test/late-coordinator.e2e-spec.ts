@@ -1,11 +1,13 @@
 import { Platform } from './support/platform';
 
 /**
- * Nothing waits forever on a message that went nowhere: edge workers and a
- * task that come before any coordinator (their registration and submission
- * find no coordinator queue on the broker) are picked up once one starts.
+ * Coordinators come and go without losing work: edge workers and a task that
+ * come before any coordinator (their registration and submission find no
+ * coordinator queue on the broker) are picked up once one starts, and a task
+ * whose coordinator is stopped mid-run is resumed by another from its last
+ * checkpoint.
  */
-describe('a coordinator that starts after the workers and the task', () => {
+describe('coordinators that start late and stop mid-task', () => {
   const platform = new Platform();
 
   beforeAll(async () => {
@@ -33,5 +35,28 @@ describe('a coordinator that starts after the workers and the task', () => {
       return ['success', 'failed', 'cancelled'].includes(task.status);
     });
     expect(task).toMatchObject({ status: 'success', current_round: 2, reason: null });
+  });
+
+  it('resumes a task from its last checkpoint on another coordinator when its own stops', async () => {
+    const rounds = 40;
+    const created = await platform.fetch('POST', '/tasks', {
+      user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: rounds, run_name: 'handover', experiment_name: 'Default',
+    });
+    const id = created.body.id;
+    await platform.until(`task ${id} has completed 3 rounds`, async () => (await platform.fetch('GET', `/tasks/${id}`)).body.current_round >= 3);
+    // A graceful stop hands the task back instead of failing it.
+    expect(await platform.kill('coordinator-1', 'SIGTERM')).toBe('SIGTERM');
+    expect((await platform.fetch('GET', `/tasks/${id}`)).body.status).toBe('running');
+    platform.startCoordinators(1, {}, 2);
+    let task: any;
+    await platform.until('the task has ended', async () => {
+      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
+      return ['success', 'failed', 'cancelled'].includes(task.status);
+    });
+    expect(task).toMatchObject({ status: 'success', current_round: rounds, reason: null, result_model_name: 'trained_iris' });
+    const stored = (await platform.fetch('GET', `/tasks/${id}/rounds`)).body.map((r: { round: number }) => r.round);
+    expect(stored).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));
+    const versions = (await platform.fetch('GET', '/models/trained_iris/versions')).body.filter((v: any) => v.tags.task_id === String(id));
+    expect(versions).toHaveLength(1);
   });
 });

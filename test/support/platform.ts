@@ -76,8 +76,8 @@ export class Platform {
     await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
   }
 
-  startCoordinators(count: number, env: Record<string, string> = {}): void {
-    for (let i = 1; i <= count; i++) {
+  startCoordinators(count: number, env: Record<string, string> = {}, first = 1): void {
+    for (let i = first; i < first + count; i++) {
       this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...env });
     }
   }
@@ -109,6 +109,16 @@ export class Platform {
     child.stderr!.pipe(out);
     const exited = new Promise<number | string | null>((res) => child.on('exit', (code, signal) => res(code ?? signal)));
     this.procs.push({ name, child, log, exited });
+  }
+
+  /** Sends `signal` to one app and waits until it has exited; returns how it ended. */
+  async kill(name: string, signal: NodeJS.Signals): Promise<number | string | null> {
+    const p = this.procs.find((x) => x.name === name);
+    if (!p) throw new Error(`no app named ${name}`);
+    p.child.kill(signal);
+    const ended = await p.exited;
+    this.procs = this.procs.filter((x) => x !== p);
+    return ended;
   }
 
   /** Runs the CLI as a user would and returns its stdout. */

@@ -5,6 +5,7 @@ import { BusTransport } from '@fl/messaging';
 import { Infra } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
 import { CoordinatorModule } from './coordinator.module';
+import { TaskSupervisor } from './tasks/task-supervisor.service';
 
 /** The coordinator has no HTTP listener: it is a consumer of its own queue, fl.coordinator.<id>. */
 export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestMicroservice> {
@@ -26,5 +27,6 @@ export async function createCoordinatorApp(config: CoordinatorConfig, infra: Inf
     name: Msg.PresenceRequested,
     payload: { task_id: 0, round: 0, sender: config.COORDINATOR_ID },
   });
+  app.get(TaskSupervisor).start();
   return app;
 }

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
@@ -25,7 +25,7 @@ interface Running {
  * cancelled; on shutdown it hands its tasks back instead.
  */
 @Injectable()
-export class TaskSupervisor implements OnApplicationBootstrap, OnApplicationShutdown {
+export class TaskSupervisor implements OnApplicationShutdown {
   private readonly log = new Logger(TaskSupervisor.name);
   private readonly running = new Map<number, Running>();
   private sweepTimer?: NodeJS.Timeout;
@@ -42,7 +42,12 @@ export class TaskSupervisor implements OnApplicationBootstrap, OnApplicationShut
     private readonly events: TaskEventsPublisher,
   ) {}
 
-  onApplicationBootstrap(): void {
+  /**
+   * Starts looking for work. Called once the coordinator's queue exists:
+   * a task started earlier would send its workers a reply-to address that
+   * leads nowhere yet, and their answers would be lost.
+   */
+  start(): void {
     const sweep = () => {
       this.sweep()
         .catch((err) => this.log.error(`sweep failed: ${err}`))

@@ -41,7 +41,7 @@ export class TrainingController {
   @EventPattern(Msg.RoundFit)
   async fit(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(RoundInstructionPayload, raw);
-    if (!this.isForMe(p, 'fit')) return;
+    if (!this.isForMe(p, ctx)) return;
     const started = Date.now();
     let answer: FitResultPayload;
     let attachment: Buffer | undefined;
@@ -68,7 +68,7 @@ export class TrainingController {
   @EventPattern(Msg.RoundEvaluate)
   async evaluate(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(RoundInstructionPayload, raw);
-    if (!this.isForMe(p, 'evaluate')) return;
+    if (!this.isForMe(p, ctx)) return;
     const started = Date.now();
     let answer: EvaluateResultPayload;
     try {
@@ -86,10 +86,14 @@ export class TrainingController {
     return { task_id: p.task_id, round: p.round, sender: this.me };
   }
 
-  /** Only instructions naming this site, each answered once (a redelivered one is not trained twice). */
-  private isForMe(p: RoundInstructionPayload, phase: string): boolean {
+  /**
+   * Only instructions naming this site, each message answered once: a
+   * redelivery of one already answered is not trained twice. A new message
+   * for the same round (a coordinator resuming the task) is a new request.
+   */
+  private isForMe(p: RoundInstructionPayload, ctx: BusContext): boolean {
     if (!p.participants.includes(this.me)) return false;
-    const key = `${p.task_id}:${p.round}:${phase}:${p.weights_sha256}`;
+    const key = ctx.messageId;
     if (this.answered.has(key)) return false;
     this.answered.add(key);
     if (this.answered.size > 1000) this.answered.delete(this.answered.values().next().value as string);
