@@ -31,7 +31,7 @@ export const IRIS: UseCaseDefinition = {
     std: [0.83, 0.43, 1.76, 0.76],
     source: "summary statistics published with the data set's description (UCI iris.names), not computed from any site's rows",
   },
-  model: { hidden: [], defaults: { learning_rate: 0.1, batch_size: 16, local_epochs: 5 } },
+  model: { hidden: [], defaults: { learning_rate: 0.3, batch_size: 8, local_epochs: 10 } },
 };
 
 const BUILT_IN: ReadonlyMap<string, UseCaseDefinition> = new Map([[IRIS.name, IRIS]]);
