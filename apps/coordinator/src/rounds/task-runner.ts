@@ -78,10 +78,6 @@ export class TaskRunner {
     this.log = new Logger(`Task ${spec.task_id}`);
   }
 
-  private get replyTo(): (msg: typeof Msg.RoundFitResult | typeof Msg.RoundEvaluateResult) => string {
-    return (msg) => Routes.coordinator(this.deps.config.COORDINATOR_ID, msg);
-  }
-
   private checkStopped(): void {
     if (this.signal.aborted) throw new TaskStopped((this.signal.reason as TaskStopped['why']) ?? 'cancelled');
   }
@@ -109,7 +105,9 @@ export class TaskRunner {
 
   private async loadPackage(): Promise<void> {
     const { model_name, model_version } = this.spec;
-    const artifacts = await this.deps.registry.downloadArtifacts(model_name, model_version);
+    const artifacts = await this.deps.registry.downloadArtifacts(model_name, model_version).catch((err: Error) => {
+      throw new TaskFailure(`model '${model_name}' version ${model_version} could not be loaded from the registry: ${err.message}`);
+    });
     const files: Record<string, Buffer> = {};
     for (const a of artifacts) files[a.path] = a.data;
     try {
@@ -194,7 +192,7 @@ export class TaskRunner {
       participants,
       package_sha256: this.bundleSha,
       weights_sha256: sha256Hex(weights),
-      reply_to: this.replyTo(msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
+      reply_to: Routes.coordinator(this.deps.config.COORDINATOR_ID, msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
       ...(msg === Msg.RoundFit ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round } } : {}),
     };
     await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: weights });

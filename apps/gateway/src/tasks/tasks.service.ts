@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, NotFoundException, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
+import { Inject, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
 import { DEFAULT_FL_SETTINGS, Msg, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
 import { findUseCase } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
@@ -10,6 +10,8 @@ import { settingsOf, TasksRepository } from './tasks.repository';
 import { isFinal } from './task-status';
 
 export const GATEWAY_SENDER = 'gateway';
+/** How long an HTTP request waits for the broker to confirm a message. */
+const BROKER_WAIT_MS = 5000;
 
 @Injectable()
 export class TasksService {
@@ -23,8 +25,7 @@ export class TasksService {
 
   /**
    * Checks everything that can be checked here before storing anything, then
-   * stores the task `pending` and hands it to the coordinators. If the broker
-   * cannot take it, the task is removed again and the caller told so.
+   * stores the task `pending` and hands it to the coordinators.
    */
   async create(body: CreateTaskDto): Promise<TaskDto> {
     if (!findUseCase(body.use_case)) {
@@ -62,15 +63,28 @@ export class TasksService {
       round_timeout_s: body.round_timeout_s ?? d.round_timeout_s,
       seed: body.seed ?? d.seed,
     });
-    try {
-      await this.publishSubmitted(task);
-    } catch (err) {
-      await this.tasks.remove(task.id);
-      this.log.error(`task ${task.id} could not be handed to the coordinators: ${err}`);
-      throw new ServiceUnavailableException(`the message broker did not accept the task; nothing was stored, try again (${(err as Error).message})`);
-    }
+    // If the broker cannot take it now, the task stays pending and the resubmitter hands it over again.
+    await this.withoutWaitingOnBroker(this.publishSubmitted(task), `task ${task.id}: not yet handed to the coordinators`);
     this.log.log(`task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`);
     return task;
+  }
+
+  /**
+   * While the broker is unreachable a publish waits for the reconnect (and is
+   * sent then); an HTTP caller does not wait that long.
+   */
+  private async withoutWaitingOnBroker(publish: Promise<void>, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const tooSlow = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no broker confirmation within ${BROKER_WAIT_MS} ms`)), BROKER_WAIT_MS);
+    });
+    try {
+      await Promise.race([publish, tooSlow]);
+    } catch (err) {
+      this.log.warn(`${what} (${(err as Error).message})`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Hands a task to the coordinators; they ignore a task they already know. */
@@ -132,7 +146,8 @@ export class TasksService {
     if (isFinal(task.status)) return task;
     await this.tasks.markCancelRequested(id);
     const payload: TaskCancelRequestedPayload = { task_id: id, round: 0, sender: GATEWAY_SENDER, reason };
-    await this.bus.publish(Routes.allCoordinators(Msg.TaskCancelRequested), { name: Msg.TaskCancelRequested, payload: { ...payload } });
+    const publish = this.bus.publish(Routes.allCoordinators(Msg.TaskCancelRequested), { name: Msg.TaskCancelRequested, payload: { ...payload } });
+    await this.withoutWaitingOnBroker(publish, `task ${id}: cancel not yet confirmed by the broker; it is sent when the broker is back`);
     if (task.status === 'pending') await this.tasks.transition(id, 'cancelled', { reason });
     return this.get(id);
   }
