@@ -38,7 +38,8 @@ describe('coordinators that start late and stop mid-task', () => {
   });
 
   it('resumes a task from its last checkpoint on another coordinator when its own stops', async () => {
-    const rounds = 40;
+    // Enough rounds that the task is still running when its coordinator is stopped.
+    const rounds = 300;
     const created = await platform.fetch('POST', '/tasks', {
       user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: rounds, run_name: 'handover', experiment_name: 'Default',
     });
