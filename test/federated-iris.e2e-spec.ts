@@ -100,11 +100,27 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const started = await query<{ payload: { coordinator: string } }>(`SELECT payload FROM gateway.task_events WHERE task_id = $1 AND type = 'task.started'`, [task.id]);
     expect(started.map((e) => e.payload.coordinator)).toEqual([runs[0].owner]);
 
-    const versions = await query<{ version: number; tags: Record<string, string> }>(`SELECT version, tags FROM registry.model_versions WHERE name = 'trained_iris'`);
+    const versions = await query<{ version: number; tags: Record<string, string>; run_id: string }>(`SELECT version, tags, run_id FROM registry.model_versions WHERE name = 'trained_iris'`);
     expect(versions).toHaveLength(1);
     expect(versions[0].version).toBe(task.result_model_version);
     expect(versions[0].tags).toMatchObject({ use_case: 'iris', trained: 'true', task_id: String(task.id) });
     expect(Number(versions[0].tags.eval_accuracy)).toBe(task.metrics.eval_accuracy);
+
+    // The run was tracked as the predecessor's users expect: a parent run named
+    // after run_name with the settings as params and a metric per round, one
+    // finished child run per worker, and the model's artifacts under the parent.
+    const [parent] = await query<{ id: string; status: string; params: Record<string, string>; experiment_name: string }>(
+      `SELECT id, status, params, experiment_name FROM registry.runs WHERE run_name = 'test_run' AND parent_run_id IS NULL AND tags->>'task_id' = $1`,
+      [String(task.id)],
+    );
+    expect(parent).toMatchObject({ status: 'FINISHED', experiment_name: 'Default' });
+    expect(parent.params).toMatchObject({ num_global_iterations: '3', strategy: 'fedavg', model_name: 'iris' });
+    const steps = await query<{ step: number; value: number }>(`SELECT step, value FROM registry.run_metrics WHERE run_id = $1 AND key = 'eval_accuracy' ORDER BY step`, [parent.id]);
+    expect(steps.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(steps[2].value).toBeCloseTo(task.metrics.eval_accuracy, 6);
+    const children = await query<{ run_name: string; status: string }>(`SELECT run_name, status FROM registry.runs WHERE parent_run_id = $1 ORDER BY run_name`, [parent.id]);
+    expect(children).toEqual(['site-1', 'site-2', 'site-3'].map((run_name) => ({ run_name, status: 'FINISHED' })));
+    expect(versions[0].run_id).toBe(parent.id);
 
     // Load the registered weights independently of the project's codecs and
     // run the registered inference graph on all 150 rows.

@@ -11,6 +11,7 @@ import { TaskIntakeController } from './tasks/task-intake.controller';
 import { TaskLeases } from './tasks/task-lease.service';
 import { TaskSupervisor } from './tasks/task-supervisor.service';
 import { COORDINATOR_CONFIG } from './tokens';
+import { TrackingRunsRepository } from './tracking/tracking-runs.repository';
 
 @Module({})
 export class CoordinatorModule {
@@ -27,6 +28,7 @@ export class CoordinatorModule {
         ResultRouter,
         TaskEventsPublisher,
         TaskSupervisor,
+        TrackingRunsRepository,
       ],
     };
   }

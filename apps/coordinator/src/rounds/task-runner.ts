@@ -16,6 +16,7 @@ import { ModelRegistry } from '@fl/registry';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
+import { NodeRoundFigures } from '../tracking/task-tracking';
 import { RoundCollector } from './round-collector';
 import { ParticipantRecord, RoundsRepository } from './rounds.repository';
 
@@ -40,7 +41,9 @@ export interface TaskRunnerDeps {
   workers: EdgeWorkerRegistry;
   rounds: RoundsRepository;
   router: ResultRouter;
-  onRound: (round: number, figures: RoundFigures) => Promise<void>;
+  onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => Promise<void>;
+  /** The tracker run the trained model's artifacts are logged under, if any. */
+  parentRunId: () => string | undefined;
   /** Whether a cancel was recorded for the task: checked before each round, in case its message went astray. */
   cancelRequested: () => Promise<boolean>;
 }
@@ -54,6 +57,7 @@ export interface TaskResult {
 interface RoundOutcome {
   weights: NamedTensors;
   figures: RoundFigures;
+  nodes: NodeRoundFigures[];
 }
 
 /**
@@ -98,7 +102,7 @@ export class TaskRunner {
       if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
       const out = await this.runRound(round, weights);
       weights = out.weights;
-      await this.deps.onRound(round, out.figures);
+      await this.deps.onRound(round, out.figures, out.nodes);
     }
     return this.register(weights);
   }
@@ -207,6 +211,9 @@ export class TaskRunner {
     await deps.rounds.start(spec.task_id, round, chosen.length);
     await deps.rounds.participants(spec.task_id, round, 'fit', chosen.map((node) => ({ node, status: 'selected' as const })));
 
+    const perNode = new Map<string, NodeRoundFigures>();
+    const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
+
     // Fit: fold each update into the aggregate as it arrives.
     const aggregator = new FedAvgAggregator(global as WeightMap);
     const trainLosses: { value: number; examples: number }[] = [];
@@ -221,6 +228,7 @@ export class TaskRunner {
         return;
       }
       trainLosses.push({ value: p.train_loss, examples: p.examples });
+      nodeFigures(node).fit = { examples: p.examples, loss: p.train_loss };
       fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
     }, async () => this.broadcast(Msg.RoundFit, round, chosen, encodeSafetensors(global)));
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
@@ -246,6 +254,7 @@ export class TaskRunner {
         return;
       }
       evals.push({ loss: p.loss, accuracy: p.accuracy, examples: p.examples });
+      nodeFigures(node).evaluate = { examples: p.examples, loss: p.loss, accuracy: p.accuracy };
       evalRecords.push({ node, status: 'received', examples: p.examples, loss: p.loss, accuracy: p.accuracy });
     }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, nextBuf));
     for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
@@ -269,7 +278,7 @@ export class TaskRunner {
       duration_ms: finished.getTime() - started.getTime(),
     };
     await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf));
-    return { weights: next, figures };
+    return { weights: next, figures, nodes: [...perNode.values()] };
   }
 
   /** Validates one fit answer and folds it in; returns why it was not used, or null. */
@@ -303,6 +312,27 @@ export class TaskRunner {
     }
   }
 
+  /**
+   * A registry outage at the end of a task is waited out for a while (the
+   * registry is remote when it is MLflow); if it lasts, the task fails, and
+   * the trained weights stay in the last round's checkpoint.
+   */
+  private async withRetries<T>(what: string, lastRound: number, fn: () => Promise<T>): Promise<T> {
+    const { REGISTRATION_ATTEMPTS: attempts, REGISTRATION_RETRY_S: baseS } = this.deps.config;
+    for (let attempt = 1; ; attempt++) {
+      this.checkStopped();
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= attempts) {
+          throw new TaskFailure(`could not ${what} after ${attempts} attempts (${(err as Error).message}); the trained weights are kept in the checkpoint of round ${lastRound}`);
+        }
+        this.log.warn(`could not ${what} (attempt ${attempt} of ${attempts}): ${(err as Error).message}`);
+        await this.pause(baseS * 1000 * 2 ** (attempt - 1));
+      }
+    }
+  }
+
   /** Registers the trained model once: a new version of trained_<model_name>; a resumed task finds its own. */
   private async register(weights: NamedTensors): Promise<TaskResult> {
     const { spec, deps } = this;
@@ -333,13 +363,13 @@ export class TaskRunner {
       train_loss: String(metrics.train_loss),
       rounds: String(metrics.rounds),
     };
-    const [existing] = await deps.registry.searchVersions({ name, tags: { task_id: tags.task_id } });
-    let version = existing;
-    if (!version) {
+    const version = await this.withRetries(`register the trained model '${name}'`, metrics.rounds, async () => {
+      const [existing] = await deps.registry.searchVersions({ name, tags: { task_id: tags.task_id } });
+      if (existing) return existing;
       await deps.registry.createModel(name, { description: `${spec.model_name} trained federatedly`, tags: { use_case: spec.use_case } });
       const files = modelPackageFiles(trained);
-      version = await deps.registry.createVersion(name, Object.entries(files).map(([path, data]) => ({ path, data })), { tags });
-    }
+      return deps.registry.createVersion(name, Object.entries(files).map(([path, data]) => ({ path, data })), { tags, runId: deps.parentRunId() });
+    });
     return { modelName: name, modelVersion: version.version, metrics };
   }
 }

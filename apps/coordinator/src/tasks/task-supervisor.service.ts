@@ -9,6 +9,8 @@ import { ResultRouter } from '../rounds/result-router';
 import { RoundsRepository } from '../rounds/rounds.repository';
 import { TaskFailure, TaskRunner, TaskStopped } from '../rounds/task-runner';
 import { COORDINATOR_CONFIG } from '../tokens';
+import { TaskTracking } from '../tracking/task-tracking';
+import { TrackingRunsRepository } from '../tracking/tracking-runs.repository';
 import { TaskEventsPublisher } from './task-events.publisher';
 import { TaskLeases } from './task-lease.service';
 
@@ -40,6 +42,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
     private readonly rounds: RoundsRepository,
     private readonly router: ResultRouter,
     private readonly events: TaskEventsPublisher,
+    private readonly trackingRuns: TrackingRunsRepository,
   ) {}
 
   /**
@@ -107,6 +110,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
   private async execute(spec: TaskSpec, abort: AbortController): Promise<void> {
     const taskId = spec.task_id;
     let lastRound = 0;
+    const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
       this.leases
         .renew(taskId)
@@ -118,6 +122,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
     try {
       await this.events.started(taskId);
       this.log.log(`task ${taskId} started: ${spec.num_global_iterations} rounds of ${spec.settings.strategy} on '${spec.use_case}'`);
+      await tracking.open();
       const runner = new TaskRunner(
         {
           config: this.config,
@@ -127,9 +132,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
           rounds: this.rounds,
           router: this.router,
           cancelRequested: () => this.leases.isCancelRequested(taskId),
-          onRound: async (round, figures) => {
+          parentRunId: () => tracking.parentRunId,
+          onRound: async (round, figures, nodes) => {
             lastRound = round;
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
+            tracking.round(round, figures, nodes);
             this.log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +
                 `train loss ${figures.train_loss.toFixed(4)}, eval loss ${figures.eval_loss.toFixed(4)}, eval accuracy ${figures.eval_accuracy.toFixed(4)}`,
@@ -140,33 +147,37 @@ export class TaskSupervisor implements OnApplicationShutdown {
         abort.signal,
       );
       const result = await runner.run();
+      await tracking.close('FINISHED');
       // Event first: if the broker fails here the lease lapses and the task
       // is resumed, re-finding its registered model, instead of ending silent.
       await this.events.succeeded(taskId, lastRound, result);
       await this.leases.finish(taskId, 'success');
       this.log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
     } catch (err) {
-      await this.conclude(taskId, lastRound, err, abort.signal);
+      await this.conclude(taskId, lastRound, err, abort.signal, tracking);
     } finally {
       clearInterval(renew);
     }
   }
 
-  private async conclude(taskId: number, round: number, err: unknown, signal: AbortSignal): Promise<void> {
+  private async conclude(taskId: number, round: number, err: unknown, signal: AbortSignal, tracking: TaskTracking): Promise<void> {
     const why = err instanceof TaskStopped ? err.why : signal.aborted ? (signal.reason as TaskStopped['why']) : null;
     try {
       if (why === 'cancelled') {
+        await tracking.close('KILLED');
         await this.events.cancelled(taskId, round, 'cancelled by request');
         await this.leases.finish(taskId, 'cancelled');
         this.log.log(`task ${taskId} cancelled`);
       } else if (why === 'shutdown') {
         this.log.log(`task ${taskId}: coordinator shutting down; the task will resume from its last checkpoint`);
+        await tracking.settle();
         await this.leases.release(taskId);
       } else if (why === 'lease-lost') {
         this.log.warn(`task ${taskId}: lease lost to another coordinator; stopped here`);
       } else {
         const reason = err instanceof TaskFailure ? err.message : `internal error in the coordinator: ${(err as Error)?.message ?? err}`;
         if (!(err instanceof TaskFailure)) this.log.error(`task ${taskId}: ${(err as Error)?.stack ?? err}`);
+        await tracking.close('FAILED');
         await this.events.failed(taskId, round, reason);
         await this.leases.finish(taskId, 'failed');
         this.log.warn(`task ${taskId} failed: ${reason}`);

@@ -35,6 +35,14 @@ export class TaskRunEntity {
   @Column({ name: 'current_round', type: 'integer', default: 0 })
   currentRound: number;
 
+  /** The task's parent run in the experiment tracker. */
+  @Column({ name: 'tracking_run_id', type: 'text', nullable: true })
+  trackingRunId: string | null;
+
+  /** Child run id per edge worker. */
+  @Column({ name: 'tracking_child_runs', type: 'jsonb', default: () => "'{}'::jsonb" })
+  trackingChildRuns: Record<string, string>;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 
