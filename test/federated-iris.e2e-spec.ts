@@ -53,6 +53,13 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
   it('publishing the same model twice gives the same version', async () => {
     expect(model).toEqual({ name: 'iris', version: 1 });
     expect(JSON.parse(await platform.cli('models', 'publish', 'iris', '--json'))).toEqual(model);
+    const models = (await platform.fetch('GET', '/models')).body;
+    expect(models).toEqual([expect.objectContaining({ name: 'iris', latest_version: 1, versions: [expect.objectContaining({ version: 1, tags: expect.objectContaining({ use_case: 'iris' }) })] })]);
+    const v1 = await platform.fetch('GET', '/models/iris/versions/1');
+    expect(v1.status).toBe(200);
+    expect(v1.body).toMatchObject({ name: 'iris', version: 1, tags: { use_case: 'iris' } });
+    expect((await platform.fetch('GET', '/models/iris/versions/99')).status).toBe(404);
+    expect((await platform.fetch('GET', '/models/iris/versions/x')).status).toBe(400);
   });
 
   it('trains a task submitted with exactly the predecessor body, stores every round and registers one model', async () => {

@@ -1,19 +1,11 @@
-import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { positiveIntParam } from '../common/int-param.pipe';
 import { CreateTaskDto } from './dto/create-task.dto';
 import { DeleteTasksResultDto, ErrorBodyDto, RoundDto, TaskDto } from './dto/task.dto';
 import { TasksService } from './tasks.service';
 
-/** Task ids are PostgreSQL integers: anything else is a 400 naming the id, never a database error. */
-const idPipe = {
-  transform(value: string): number {
-    const id = Number(value);
-    if (!/^\d+$/.test(value) || id < 1 || id > 2147483647) {
-      throw new BadRequestException({ message: `id must be an integer from 1 to 2147483647, got '${value}'`, details: [{ field: 'id', reason: 'must be an integer from 1 to 2147483647' }] });
-    }
-    return id;
-  },
-};
+const idPipe = positiveIntParam('id');
 
 @ApiTags('tasks')
 @Controller('tasks')
