@@ -1,10 +1,10 @@
 import { createDataSource, createTestDatabase, runMigrations } from '@fl/persistence';
 import { LocalModelRegistry } from './local-model-registry';
-import { registryContract } from './local-model-registry.contract';
+import { localRegistryContract } from './local-model-registry.contract';
 
 jest.setTimeout(60_000);
 
-registryContract('real PostgreSQL', async (artifactDir) => {
+localRegistryContract('real PostgreSQL', async (artifactDir) => {
   const db = await createTestDatabase('fl_test_registry');
   const ds = createDataSource({ url: db.url, poolSize: 8, applicationName: 'registry-spec' });
   await runMigrations(ds);

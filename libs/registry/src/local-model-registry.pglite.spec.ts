@@ -1,11 +1,11 @@
 import * as path from 'node:path';
 import { createDataSource, runMigrations, startEmbeddedPostgres } from '@fl/persistence';
 import { LocalModelRegistry } from './local-model-registry';
-import { registryContract } from './local-model-registry.contract';
+import { localRegistryContract } from './local-model-registry.contract';
 
 jest.setTimeout(120_000);
 
-registryContract('embedded PGlite', async (artifactDir) => {
+localRegistryContract('embedded PGlite', async (artifactDir) => {
   // on disk, in the test's temp dir (exercises the lock file path too)
   const pg = await startEmbeddedPostgres({ dataDir: path.join(artifactDir, '..', `${path.basename(artifactDir)}-pgdata`) });
   const ds = createDataSource({ url: pg.url, poolSize: 1, applicationName: 'registry-pglite-spec' });

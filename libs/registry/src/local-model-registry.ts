@@ -15,7 +15,9 @@ import {
   RunInfo,
   RunNotFoundError,
   RunStatus,
-  validateArtifactPath,
+  validateArtifacts,
+  validateEndStatus,
+  validateMetricPoints,
   validateModelName,
   validateTags,
   validateVersion,
@@ -107,7 +109,7 @@ export class LocalModelRegistry implements ModelRegistry {
   ): Promise<ModelVersionInfo> {
     validateModelName(name);
     validateTags(opts.tags);
-    this.validateArtifacts(artifacts);
+    validateArtifacts(artifacts);
 
     const staging = path.join(this.root, STAGING, randomUUID());
     await this.writeStaged(staging, artifacts);
@@ -310,17 +312,8 @@ export class LocalModelRegistry implements ModelRegistry {
   }
 
   async logMetrics(runId: string, metrics: MetricPoint[]): Promise<void> {
-    if (!Array.isArray(metrics)) throw new RegistryValidationError('metrics', 'must be an array');
+    validateMetricPoints(metrics);
     if (!metrics.length) return;
-    for (const p of metrics) {
-      if (!p || typeof p.key !== 'string' || !p.key || p.key.length > 250) {
-        throw new RegistryValidationError('metric key', `${JSON.stringify(p?.key)} must be 1-250 characters`);
-      }
-      if (typeof p.value !== 'number') throw new RegistryValidationError('metric value', `'${p.key}' must be a number`);
-      if (!Number.isSafeInteger(p.step) || p.step < 0 || p.step > 2_147_483_647) {
-        throw new RegistryValidationError('metric step', `'${p.key}' step ${p.step} must be a non-negative integer`);
-      }
-    }
     const exists = await this.ds.query(`SELECT 1 FROM registry.runs WHERE id = $1`, [runId]);
     if (!exists.length) throw new RunNotFoundError(runId);
     // last write wins for a repeated (key, step) inside one batch too
@@ -342,9 +335,7 @@ export class LocalModelRegistry implements ModelRegistry {
   }
 
   async endRun(runId: string, status: 'FINISHED' | 'FAILED' | 'KILLED'): Promise<void> {
-    if (!['FINISHED', 'FAILED', 'KILLED'].includes(status)) {
-      throw new RegistryValidationError('status', `${JSON.stringify(status)} must be FINISHED, FAILED or KILLED`);
-    }
+    validateEndStatus(status);
     const [, count] = await this.ds.query(
       `UPDATE registry.runs SET status = $2, end_time = now() WHERE id = $1`,
       [runId, status],
@@ -387,31 +378,6 @@ export class LocalModelRegistry implements ModelRegistry {
   }
 
   // ------------------------------------------------------------------ helpers
-
-  private validateArtifacts(artifacts: ModelArtifact[]): void {
-    if (!Array.isArray(artifacts) || artifacts.length === 0) {
-      throw new RegistryValidationError('artifacts', 'at least one artifact is required');
-    }
-    const seen = new Set<string>();
-    for (const a of artifacts) {
-      validateArtifactPath(a?.path);
-      if (!Buffer.isBuffer(a.data)) {
-        throw new RegistryValidationError('artifact data', `'${a.path}' must be a Buffer`);
-      }
-      if (seen.has(a.path)) throw new RegistryValidationError('artifact path', `'${a.path}' appears twice`);
-      seen.add(a.path);
-    }
-    // a path cannot be both a file and a folder ("a" and "a/b")
-    for (const p of seen) {
-      const segs = p.split('/');
-      for (let i = 1; i < segs.length; i++) {
-        const prefix = segs.slice(0, i).join('/');
-        if (seen.has(prefix)) {
-          throw new RegistryValidationError('artifact path', `'${prefix}' is a file and also a folder of '${p}'`);
-        }
-      }
-    }
-  }
 
   private async writeStaged(dir: string, artifacts: ModelArtifact[]): Promise<void> {
     try {

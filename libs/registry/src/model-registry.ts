@@ -205,3 +205,55 @@ export function validateTags(tags: unknown, field = 'tags'): asserts tags is Rec
     if (typeof v !== 'string') throw new RegistryValidationError(field, `value of '${k}' must be a string`);
   }
 }
+
+/**
+ * A version's artifact list: at least one, valid paths, Buffers, no duplicates, and
+ * no path that is both a file and a folder ("a" and "a/b"), which no file tree can hold.
+ */
+export function validateArtifacts(artifacts: unknown): asserts artifacts is ModelArtifact[] {
+  if (!Array.isArray(artifacts) || artifacts.length === 0) {
+    throw new RegistryValidationError('artifacts', 'at least one artifact is required');
+  }
+  const seen = new Set<string>();
+  for (const a of artifacts as ModelArtifact[]) {
+    validateArtifactPath(a?.path);
+    if (!Buffer.isBuffer(a.data)) {
+      throw new RegistryValidationError('artifact data', `'${a.path}' must be a Buffer`);
+    }
+    if (seen.has(a.path)) throw new RegistryValidationError('artifact path', `'${a.path}' appears twice`);
+    seen.add(a.path);
+  }
+  for (const p of seen) {
+    const segs = p.split('/');
+    for (let i = 1; i < segs.length; i++) {
+      const prefix = segs.slice(0, i).join('/');
+      if (seen.has(prefix)) {
+        throw new RegistryValidationError('artifact path', `'${prefix}' is a file and also a folder of '${p}'`);
+      }
+    }
+  }
+}
+
+/** Metric points: key 1-250 chars, numeric value, step a non-negative int32 (as MLflow stores it). */
+export function validateMetricPoints(metrics: unknown): asserts metrics is MetricPoint[] {
+  if (!Array.isArray(metrics)) throw new RegistryValidationError('metrics', 'must be an array');
+  for (const p of metrics as MetricPoint[]) {
+    if (!p || typeof p.key !== 'string' || !p.key || p.key.length > 250) {
+      throw new RegistryValidationError('metric key', `${JSON.stringify(p?.key)} must be 1-250 characters`);
+    }
+    if (typeof p.value !== 'number') throw new RegistryValidationError('metric value', `'${p.key}' must be a number`);
+    if (!Number.isSafeInteger(p.step) || p.step < 0 || p.step > 2_147_483_647) {
+      throw new RegistryValidationError('metric step', `'${p.key}' step ${p.step} must be a non-negative integer`);
+    }
+    if (p.timestamp !== undefined && !(p.timestamp instanceof Date && !isNaN(p.timestamp.getTime()))) {
+      throw new RegistryValidationError('metric timestamp', `'${p.key}' timestamp must be a valid Date`);
+    }
+  }
+}
+
+/** Run end states accepted by endRun. */
+export function validateEndStatus(status: unknown): asserts status is 'FINISHED' | 'FAILED' | 'KILLED' {
+  if (status !== 'FINISHED' && status !== 'FAILED' && status !== 'KILLED') {
+    throw new RegistryValidationError('status', `${JSON.stringify(status)} must be FINISHED, FAILED or KILLED`);
+  }
+}
