@@ -144,7 +144,7 @@ async function runTask(
     return tap.wrap(app, bus);
   };
   const infraFor = async (app: string): Promise<Infra> => {
-    const infra = await connectInfra({ bus: await busFor(app), databaseUrl: env.databaseUrl, poolSize: 10, artifactDir: env.artifactDir, connectionName: `bench-${app}` });
+    const infra = await connectInfra({ bus: await busFor(app), databaseUrl: env.databaseUrl, poolSize: 10, registry: { backend: 'local', artifactDir: env.artifactDir }, connectionName: `bench-${app}` });
     cleanup.add(`closing the infrastructure of ${app}`, () => infra.close());
     return infra;
   };

@@ -173,6 +173,10 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const unknown = await platform.fetch('POST', '/tasks', { ...good, epochs: 5 });
     expect(unknown.status).toBe(400);
     expect(unknown.body.details[0].field).toBe('epochs');
+    // A name MLflow would take but the built-in registry cannot hold: the registry's own 400.
+    const badName = await platform.fetch('POST', '/tasks', { ...good, model_name: '../etc' });
+    expect(badName.status).toBe(400);
+    expect(badName.body.message).toContain('model name');
     const notJson = await platform.fetch('POST', '/tasks', '{"user_id": ');
     expect(notJson.status).toBe(400);
     expect((await platform.fetch('GET', '/tasks')).body.length).toBe(before);

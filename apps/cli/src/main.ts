@@ -1,6 +1,6 @@
 import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
-import { LocalModelRegistry } from '@fl/registry';
-import { createDatabaseIfMissing, loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
+import { ModelRegistry } from '@fl/registry';
+import { createDatabaseIfMissing, createRegistry, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom } from '@fl/runtime';
 import { CliConfig } from './config';
 
 const USAGE = `usage: npm run cli -- <command>
@@ -8,12 +8,15 @@ const USAGE = `usage: npm run cli -- <command>
   models publish <use case> [--json]   publish the use case's default model; prints name and version
   models list [--json]                 list registered models
 
-Uses DATABASE_URL and ARTIFACT_DIR; without DATABASE_URL an embedded
-PostgreSQL keeps its data in EMBEDDED_PG_DIR (default ./.data/pglite).`;
+The registry is REGISTRY_BACKEND's: local (DATABASE_URL and ARTIFACT_DIR;
+without DATABASE_URL an embedded PostgreSQL keeps its data in EMBEDDED_PG_DIR,
+default ./.data/pglite) or mlflow (MLFLOW_TRACKING_URI).`;
 
 class UsageError extends Error {}
 
-async function withRegistry<T>(config: CliConfig, fn: (r: LocalModelRegistry) => Promise<T>): Promise<T> {
+async function withRegistry<T>(config: CliConfig, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
+  const settings = registrySettingsFrom(config);
+  if (settings.backend === 'mlflow') return fn(createRegistry(settings));
   let embedded: EmbeddedPostgres | undefined;
   const url = config.DATABASE_URL ?? (embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR })).url;
   if (!embedded) await createDatabaseIfMissing(url);
@@ -21,7 +24,7 @@ async function withRegistry<T>(config: CliConfig, fn: (r: LocalModelRegistry) =>
   try {
     await ds.initialize();
     await runMigrations(ds);
-    return await fn(new LocalModelRegistry(ds, config.ARTIFACT_DIR));
+    return await fn(createRegistry(settings, ds));
   } finally {
     if (ds.isInitialized) await ds.destroy();
     await embedded?.close();

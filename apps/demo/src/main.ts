@@ -5,7 +5,7 @@ import { INestApplication, INestMicroservice, LogLevel } from '@nestjs/common';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { InMemoryBus, MessageBus, RabbitMqBus } from '@fl/messaging';
 import { EmbeddedPostgres, startEmbeddedPostgres } from '@fl/persistence';
-import { connectInfra, Infra, loadConfig, loadDotEnv, publishDefaultModel } from '@fl/runtime';
+import { connectInfra, Infra, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom } from '@fl/runtime';
 import { createGatewayApp } from '../../gateway/src/bootstrap';
 import { GatewayConfig } from '../../gateway/src/config';
 import { createCoordinatorApp } from '../../coordinator/src/bootstrap';
@@ -105,7 +105,8 @@ async function main(): Promise<void> {
   say(`broker: ${base.AMQP_URL ? 'RabbitMQ (AMQP_URL)' : 'embedded in-memory bus'}; database: ${base.DATABASE_URL ? 'PostgreSQL (DATABASE_URL)' : 'embedded PostgreSQL (PGlite, in memory)'}`);
 
   const infra = async (name: string): Promise<Infra> => {
-    const i = await connectInfra({ amqpUrl: base.AMQP_URL, bus: sharedBus, databaseUrl: databaseUrl!, poolSize, artifactDir, connectionName: name });
+    const registry = base.REGISTRY_BACKEND === 'local' ? { backend: 'local' as const, artifactDir } : registrySettingsFrom(base);
+    const i = await connectInfra({ amqpUrl: base.AMQP_URL, bus: sharedBus, databaseUrl: databaseUrl!, poolSize, registry, connectionName: name });
     return i;
   };
   const track = (app: INestApplication | INestMicroservice) => running.push({ close: () => app.close() });

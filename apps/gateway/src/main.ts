@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, loadConfig, loadDotEnv, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, loadConfig, loadDotEnv, registrySettingsFrom, logLevelsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
 import { GatewayConfig } from './config';
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
     amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the gateway as its own process (the embedded bus only works inside `npm run demo`)'),
     databaseUrl: requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'to run the gateway as its own process'),
     poolSize: config.DB_POOL_SIZE,
-    artifactDir: config.ARTIFACT_DIR,
+    registry: registrySettingsFrom(config),
     connectionName: `gateway-${config.GATEWAY_ID}`,
   });
   const app = await createGatewayApp(config, infra, logLevelsFrom(config.LOG_LEVEL));

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { ClassConstructor, plainToInstance } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 
 export class ConfigError extends Error {
   constructor(problems: string[]) {
@@ -16,8 +16,20 @@ export class BaseConfig {
   /** PostgreSQL URL. */
   @IsOptional() @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' }) DATABASE_URL?: string;
   @IsInt() @Min(1) @Max(100) DB_POOL_SIZE = 10;
-  @IsIn(['local']) REGISTRY_BACKEND: 'local' = 'local';
+  /** local: PostgreSQL tables + ARTIFACT_DIR; mlflow: an MLflow 2.x tracking server. */
+  @IsIn(['local', 'mlflow']) REGISTRY_BACKEND: 'local' | 'mlflow' = 'local';
   @IsString() ARTIFACT_DIR = './.data/artifacts';
+  /** MLflow tracking server, e.g. http://mlflow:5000 (MLFLOW_URL, the predecessor's name, is read too). */
+  @IsOptional() @Matches(/^https?:\/\/.+/, { message: 'MLFLOW_TRACKING_URI must be an http:// or https:// URL' }) MLFLOW_TRACKING_URI?: string;
+  @IsOptional() @Matches(/^https?:\/\/.+/, { message: 'MLFLOW_URL must be an http:// or https:// URL' }) MLFLOW_URL?: string;
+  /** Basic auth for MLflow, or a bearer token (which wins when both are set). */
+  @IsOptional() @IsString() MLFLOW_TRACKING_USERNAME?: string;
+  @IsOptional() @IsString() MLFLOW_TRACKING_PASSWORD?: string;
+  @IsOptional() @IsString() MLFLOW_TRACKING_TOKEN?: string;
+  /** Per request, each retry included. */
+  @IsNumber() @Min(0.1) @Max(3600) MLFLOW_TIMEOUT_S = 30;
+  /** Retries of a request on 5xx, 429, timeouts and connection errors (exponential backoff). */
+  @IsInt() @Min(0) @Max(20) MLFLOW_MAX_RETRIES = 4;
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 }
 

@@ -2,7 +2,8 @@ import { DynamicModule, Global, Inject, Logger, Module, OnApplicationShutdown } 
 import { DataSource } from 'typeorm';
 import { MessageBus, RabbitMqBus } from '@fl/messaging';
 import { createDataSource, ensureDatabase, runMigrations } from '@fl/persistence';
-import { LocalModelRegistry, ModelRegistry } from '@fl/registry';
+import { LocalModelRegistry, MlflowModelRegistry, ModelRegistry } from '@fl/registry';
+import { BaseConfig, ConfigError } from './config';
 
 export const BUS = Symbol('BUS');
 export const DATA_SOURCE = Symbol('DATA_SOURCE');
@@ -17,13 +18,43 @@ export interface Infra {
   close(): Promise<void>;
 }
 
+/** Which model registry an app talks to. */
+export type RegistrySettings =
+  | { backend: 'local'; artifactDir: string }
+  | { backend: 'mlflow'; trackingUri: string; username?: string; password?: string; token?: string; timeoutMs: number; maxRetries: number };
+
+export function registrySettingsFrom(config: BaseConfig): RegistrySettings {
+  if (config.REGISTRY_BACKEND === 'local') return { backend: 'local', artifactDir: config.ARTIFACT_DIR };
+  const trackingUri = config.MLFLOW_TRACKING_URI ?? config.MLFLOW_URL;
+  if (!trackingUri) throw new ConfigError(['MLFLOW_TRACKING_URI (or MLFLOW_URL) is required with REGISTRY_BACKEND=mlflow']);
+  return {
+    backend: 'mlflow',
+    trackingUri,
+    username: config.MLFLOW_TRACKING_USERNAME,
+    password: config.MLFLOW_TRACKING_PASSWORD,
+    token: config.MLFLOW_TRACKING_TOKEN,
+    timeoutMs: config.MLFLOW_TIMEOUT_S * 1000,
+    maxRetries: config.MLFLOW_MAX_RETRIES,
+  };
+}
+
+/** The local backend lives in the app's database; MLflow needs none. */
+export function createRegistry(settings: RegistrySettings, dataSource?: DataSource): ModelRegistry {
+  if (settings.backend === 'local') {
+    if (!dataSource) throw new Error('the local model registry needs a database');
+    return new LocalModelRegistry(dataSource, settings.artifactDir);
+  }
+  const { backend: _, ...options } = settings;
+  return new MlflowModelRegistry(options);
+}
+
 export interface InfraOptions {
   /** RabbitMQ URL; or pass `bus` to share an embedded one (demo, tests). */
   amqpUrl?: string;
   bus?: MessageBus;
   databaseUrl: string;
   poolSize?: number;
-  artifactDir: string;
+  registry: RegistrySettings;
   connectionName: string;
 }
 
@@ -46,7 +77,7 @@ export async function connectInfra(opts: InfraOptions): Promise<Infra> {
     await dataSource.destroy();
     throw err;
   }
-  const registry = new LocalModelRegistry(dataSource, opts.artifactDir);
+  const registry = createRegistry(opts.registry, dataSource);
   let closed = false;
   return {
     bus,

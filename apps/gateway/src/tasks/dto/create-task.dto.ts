@@ -1,7 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Length, Matches, Max, MaxLength, Min } from 'class-validator';
 import { DEFAULT_FL_SETTINGS, STRATEGIES, WORD_PATTERN } from '@fl/contracts';
-import { MODEL_NAME_PATTERN } from '@fl/registry';
 
 /**
  * The predecessor's task body, unchanged, plus optional federated-learning
@@ -17,7 +16,10 @@ export class CreateTaskDto {
   use_case: string;
 
   @ApiProperty({ example: 'iris', description: 'Registered model to start from.' })
-  @IsString() @Matches(MODEL_NAME_PATTERN, { message: 'model_name must be 1-128 letters, digits, ., _ or -, starting with a letter or digit' })
+  // MLflow's own rule (1-256 characters, no control characters), so that names
+  // users already have there keep working; a backend that is stricter answers
+  // 400 with its reason.
+  @IsString() @Length(1, 256) @Matches(/^[^\u0000-\u001f\u007f]+$/, { message: 'model_name must not contain control characters' })
   model_name: string;
 
   @ApiProperty({ example: 1, minimum: 1, description: 'Version of the registered model.' })
