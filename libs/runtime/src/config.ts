@@ -27,9 +27,9 @@ export class BaseConfig {
   @IsOptional() @IsString() MLFLOW_TRACKING_PASSWORD?: string;
   @IsOptional() @IsString() MLFLOW_TRACKING_TOKEN?: string;
   /** Per request, each retry included. */
-  @IsNumber() @Min(0.1) @Max(3600) MLFLOW_TIMEOUT_S = 30;
+  @IsNumber() @Min(0.1) @Max(3600) MLFLOW_HTTP_REQUEST_TIMEOUT = 30;
   /** Retries of a request on 5xx, 429, timeouts and connection errors (exponential backoff). */
-  @IsInt() @Min(0) @Max(20) MLFLOW_MAX_RETRIES = 4;
+  @IsInt() @Min(0) @Max(20) MLFLOW_HTTP_REQUEST_MAX_RETRIES = 4;
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 }
 

@@ -33,8 +33,8 @@ export function registrySettingsFrom(config: BaseConfig): RegistrySettings {
     username: config.MLFLOW_TRACKING_USERNAME,
     password: config.MLFLOW_TRACKING_PASSWORD,
     token: config.MLFLOW_TRACKING_TOKEN,
-    timeoutMs: config.MLFLOW_TIMEOUT_S * 1000,
-    maxRetries: config.MLFLOW_MAX_RETRIES,
+    timeoutMs: config.MLFLOW_HTTP_REQUEST_TIMEOUT * 1000,
+    maxRetries: config.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
   };
 }
 

@@ -4,7 +4,6 @@
  */
 import { FakeMlflow, startFakeMlflow } from '../../test/fake-mlflow-server';
 import { parseRunsUri, proxyPathOf } from './artifact-uri';
-import { mlflowOptionsFromEnv } from './mlflow-env';
 import { MlflowApiError, queryString } from './mlflow-http-client';
 import { MlflowModelRegistry, MlflowModelRegistryOptions } from './mlflow-model-registry';
 
@@ -193,20 +192,5 @@ describe('MLflow URIs', () => {
   it('query strings skip undefined and repeat arrays', () => {
     expect(queryString({ a: 1, b: undefined, c: ['x', 'y z'] })).toBe('?a=1&c=x&c=y+z');
     expect(queryString({})).toBe('');
-  });
-});
-
-describe('mlflowOptionsFromEnv', () => {
-  it("reads MLflow's own variables and the predecessor's MLFLOW_URL", () => {
-    expect(mlflowOptionsFromEnv({})).toBeNull();
-    expect(mlflowOptionsFromEnv({ MLFLOW_URL: 'http://old:5000' })).toEqual({ trackingUri: 'http://old:5000' });
-    expect(
-      mlflowOptionsFromEnv({
-        MLFLOW_TRACKING_URI: 'http://new:5000', MLFLOW_URL: 'http://old:5000', MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p',
-        MLFLOW_HTTP_REQUEST_TIMEOUT: '2.5', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
-      }),
-    ).toEqual({ trackingUri: 'http://new:5000', username: 'u', password: 'p', timeoutMs: 2500, maxRetries: 0 });
-    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: 'http://x', MLFLOW_TRACKING_TOKEN: 't' })).toEqual({ trackingUri: 'http://x', token: 't' });
-    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: 'http://x', MLFLOW_HTTP_REQUEST_TIMEOUT: 'soon' })).toThrow(/MLFLOW_HTTP_REQUEST_TIMEOUT/);
   });
 });
