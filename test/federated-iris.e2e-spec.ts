@@ -222,6 +222,9 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(task.current_round).toBeLessThan(10000);
     const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [id]);
     expect(run).toEqual({ state: 'finished', outcome: 'cancelled' });
+    const tracked = await query<{ status: string }>(`SELECT status FROM registry.runs WHERE tags->>'task_id' = $1 ORDER BY parent_run_id NULLS FIRST`, [String(id)]);
+    expect(tracked.length).toBeGreaterThan(1);
+    expect(new Set(tracked.map((r) => r.status))).toEqual(new Set(['KILLED']));
     // A final state is final: cancelling again changes nothing.
     const again = await platform.fetch('PUT', `/tasks/cancel/${id}`);
     expect(again.body.status).toBe('cancelled');

@@ -41,6 +41,8 @@ export class Platform {
   private db?: { url: string; drop(): Promise<void> };
   private vhost?: TestVhost;
   gatewayUrl = '';
+  /** Registry settings for the apps that use the registry (gateway, coordinators, CLI); edge workers never get them. */
+  registryEnv: Record<string, string> = {};
 
   get databaseUrl(): string {
     return this.db!.url;
@@ -72,13 +74,13 @@ export class Platform {
   async startGateway(env: Record<string, string> = {}): Promise<void> {
     const port = await freePort();
     this.gatewayUrl = `http://127.0.0.1:${port}`;
-    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1', ...env });
+    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1', ...this.registryEnv, ...env });
     await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
   }
 
   startCoordinators(count: number, env: Record<string, string> = {}, first = 1): void {
     for (let i = first; i < first + count; i++) {
-      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...env });
+      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...this.registryEnv, ...env });
     }
   }
 
@@ -123,7 +125,7 @@ export class Platform {
 
   /** Runs the CLI as a user would and returns its stdout. */
   async cli(...args: string[]): Promise<string> {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env() });
+    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env(this.registryEnv) });
     return stdout;
   }
 
