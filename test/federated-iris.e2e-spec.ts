@@ -158,6 +158,46 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(correct / iris.n).toBeGreaterThanOrEqual(0.9);
   });
 
+  it('reports health and Prometheus metrics on every app', async () => {
+    const get = async (url: string) => {
+      const res = await fetch(url);
+      return { status: res.status, text: await res.text() };
+    };
+    const metric = (text: string, line: RegExp) => {
+      const m = text.split('\n').find((l) => line.test(l));
+      return m === undefined ? undefined : Number(m.split(' ').pop());
+    };
+    const ready = await platform.fetch('GET', '/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.body.info).toMatchObject({ broker: { status: 'up' }, database: { status: 'up' }, registry: { status: 'up', backend: 'local' } });
+    const gatewayMetrics = (await get(`${platform.gatewayUrl}/metrics`)).text;
+    expect(metric(gatewayMetrics, /^fl_tasks\{status="success",app="gateway"\}/)).toBeGreaterThanOrEqual(1);
+    expect(metric(gatewayMetrics, /^fl_bus_messages_received_total\{app="gateway"\}/)).toBeGreaterThan(0);
+
+    // The coordinator that ran the task counted its rounds and the workers' answers.
+    const counts = await Promise.all(['coordinator-1', 'coordinator-2'].map(async (c) => {
+      const port = platform.healthPorts[c];
+      expect((await get(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+      const text = (await get(`http://127.0.0.1:${port}/metrics`)).text;
+      expect(metric(text, /^fl_connected_workers\{use_case="iris",app="coordinator"\}/)).toBe(3);
+      return {
+        rounds: metric(text, /^fl_rounds_total\{outcome="completed",app="coordinator"\}/) ?? 0,
+        received: metric(text, /^fl_updates_total\{phase="fit",result="received",app="coordinator"\}/) ?? 0,
+        durations: metric(text, /^fl_round_duration_seconds_count\{app="coordinator"\}/) ?? 0,
+      };
+    }));
+    const total = counts.reduce((a, c) => ({ rounds: a.rounds + c.rounds, received: a.received + c.received, durations: a.durations + c.durations }));
+    expect(total.rounds).toBeGreaterThanOrEqual(3);
+    expect(total.durations).toBe(total.rounds);
+    expect(total.received).toBe(3 * total.rounds);
+
+    const site = platform.healthPorts['site-1'];
+    expect((await get(`http://127.0.0.1:${site}/health/live`)).status).toBe(200);
+    const siteReady = JSON.parse((await get(`http://127.0.0.1:${site}/health/ready`)).text);
+    expect(Object.keys(siteReady.info)).toEqual(['broker']);
+    expect(metric((await get(`http://127.0.0.1:${site}/metrics`)).text, /^fl_bus_bytes_received_total\{app="edge-worker"\}/)).toBeGreaterThan(0);
+  });
+
   it('refuses a bad body with 400 naming the field, and stores nothing', async () => {
     const before = (await platform.fetch('GET', '/tasks')).body.length;
     const good = { user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: 3, run_name: 'r', experiment_name: 'e' };

@@ -13,7 +13,7 @@ describe('coordinators that start late and stop mid-task', () => {
   beforeAll(async () => {
     await platform.provision();
     await platform.startGateway({ TASK_RESUBMIT_S: '1' });
-    platform.startSites(2);
+    await platform.startSites(2);
   }, 120_000);
 
   afterAll(() => platform.stop(), 60_000);
@@ -27,7 +27,7 @@ describe('coordinators that start late and stop mid-task', () => {
     expect((await platform.fetch('GET', '/nodes')).body).toEqual([]);
     expect((await platform.fetch('GET', `/tasks/${created.body.id}`)).body.status).toBe('pending');
 
-    platform.startCoordinators(1);
+    await platform.startCoordinators(1);
     await platform.sitesOnline(2);
     let task: any;
     await platform.until('the task has ended', async () => {
@@ -48,7 +48,7 @@ describe('coordinators that start late and stop mid-task', () => {
     // A graceful stop hands the task back instead of failing it.
     expect(await platform.kill('coordinator-1', 'SIGTERM')).toBe('SIGTERM');
     expect((await platform.fetch('GET', `/tasks/${id}`)).body.status).toBe('running');
-    platform.startCoordinators(1, {}, 2);
+    await platform.startCoordinators(1, {}, 2);
     let task: any;
     await platform.until('the task has ended', async () => {
       task = (await platform.fetch('GET', `/tasks/${id}`)).body;

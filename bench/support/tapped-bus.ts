@@ -55,6 +55,10 @@ class TappedBus implements MessageBus {
     private readonly tap: BusTap,
   ) {}
 
+  get stats() {
+    return this.inner.stats;
+  }
+
   async publish(routingKey: string, msg: OutboundMessage): Promise<void> {
     this.tap.record(this.app, 'publish', msg);
     await this.inner.publish(routingKey, msg);

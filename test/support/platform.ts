@@ -60,8 +60,8 @@ export class Platform {
   async start(opts: { sites: number; coordinators: number; coordinatorEnv?: Record<string, string>; gatewayEnv?: Record<string, string> }): Promise<void> {
     await this.provision();
     await this.startGateway(opts.gatewayEnv);
-    this.startCoordinators(opts.coordinators, opts.coordinatorEnv);
-    this.startSites(opts.sites);
+    await this.startCoordinators(opts.coordinators, opts.coordinatorEnv);
+    await this.startSites(opts.sites);
     await this.sitesOnline(opts.sites);
   }
 
@@ -78,21 +78,30 @@ export class Platform {
     await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
   }
 
-  startCoordinators(count: number, env: Record<string, string> = {}, first = 1): void {
+  /** Health and metrics port of each app that has one, by app name. */
+  readonly healthPorts: Record<string, number> = {};
+
+  async startCoordinators(count: number, env: Record<string, string> = {}, first = 1): Promise<void> {
     for (let i = first; i < first + count; i++) {
-      this.spawn(`coordinator-${i}`, 'apps/coordinator/src/main.js', { COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', ...this.registryEnv, ...env });
+      const name = `coordinator-${i}`;
+      this.healthPorts[name] = await freePort();
+      this.spawn(name, 'apps/coordinator/src/main.js', {
+        COORDINATOR_ID: `e2e-coordinator-${i}`, SWEEP_INTERVAL_S: '1', HEALTH_PORT: String(this.healthPorts[name]), ...this.registryEnv, ...env,
+      });
     }
   }
 
   /** Edge workers site-1..site-N, each with a disjoint shuffled share of iris. */
-  startSites(count: number): void {
+  async startSites(count: number): Promise<void> {
     const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), count, 7, 'iid');
-    shards.forEach((shard, i) => {
-      const dir = join(this.dir, `site-${i + 1}`);
+    for (const [i, shard] of shards.entries()) {
+      const name = `site-${i + 1}`;
+      const dir = join(this.dir, name);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'iris.csv'), formatCsv(shard.header, shard.rows));
-      this.spawn(`site-${i + 1}`, 'apps/edge-worker/src/main.js', { NODE_NAME: `site-${i + 1}`, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2' });
-    });
+      this.healthPorts[name] = await freePort();
+      this.spawn(name, 'apps/edge-worker/src/main.js', { NODE_NAME: name, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2', HEALTH_PORT: String(this.healthPorts[name]) });
+    }
   }
 
   /** Waits until the coordinators have heard from `count` edge workers (as GET /nodes shows). */

@@ -1,4 +1,4 @@
-import { INestMicroservice, LogLevel } from '@nestjs/common';
+import { INestApplication, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Bindings, Msg, Routes } from '@fl/contracts';
 import { BusTransport } from '@fl/messaging';
@@ -7,19 +7,27 @@ import { CoordinatorConfig } from './config';
 import { CoordinatorModule } from './coordinator.module';
 import { TaskSupervisor } from './tasks/task-supervisor.service';
 
-/** The coordinator has no HTTP listener: it is a consumer of its own queue, fl.coordinator.<id>. */
-export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestMicroservice> {
-  const app = await NestFactory.createMicroservice(CoordinatorModule.forRoot(config, infra), {
-    strategy: new BusTransport(infra.bus, {
-      name: `fl.coordinator.${config.COORDINATOR_ID}`,
-      bindings: Bindings.coordinator(config.COORDINATOR_ID),
-      // Results are folded in inside their handlers, which are short; a few
-      // in flight keep a round's answers from queueing behind one another.
-      prefetch: 8,
-    }),
-    logger: logger ?? undefined,
-  });
-  await app.listen();
+/**
+ * The coordinator consumes its own queue, fl.coordinator.<id>; its only HTTP
+ * listener is the health and metrics port (HEALTH_PORT; 0: none).
+ */
+export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestApplication> {
+  const app = await NestFactory.create(CoordinatorModule.forRoot(config, infra), { logger: logger ?? undefined });
+  app.connectMicroservice(
+    {
+      strategy: new BusTransport(infra.bus, {
+        name: `fl.coordinator.${config.COORDINATOR_ID}`,
+        bindings: Bindings.coordinator(config.COORDINATOR_ID),
+        // Results are folded in inside their handlers, which are short; a few
+        // in flight keep a round's answers from queueing behind one another.
+        prefetch: 8,
+      }),
+    },
+    { inheritAppConfig: true },
+  );
+  await app.startAllMicroservices();
+  if (config.HEALTH_PORT > 0) await app.listen(config.HEALTH_PORT);
+  else await app.init();
   // Now that this coordinator's queue exists, ask every worker to announce
   // itself, rather than wait for heartbeats (registrations sent while no
   // coordinator queue existed went nowhere).

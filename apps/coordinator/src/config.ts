@@ -16,6 +16,8 @@ export class CoordinatorConfig extends BaseConfig {
   @IsNumber() @Min(0) @Max(86400) WORKER_WAIT_S = 60;
   /** How often unclaimed and orphaned tasks are looked for. */
   @IsNumber() @Min(0.1) @Max(3600) SWEEP_INTERVAL_S = 5;
+  /** Port of /health/live, /health/ready and /metrics; 0: no listener. */
+  @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;
   /** Tries at registering a trained model before the task fails (the weights stay in the checkpoint). */
   @IsInt() @Min(1) @Max(100) REGISTRATION_ATTEMPTS = 5;
   /** Wait before the second try; it doubles for each further one (2, 4, 8, 16 s by default). */

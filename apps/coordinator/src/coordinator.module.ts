@@ -1,7 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { Infra, InfraModule } from '@fl/runtime';
+import { Infra, InfraModule, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
 import { EdgeWorkerRegistry } from './nodes/node-registry.service';
+import { WorkerMetrics } from './nodes/worker-metrics';
 import { PresenceController } from './nodes/presence.controller';
 import { ResultRouter } from './rounds/result-router';
 import { ResultsController } from './rounds/results.controller';
@@ -18,11 +19,15 @@ export class CoordinatorModule {
   static forRoot(config: CoordinatorConfig, infra: Infra): DynamicModule {
     return {
       module: CoordinatorModule,
-      imports: [InfraModule.forRoot(infra)],
+      imports: [
+        InfraModule.forRoot(infra),
+        ObservabilityModule.forRoot({ metrics: new PlatformMetrics('coordinator'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
+      ],
       controllers: [TaskIntakeController, PresenceController, ResultsController],
       providers: [
         { provide: COORDINATOR_CONFIG, useValue: config },
         EdgeWorkerRegistry,
+        WorkerMetrics,
         TaskLeases,
         RoundsRepository,
         ResultRouter,

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   say(`gateway:     ${url} (Swagger UI at ${url}/docs)`);
 
   const coordinator = await createCoordinatorApp(
-    loadConfig(CoordinatorConfig, { ...env, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1' }),
+    loadConfig(CoordinatorConfig, { ...env, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1', HEALTH_PORT: '0' }),
     await infra('demo-coordinator'),
     logger,
   );
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const shardFiles = writeShards(join(dataDir, 'sites'));
   for (let i = 0; i < SITES; i++) {
     const name = `demo-site-${i + 1}`;
-    const cfg = loadConfig(EdgeWorkerConfig, { ...env, NODE_NAME: name, DATA_PATH: shardFiles[i], HEARTBEAT_INTERVAL_S: '5' });
+    const cfg = loadConfig(EdgeWorkerConfig, { ...env, NODE_NAME: name, DATA_PATH: shardFiles[i], HEARTBEAT_INTERVAL_S: '5', HEALTH_PORT: '0' });
     const bus = sharedBus ?? (await RabbitMqBus.connect(base.AMQP_URL!, { connectionName: name }));
     track(await createEdgeWorkerApp(cfg, bus, !sharedBus, logger));
     say(`edge worker: ${name} holding ${shardFiles[i]} (50 of iris' 150 rows)`);

@@ -1,4 +1,4 @@
-import { INestMicroservice, LogLevel } from '@nestjs/common';
+import { INestApplication, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Bindings } from '@fl/contracts';
 import { loadSiteData } from '@fl/datasets';
@@ -11,15 +11,20 @@ import { PresenceService } from './site/presence.service';
  * An edge worker needs nothing but its broker connection (no database, no
  * registry): it consumes only its own queue, fl.worker.<name>, bound to its
  * name and its use cases. Training is CPU-bound, so it takes one message at
- * a time. `ownsBus`: close the bus on shutdown (not when it is shared).
+ * a time. Its only listener is the local health and metrics port
+ * (HEALTH_PORT; 0: none). `ownsBus`: close the bus on shutdown (not when it
+ * is shared).
  */
-export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, logger?: LogLevel[] | false): Promise<INestMicroservice> {
+export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, logger?: LogLevel[] | false): Promise<INestApplication> {
   const splits = loadSiteData(config.DATA_PATH, config.USE_CASES?.split(',').filter(Boolean), config.SPLIT_SEED);
-  const app = await NestFactory.createMicroservice(EdgeWorkerModule.forRoot(config, bus, ownsBus, splits), {
-    strategy: new BusTransport(bus, { name: `fl.worker.${config.NODE_NAME}`, bindings: Bindings.worker(config.NODE_NAME, [...splits.keys()]), prefetch: 1 }),
-    logger: logger ?? undefined,
-  });
-  await app.listen();
+  const app = await NestFactory.create(EdgeWorkerModule.forRoot(config, bus, ownsBus, splits), { logger: logger ?? undefined });
+  app.connectMicroservice(
+    { strategy: new BusTransport(bus, { name: `fl.worker.${config.NODE_NAME}`, bindings: Bindings.worker(config.NODE_NAME, [...splits.keys()]), prefetch: 1 }) },
+    { inheritAppConfig: true },
+  );
+  await app.startAllMicroservices();
+  if (config.HEALTH_PORT > 0) await app.listen(config.HEALTH_PORT);
+  else await app.init();
   await app.get(PresenceService).start();
   return app;
 }

@@ -13,6 +13,8 @@ export class EdgeWorkerConfig extends BaseConfig {
   /** Seed of the train/test split; keep it fixed so the held-out rows stay held out. */
   @IsInt() @Min(0) SPLIT_SEED = 0;
   @IsInt() @Min(1) @Max(64) ORT_THREADS = 1;
+  /** Port of /health/live, /health/ready and /metrics; 0: no listener. */
+  @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');

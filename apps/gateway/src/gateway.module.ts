@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { Infra, InfraModule } from '@fl/runtime';
+import { Infra, InfraModule, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { AppController } from './app.controller';
 import { GATEWAY_CONFIG, GatewayConfig } from './config';
 import { HttpErrorFilter } from './common/http-exception.filter';
@@ -23,7 +23,12 @@ export class GatewayModule {
   static forRoot(config: GatewayConfig, infra: Infra): DynamicModule {
     return {
       module: GatewayModule,
-      imports: [GatewayConfigModule.forRoot(config), InfraModule.forRoot(infra), TasksModule],
+      imports: [
+        GatewayConfigModule.forRoot(config),
+        InfraModule.forRoot(infra),
+        ObservabilityModule.forRoot({ metrics: new PlatformMetrics('gateway'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
+        TasksModule,
+      ],
       controllers: [AppController, ModelsController, NodesController],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },

@@ -10,6 +10,7 @@ import {
   QueueSpec,
   Subscription,
 } from './message-bus';
+import { emptyBusStats } from './message-bus';
 import { BusLogger, describeError, settlementForFailure } from './settlement';
 import { topicMatches } from './topic-matcher';
 import { decodeMessage, encodeMessage, EncodedMessage } from './wire-format';
@@ -62,6 +63,7 @@ export class InMemoryBus implements MessageBus {
   private readonly maxMessageBytes: number;
   private readonly closeTimeoutMs: number;
   private closed = false;
+  readonly stats = emptyBusStats();
 
   constructor(private readonly options: InMemoryBusOptions = {}) {
     this.logger = options.logger ?? new Logger(InMemoryBus.name);
@@ -82,6 +84,8 @@ export class InMemoryBus implements MessageBus {
   async publish(routingKey: string, msg: OutboundMessage): Promise<void> {
     this.assertOpen();
     const encoded = encodeMessage(msg, { maxBytes: this.maxMessageBytes, userId: this.options.userId });
+    this.stats.messagesPublished++;
+    this.stats.bytesPublished += encoded.content.length;
     let routed = 0;
     for (const queue of this.queues.values()) {
       if (![...queue.bindings].some((pattern) => topicMatches(pattern, routingKey))) continue;
@@ -124,6 +128,7 @@ export class InMemoryBus implements MessageBus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stats.connected = false;
     const inFlight = new Set<Promise<void>>();
     for (const queue of this.queues.values()) {
       if (!queue.consumer) continue;
@@ -149,6 +154,8 @@ export class InMemoryBus implements MessageBus {
 
   private deliveryOf(encoded: EncodedMessage, routingKey: string): InboundMessage {
     // Decoding per queue gives every consumer its own payload object, as separate deliveries would.
+    this.stats.messagesDelivered++;
+    this.stats.bytesDelivered += encoded.content.length;
     return decodeMessage({ content: encoded.content, ...encoded.properties }, routingKey, false);
   }
 

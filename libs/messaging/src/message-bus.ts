@@ -33,7 +33,26 @@ export interface Subscription {
   cancel(): Promise<void>;
 }
 
+/** What a bus has done since it was created: for health checks and metrics. */
+export interface BusStats {
+  /** Whether the bus can reach its broker now. */
+  connected: boolean;
+  /** Connections re-established after a loss. */
+  reconnects: number;
+  messagesPublished: number;
+  /** Bytes of message bodies published (JSON payloads and binary attachments). */
+  bytesPublished: number;
+  messagesDelivered: number;
+  bytesDelivered: number;
+}
+
+export function emptyBusStats(): BusStats {
+  return { connected: true, reconnects: 0, messagesPublished: 0, bytesPublished: 0, messagesDelivered: 0, bytesDelivered: 0 };
+}
+
 export interface MessageBus {
+  /** Live counters; read them, do not change them. */
+  readonly stats: BusStats;
   /** Resolves once the broker has taken responsibility for the message (publisher confirm, persistent). */
   publish(routingKey: string, msg: OutboundMessage): Promise<void>;
   /**

@@ -12,6 +12,7 @@ import {
   InboundMessage,
   MessageBus,
   MessageHandler,
+  emptyBusStats,
   OutboundMessage,
   QueueSpec,
   Subscription,
@@ -80,6 +81,7 @@ export class RabbitMqBus implements MessageBus {
   private lastPublisherChannelError?: Error;
   private recoveryTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
+  readonly stats = emptyBusStats();
 
   private constructor(
     private readonly manager: AmqpConnectionManager,
@@ -141,6 +143,8 @@ export class RabbitMqBus implements MessageBus {
   async publish(routingKey: string, msg: OutboundMessage): Promise<void> {
     this.assertOpen();
     const { content, properties } = encodeMessage(msg, { maxBytes: this.maxMessageBytes, userId: this.options.userId });
+    this.stats.messagesPublished++;
+    this.stats.bytesPublished += content.length;
     for (let attempt = 1; ; attempt++) {
       const channelErrorsBefore = this.publisherChannelErrors;
       // Buffered by the channel wrapper while disconnected; resolves on the broker's confirm.
@@ -235,7 +239,15 @@ export class RabbitMqBus implements MessageBus {
   }
 
   private async start(): Promise<void> {
+    // connect() may have seen the first connection already: only later ones are reconnects.
+    let connects = this.manager.isConnected() ? 1 : 0;
+    this.stats.connected = this.manager.isConnected();
+    this.manager.on('connect', () => {
+      this.stats.connected = true;
+      if (++connects > 1) this.stats.reconnects++;
+    });
     this.manager.on('disconnect', ({ err }) => {
+      this.stats.connected = false;
       if (!this.closing) this.logger.warn(`disconnected from ${this.brokerName}: ${err?.message ?? 'closed'}; reconnecting`);
     });
     this.manager.on('connect', () => this.logger.log(`connected to ${this.brokerName}`));
@@ -298,6 +310,8 @@ export class RabbitMqBus implements MessageBus {
     const { routingKey, redelivered } = raw.fields;
     let message: InboundMessage;
     try {
+      this.stats.messagesDelivered++;
+      this.stats.bytesDelivered += raw.content.length;
       message = decodeMessage({ content: raw.content, ...raw.properties }, routingKey, redelivered);
     } catch (err) {
       this.logger.error(`queue '${queue}', routing key '${routingKey}': ${describeError(err)}; dead-lettered`);

@@ -2,3 +2,4 @@ export * from './config';
 export * from './infra';
 export * from './sql';
 export * from './default-models';
+export * from './observability';

@@ -13,6 +13,7 @@ import { seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
+import { PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
@@ -42,6 +43,7 @@ export interface TaskRunnerDeps {
   rounds: RoundsRepository;
   router: ResultRouter;
   onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => Promise<void>;
+  metrics: PlatformMetrics;
   /** The tracker run the trained model's artifacts are logged under, if any. */
   parentRunId: () => string | undefined;
   /** Whether a cancel was recorded for the task: checked before each round, in case its message went astray. */
@@ -233,9 +235,10 @@ export class TaskRunner {
     }, async () => this.broadcast(Msg.RoundFit, round, chosen, encodeSafetensors(global)));
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     await deps.rounds.participants(spec.task_id, round, 'fit', fitRecords);
+    this.countAnswers('fit', fitRecords);
     this.checkStopped();
     if (aggregator.updates < s.min_fit_clients) {
-      await deps.rounds.fail(spec.task_id, round);
+      await this.failRound(round);
       const missing = fit.missing.length ? `; no answer within ${s.round_timeout_s} s from ${fit.missing.join(', ')}` : '';
       const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
       throw new TaskFailure(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
@@ -259,9 +262,10 @@ export class TaskRunner {
     }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, nextBuf));
     for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     await deps.rounds.participants(spec.task_id, round, 'evaluate', evalRecords);
+    this.countAnswers('evaluate', evalRecords);
     this.checkStopped();
     if (evals.length === 0) {
-      await deps.rounds.fail(spec.task_id, round);
+      await this.failRound(round);
       throw new TaskFailure(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
     }
 
@@ -278,7 +282,18 @@ export class TaskRunner {
       duration_ms: finished.getTime() - started.getTime(),
     };
     await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf));
+    deps.metrics.rounds.inc({ outcome: 'completed' });
+    deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
     return { weights: next, figures, nodes: [...perNode.values()] };
+  }
+
+  private countAnswers(phase: 'fit' | 'evaluate', records: ParticipantRecord[]): void {
+    for (const r of records) this.deps.metrics.updates.inc({ phase, result: r.status });
+  }
+
+  private async failRound(round: number): Promise<void> {
+    this.deps.metrics.rounds.inc({ outcome: 'failed' });
+    await this.deps.rounds.fail(this.spec.task_id, round);
   }
 
   /** Validates one fit answer and folds it in; returns why it was not used, or null. */

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
-import { BUS, MODEL_REGISTRY } from '@fl/runtime';
+import { BUS, METRICS, MODEL_REGISTRY, PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry } from '../nodes/node-registry.service';
 import { ResultRouter } from '../rounds/result-router';
@@ -43,6 +43,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
     private readonly router: ResultRouter,
     private readonly events: TaskEventsPublisher,
     private readonly trackingRuns: TrackingRunsRepository,
+    @Inject(METRICS) private readonly metrics: PlatformMetrics,
   ) {}
 
   /**
@@ -133,6 +134,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
           router: this.router,
           cancelRequested: () => this.leases.isCancelRequested(taskId),
           parentRunId: () => tracking.parentRunId,
+          metrics: this.metrics,
           onRound: async (round, figures, nodes) => {
             lastRound = round;
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);

@@ -1,0 +1,3 @@
+export * from './platform-metrics';
+export * from './observed';
+export * from './observability.module';
