@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { RabbitMqBus } from '@fl/messaging';
-import { loadConfig, loadDotEnv, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { exitAfterGrace, loadConfig, loadDotEnv, logLevelsFrom, requireSetting } from '@fl/runtime';
 import { createEdgeWorkerApp } from './bootstrap';
 import { EdgeWorkerConfig } from './config';
 
@@ -13,6 +13,7 @@ async function main(): Promise<void> {
   const bus = await RabbitMqBus.connect(url, { connectionName: `worker-${config.NODE_NAME}` });
   const app = await createEdgeWorkerApp(config, bus, true, logLevelsFrom(config.LOG_LEVEL));
   app.enableShutdownHooks();
+  exitAfterGrace(config.SHUTDOWN_GRACE_S, 'edge-worker');
   Logger.log(`edge worker ${config.NODE_NAME} consuming fl.worker.${config.NODE_NAME}`, 'EdgeWorker');
 }
 

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, loadConfig, loadDotEnv, registrySettingsFrom, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, logLevelsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
 import { GatewayConfig } from './config';
 
@@ -15,6 +15,7 @@ async function main(): Promise<void> {
   });
   const app = await createGatewayApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
   app.enableShutdownHooks();
+  exitAfterGrace(config.SHUTDOWN_GRACE_S, 'gateway');
   await app.listen(config.PORT, config.HOST);
   Logger.log(`gateway listening on ${await app.getUrl()} (Swagger UI at /docs)`, 'Gateway');
 }

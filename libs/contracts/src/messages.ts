@@ -12,6 +12,7 @@ export const Msg = {
   RoundCompleted: 'round.completed',
   NodeRegistered: 'node.registered',
   NodeHeartbeat: 'node.heartbeat',
+  NodeLeaving: 'node.leaving',
   PresenceRequested: 'node.presence-requested',
   ModelPackage: 'model.package',
   RoundFit: 'round.fit',

@@ -30,6 +30,8 @@ export class BaseConfig {
   @IsNumber() @Min(0.1) @Max(3600) MLFLOW_HTTP_REQUEST_TIMEOUT = 30;
   /** Retries of a request on 5xx, 429, timeouts and connection errors (exponential backoff). */
   @IsInt() @Min(0) @Max(20) MLFLOW_HTTP_REQUEST_MAX_RETRIES = 4;
+  /** After SIGTERM or SIGINT an app finishes what it holds; past this many seconds it exits anyway. */
+  @IsNumber() @Min(0) @Max(3600) SHUTDOWN_GRACE_S = 10;
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 }
 
@@ -64,6 +66,21 @@ export function loadConfig<T extends object>(cls: ClassConstructor<T>, env: Reco
 export function requireSetting<T>(value: T | undefined, name: string, why: string): T {
   if (value === undefined || value === null || value === '') throw new ConfigError([`${name} is required ${why}`]);
   return value;
+}
+
+/**
+ * Nest's shutdown hooks stop the app on SIGTERM/SIGINT; this bounds how long
+ * that may take, so an orchestrator's stop never waits on a stuck handler.
+ */
+export function exitAfterGrace(seconds: number, app: string): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      setTimeout(() => {
+        process.stderr.write(`${app}: still stopping ${seconds} s after ${signal}; exiting now\n`);
+        process.exit(1);
+      }, seconds * 1000).unref();
+    });
+  }
 }
 
 export const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;

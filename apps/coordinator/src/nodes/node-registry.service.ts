@@ -29,11 +29,15 @@ export class EdgeWorkerRegistry {
     );
   }
 
+  async recordLeaving(node: string): Promise<void> {
+    await this.db.query(`UPDATE coordinator.nodes SET status = 'offline', last_seen_at = now() WHERE name = $1`, [node]);
+  }
+
   /** Workers serving the use case that were heard from recently and hold training data for it. */
   async online(useCase: string): Promise<OnlineNode[]> {
     const rows: { name: string; examples: Record<string, { train: number; test: number }> }[] = await this.db.query(
       `SELECT name, examples FROM coordinator.nodes
-       WHERE $1 = ANY(use_cases) AND last_seen_at > now() - make_interval(secs => $2)
+       WHERE $1 = ANY(use_cases) AND status = 'online' AND last_seen_at > now() - make_interval(secs => $2)
        ORDER BY name`,
       [useCase, this.config.NODE_ONLINE_WINDOW_S],
     );

@@ -25,6 +25,11 @@ export class ResultRouter {
     };
   }
 
+  /** A worker that left: every open round stops waiting for it (it counts as missing). */
+  dropNode(node: string): void {
+    for (const c of this.open.values()) c.drop(node);
+  }
+
   route(taskId: number, round: number, phase: Phase, node: string, answer: Answer<unknown>): Offer {
     const c = this.open.get(this.key(taskId, round, phase));
     const offer = c ? c.offer(node, answer) : 'closed';

@@ -40,4 +40,13 @@ describe('RoundCollector', () => {
     expect(() => c.offer('a', 1)).toThrow('bad update');
     await expect(c.done).resolves.toMatchObject({ outcome: 'complete', responded: ['a'] });
   });
+
+  it('stops waiting for a worker that left, reporting it missing', async () => {
+    const c = new RoundCollector<number>(['a', 'b'], 60_000, new AbortController().signal, () => undefined);
+    c.offer('a', 1);
+    c.drop('x');
+    c.drop('b');
+    await expect(c.done).resolves.toEqual({ outcome: 'complete', responded: ['a'], missing: ['b'] });
+    expect(c.offer('b', 2)).toBe('closed');
+  });
 });

@@ -16,6 +16,7 @@ export interface CollectResult {
 export class RoundCollector<T> {
   private readonly pending: Set<string>;
   private readonly responded: string[] = [];
+  private readonly dropped: string[] = [];
   private closed = false;
   private timer?: NodeJS.Timeout;
   private settle!: (r: CollectResult) => void;
@@ -50,6 +51,13 @@ export class RoundCollector<T> {
     return 'accepted';
   }
 
+  /** Stops waiting for a worker that has gone away; it is reported missing. */
+  drop(node: string): void {
+    if (this.closed || !this.pending.delete(node)) return;
+    this.dropped.push(node);
+    if (this.pending.size === 0) this.finish('complete');
+  }
+
   private readonly onAbort = () => this.finish('cancelled');
 
   private finish(outcome: CollectOutcome): void {
@@ -57,6 +65,6 @@ export class RoundCollector<T> {
     this.closed = true;
     clearTimeout(this.timer);
     this.signal.removeEventListener('abort', this.onAbort);
-    this.settle({ outcome, responded: [...this.responded], missing: [...this.pending] });
+    this.settle({ outcome, responded: [...this.responded], missing: [...this.dropped, ...this.pending] });
   }
 }

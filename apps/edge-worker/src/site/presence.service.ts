@@ -44,7 +44,12 @@ export class PresenceService implements OnApplicationShutdown {
     }, this.config.HEARTBEAT_INTERVAL_S * 1000);
   }
 
-  onApplicationShutdown(): void {
+  /**
+   * Runs after the worker has stopped consuming (its last answer is sent) and
+   * before its bus closes: tells the coordinators not to wait for this site.
+   */
+  async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
+    await this.announce(Msg.NodeLeaving).catch((err) => this.log.warn(`could not say goodbye to the coordinators: ${err}`));
   }
 }

@@ -36,7 +36,7 @@ export class NodesController {
   @ApiOkResponse({ type: NodeDto, isArray: true })
   async nodes(): Promise<NodeDto[]> {
     const rows: { name: string; use_cases: string[]; examples: NodeDto['examples']; last_seen_at: Date; registered_at: Date; online: boolean }[] = await this.db.query(
-      `SELECT name, use_cases, examples, last_seen_at, registered_at, last_seen_at > now() - make_interval(secs => $1) AS online
+      `SELECT name, use_cases, examples, last_seen_at, registered_at, status = 'online' AND last_seen_at > now() - make_interval(secs => $1) AS online
        FROM coordinator.nodes ORDER BY name`,
       [this.config.NODE_ONLINE_WINDOW_S],
     );
