@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LogLevel } from '@nestjs/common';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { InMemoryBus, RabbitMqBus } from '@fl/messaging';
 import { createTestDatabase } from '@fl/persistence';
@@ -33,7 +32,7 @@ import { BusEvent, BusTap } from './support/tapped-bus';
  */
 const SITES = 3;
 const TERMINAL = ['task.succeeded', 'task.failed', 'task.cancelled'];
-const LOG: LogLevel[] = ['error', 'warn'];
+const QUIET = { LOG_FORMAT: 'pretty', LOG_LEVEL: 'warn' };
 const TARGET_MS = 20;
 
 interface Transport {
@@ -150,13 +149,13 @@ async function runTask(
   };
 
   const gatewayInfra = await infraFor('gateway');
-  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { GATEWAY_ID: 'bench-gateway' }), gatewayInfra, LOG);
+  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...QUIET, GATEWAY_ID: 'bench-gateway' }), gatewayInfra);
   cleanup.add('closing the gateway', () => gateway.close());
   await gateway.listen(0, '127.0.0.1');
   const url = (await gateway.getUrl()).replace('[::1]', '127.0.0.1');
 
   const coordinatorInfra = await infraFor('coordinator');
-  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { COORDINATOR_ID: 'bench-coordinator' }), coordinatorInfra, LOG);
+  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { ...QUIET, COORDINATOR_ID: 'bench-coordinator', HEALTH_PORT: '0' }), coordinatorInfra);
   cleanup.add('closing the coordinator', () => coordinator.close());
 
   const names = env.shards.map((_, i) => `bench-site-${i + 1}`);
@@ -165,7 +164,7 @@ async function runTask(
     tap.waitFor((e) => e.app === 'coordinator' && e.kind === 'handled' && e.name === 'node.registered' && e.payload.sender === n, 30_000, `registration of ${n}`),
   );
   for (const [i, name] of names.entries()) {
-    const worker = await createEdgeWorkerApp(loadConfig(EdgeWorkerConfig, { NODE_NAME: name, DATA_PATH: env.shards[i] }), await busFor(name), false, LOG);
+    const worker = await createEdgeWorkerApp(loadConfig(EdgeWorkerConfig, { ...QUIET, NODE_NAME: name, DATA_PATH: env.shards[i], HEALTH_PORT: '0' }), await busFor(name), false);
     cleanup.add(`closing ${name}`, () => worker.close());
   }
   await Promise.all(registered);

@@ -47,7 +47,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
   }
 
   it('answers the predecessor ping', async () => {
-    expect(await platform.fetch('GET', '/')).toEqual({ status: 200, body: { message: 'Pong' } });
+    expect(await platform.fetch('GET', '/')).toMatchObject({ status: 200, body: { message: 'Pong' } });
   });
 
   it('publishing the same model twice gives the same version', async () => {
@@ -196,6 +196,26 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const siteReady = JSON.parse((await get(`http://127.0.0.1:${site}/health/ready`)).text);
     expect(Object.keys(siteReady.info)).toEqual(['broker']);
     expect(metric((await get(`http://127.0.0.1:${site}/metrics`)).text, /^fl_bus_bytes_received_total\{app="edge-worker"\}/)).toBeGreaterThan(0);
+  });
+
+  it("logs JSON lines, and a task's correlation id follows it from the request through the coordinator to every worker", async () => {
+    const created = await platform.fetch('POST', '/tasks', {
+      user_id: '9', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 1, run_name: 'traced', experiment_name: 'Default',
+    }, { 'x-correlation-id': 'trace-e2e-42' });
+    expect(created.headers.get('x-correlation-id')).toBe('trace-e2e-42');
+    expect(created.body.correlation_id).toBe('trace-e2e-42');
+    await platform.until('the traced task has ended', async () => ['success', 'failed'].includes((await platform.fetch('GET', `/tasks/${created.body.id}`)).body.status));
+    const traced = (app: string) => platform.jsonLogLines(app).filter((l) => l.correlation_id === 'trace-e2e-42');
+    expect(traced('gateway').length).toBeGreaterThan(0);
+    // The coordinator logs its last line just after reporting success.
+    await platform.until('the coordinator has logged the traced task as succeeded', async () =>
+      [...traced('coordinator-1'), ...traced('coordinator-2')].some((l) => String(l.msg).includes('succeeded')),
+    );
+    for (const site of ['site-1', 'site-2', 'site-3']) {
+      expect(traced(site)).toEqual(expect.arrayContaining([expect.objectContaining({ task_id: created.body.id, round: 1, msg: expect.stringContaining('trained on') })]));
+    }
+    // No line carries a credential.
+    for (const app of ['gateway', 'coordinator-1', 'site-1']) expect(JSON.stringify(platform.jsonLogLines(app))).not.toMatch(/guest:guest|password/i);
   });
 
   it('refuses a bad body with 400 naming the field, and stores nothing', async () => {

@@ -138,10 +138,10 @@ export class Platform {
     return stdout;
   }
 
-  async fetch(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
     const res = await fetch(`${this.gatewayUrl}${path}`, {
       method,
-      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -151,7 +151,17 @@ export class Platform {
     } catch {
       /* not JSON: keep the text for the assertion message */
     }
-    return { status: res.status, body: parsed };
+    return { status: res.status, body: parsed, headers: res.headers };
+  }
+
+  /** An app's log lines that are JSON objects (the apps log JSON by default). */
+  jsonLogLines(name: string): Record<string, unknown>[] {
+    const p = this.procs.find((x) => x.name === name);
+    if (!p) throw new Error(`no app named ${name}`);
+    return readFileSync(p.log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   /** Polls `check` until it holds; fails after `timeoutMs` naming what it waited for, with the apps' logs. */

@@ -1,8 +1,8 @@
-import { INestApplication, LogLevel } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Bindings, Msg, Routes } from '@fl/contracts';
 import { BusTransport } from '@fl/messaging';
-import { Infra } from '@fl/runtime';
+import { Infra, nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
 import { CoordinatorModule } from './coordinator.module';
 import { TaskSupervisor } from './tasks/task-supervisor.service';
@@ -11,8 +11,10 @@ import { TaskSupervisor } from './tasks/task-supervisor.service';
  * The coordinator consumes its own queue, fl.coordinator.<id>; its only HTTP
  * listener is the health and metrics port (HEALTH_PORT; 0: none).
  */
-export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestApplication> {
-  const app = await NestFactory.create(CoordinatorModule.forRoot(config, infra), { logger: logger ?? undefined });
+export async function createCoordinatorApp(config: CoordinatorConfig, infra: Infra): Promise<INestApplication> {
+  const log = { format: config.LOG_FORMAT, level: config.LOG_LEVEL };
+  const app = await NestFactory.create(CoordinatorModule.forRoot(config, infra), nestLoggerOptions(log));
+  useJsonLoggerIfSet(app, log);
   app.connectMicroservice(
     {
       strategy: new BusTransport(infra.bus, {

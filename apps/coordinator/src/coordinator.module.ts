@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { Infra, InfraModule, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
+import { Infra, InfraModule, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
 import { EdgeWorkerRegistry } from './nodes/node-registry.service';
 import { WorkerMetrics } from './nodes/worker-metrics';
@@ -21,6 +21,7 @@ export class CoordinatorModule {
       module: CoordinatorModule,
       imports: [
         InfraModule.forRoot(infra),
+        ...loggingImports('coordinator', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
         ObservabilityModule.forRoot({ metrics: new PlatformMetrics('coordinator'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
       ],
       controllers: [TaskIntakeController, PresenceController, ResultsController],

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createCoordinatorApp } from './bootstrap';
 import { CoordinatorConfig } from './config';
 
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
     registry: registrySettingsFrom(config),
     connectionName: config.COORDINATOR_ID,
   });
-  const app = await createCoordinatorApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  const app = await createCoordinatorApp(config, infra);
   app.enableShutdownHooks();
   exitAfterGrace(config.SHUTDOWN_GRACE_S, 'coordinator');
   Logger.log(`coordinator ${config.COORDINATOR_ID} consuming fl.coordinator.${config.COORDINATOR_ID}`, 'Coordinator');

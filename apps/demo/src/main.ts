@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { INestApplication, INestMicroservice, LogLevel } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { InMemoryBus, MessageBus, RabbitMqBus } from '@fl/messaging';
 import { EmbeddedPostgres, startEmbeddedPostgres } from '@fl/persistence';
@@ -83,7 +83,8 @@ async function main(): Promise<void> {
   loadDotEnv();
   const env = process.env;
   const verbose = env.DEMO_VERBOSE === '1';
-  const logger: LogLevel[] = verbose ? ['error', 'warn', 'log'] : ['error', 'warn'];
+  // The apps log in Nest's console format; only warnings and errors unless DEMO_VERBOSE=1.
+  const appLogs = { LOG_FORMAT: 'pretty', LOG_LEVEL: verbose ? 'log' : 'warn' };
   const base = loadConfig(GatewayConfig, env);
   const dataDir = resolve(env.DEMO_DIR ?? './.data/demo');
   const artifactDir = resolve(env.ARTIFACT_DIR ?? join(dataDir, 'artifacts'));
@@ -109,10 +110,10 @@ async function main(): Promise<void> {
     const i = await connectInfra({ amqpUrl: base.AMQP_URL, bus: sharedBus, databaseUrl: databaseUrl!, poolSize, registry, connectionName: name });
     return i;
   };
-  const track = (app: INestApplication | INestMicroservice) => running.push({ close: () => app.close() });
+  const track = (app: INestApplication) => running.push({ close: () => app.close() });
 
   const gatewayInfra = await infra('demo-gateway');
-  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...env, GATEWAY_ID: 'demo-gateway' }), gatewayInfra, logger);
+  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...env, ...appLogs, GATEWAY_ID: 'demo-gateway' }), gatewayInfra);
   track(gateway);
   const port = (await portIsFree(base.PORT)) ? base.PORT : 0;
   if (port !== base.PORT) say(`port ${base.PORT} is taken: the gateway listens on a free port instead`);
@@ -121,9 +122,8 @@ async function main(): Promise<void> {
   say(`gateway:     ${url} (Swagger UI at ${url}/docs)`);
 
   const coordinator = await createCoordinatorApp(
-    loadConfig(CoordinatorConfig, { ...env, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1', HEALTH_PORT: '0' }),
+    loadConfig(CoordinatorConfig, { ...env, ...appLogs, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1', HEALTH_PORT: '0' }),
     await infra('demo-coordinator'),
-    logger,
   );
   track(coordinator);
   say('coordinator: demo-coordinator');
@@ -131,9 +131,9 @@ async function main(): Promise<void> {
   const shardFiles = writeShards(join(dataDir, 'sites'));
   for (let i = 0; i < SITES; i++) {
     const name = `demo-site-${i + 1}`;
-    const cfg = loadConfig(EdgeWorkerConfig, { ...env, NODE_NAME: name, DATA_PATH: shardFiles[i], HEARTBEAT_INTERVAL_S: '5', HEALTH_PORT: '0' });
+    const cfg = loadConfig(EdgeWorkerConfig, { ...env, ...appLogs, NODE_NAME: name, DATA_PATH: shardFiles[i], HEARTBEAT_INTERVAL_S: '5', HEALTH_PORT: '0' });
     const bus = sharedBus ?? (await RabbitMqBus.connect(base.AMQP_URL!, { connectionName: name }));
-    track(await createEdgeWorkerApp(cfg, bus, !sharedBus, logger));
+    track(await createEdgeWorkerApp(cfg, bus, !sharedBus));
     say(`edge worker: ${name} holding ${shardFiles[i]} (50 of iris' 150 rows)`);
   }
 

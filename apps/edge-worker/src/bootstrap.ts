@@ -1,8 +1,9 @@
-import { INestApplication, LogLevel } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Bindings } from '@fl/contracts';
 import { loadSiteData } from '@fl/datasets';
 import { BusTransport, MessageBus } from '@fl/messaging';
+import { nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
 import { EdgeWorkerConfig } from './config';
 import { EdgeWorkerModule } from './edge-worker.module';
 import { PresenceService } from './site/presence.service';
@@ -15,9 +16,11 @@ import { PresenceService } from './site/presence.service';
  * (HEALTH_PORT; 0: none). `ownsBus`: close the bus on shutdown (not when it
  * is shared).
  */
-export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, logger?: LogLevel[] | false): Promise<INestApplication> {
+export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean): Promise<INestApplication> {
+  const log = { format: config.LOG_FORMAT, level: config.LOG_LEVEL };
   const splits = loadSiteData(config.DATA_PATH, config.USE_CASES?.split(',').filter(Boolean), config.SPLIT_SEED);
-  const app = await NestFactory.create(EdgeWorkerModule.forRoot(config, bus, ownsBus, splits), { logger: logger ?? undefined });
+  const app = await NestFactory.create(EdgeWorkerModule.forRoot(config, bus, ownsBus, splits), nestLoggerOptions(log));
+  useJsonLoggerIfSet(app, log);
   app.connectMicroservice(
     { strategy: new BusTransport(bus, { name: `fl.worker.${config.NODE_NAME}`, bindings: Bindings.worker(config.NODE_NAME, [...splits.keys()]), prefetch: 1 }) },
     { inheritAppConfig: true },

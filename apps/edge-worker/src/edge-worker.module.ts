@@ -1,7 +1,7 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { SiteSplit } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
-import { BUS, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
+import { BUS, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { EdgeWorkerConfig, SITE_SPLITS, WORKER_CONFIG } from './config';
 import { PresenceController } from './site/presence.controller';
 import { PresenceService } from './site/presence.service';
@@ -21,7 +21,10 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
   static forRoot(config: EdgeWorkerConfig, bus: MessageBus, ownsBus: boolean, splits: Map<string, SiteSplit>): DynamicModule {
     return {
       module: EdgeWorkerModule,
-      imports: [ObservabilityModule.forRoot({ metrics: new PlatformMetrics('edge-worker'), bus })],
+      imports: [
+        ...loggingImports('edge-worker', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
+        ObservabilityModule.forRoot({ metrics: new PlatformMetrics('edge-worker'), bus }),
+      ],
       controllers: [TrainingController, PresenceController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },

@@ -1,9 +1,9 @@
-import { INestApplication, LogLevel } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Bindings } from '@fl/contracts';
 import { BusTransport } from '@fl/messaging';
-import { Infra } from '@fl/runtime';
+import { Infra, nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
 import { GatewayConfig } from './config';
 import { GatewayModule } from './gateway.module';
 
@@ -22,8 +22,10 @@ export function buildOpenApi(app: INestApplication) {
  * The caller listens and owns signal handling: main.ts enables Nest's
  * shutdown hooks; the demo, which runs several apps, stops them itself.
  */
-export async function createGatewayApp(config: GatewayConfig, infra: Infra, logger?: LogLevel[] | false): Promise<INestApplication> {
-  const app = await NestFactory.create(GatewayModule.forRoot(config, infra), { logger: logger ?? undefined, bufferLogs: false });
+export async function createGatewayApp(config: GatewayConfig, infra: Infra): Promise<INestApplication> {
+  const log = { format: config.LOG_FORMAT, level: config.LOG_LEVEL };
+  const app = await NestFactory.create(GatewayModule.forRoot(config, infra), nestLoggerOptions(log));
+  useJsonLoggerIfSet(app, log);
   const document = buildOpenApi(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json' });
   app.connectMicroservice(

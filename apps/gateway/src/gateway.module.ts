@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { Infra, InfraModule, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
+import { Infra, InfraModule, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { AppController } from './app.controller';
 import { GATEWAY_CONFIG, GatewayConfig } from './config';
 import { HttpErrorFilter } from './common/http-exception.filter';
@@ -25,6 +25,7 @@ export class GatewayModule {
       module: GatewayModule,
       imports: [
         GatewayConfigModule.forRoot(config),
+        ...loggingImports('gateway', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
         InfraModule.forRoot(infra),
         ObservabilityModule.forRoot({ metrics: new PlatformMetrics('gateway'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
         TasksModule,

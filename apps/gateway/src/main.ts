@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, logLevelsFrom, requireSetting } from '@fl/runtime';
+import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
 import { GatewayConfig } from './config';
 
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
     registry: registrySettingsFrom(config),
     connectionName: `gateway-${config.GATEWAY_ID}`,
   });
-  const app = await createGatewayApp(config, infra, logLevelsFrom(config.LOG_LEVEL));
+  const app = await createGatewayApp(config, infra);
   app.enableShutdownHooks();
   exitAfterGrace(config.SHUTDOWN_GRACE_S, 'gateway');
   await app.listen(config.PORT, config.HOST);

@@ -11,6 +11,7 @@ import {
   Min,
   ValidateNested,
   IsNotEmpty,
+  MaxLength,
 } from 'class-validator';
 import { WORD_PATTERN } from './messages';
 import { TaskSpec } from './task-spec';
@@ -23,6 +24,8 @@ export class Envelope {
   @IsInt() @Min(0) task_id: number;
   @IsInt() @Min(0) round: number;
   @Matches(WORD_PATTERN) sender: string;
+  /** The task's correlation id, so every app's log lines about it can be found together. */
+  @IsOptional() @IsString() @MaxLength(100) correlation_id?: string;
 }
 
 export class TaskSubmittedPayload extends Envelope {

@@ -9,6 +9,8 @@ import {
   Min,
   ValidateNested,
   IsNotEmpty,
+  IsOptional,
+  MaxLength,
 } from 'class-validator';
 import { WORD_PATTERN } from './messages';
 
@@ -40,4 +42,6 @@ export class TaskSpec {
   @IsString() run_name: string;
   @IsString() experiment_name: string;
   @ValidateNested() @Type(() => FlSettings) settings: FlSettings;
+  /** Of the request that created the task: logged with everything done for it. */
+  @IsOptional() @IsString() @MaxLength(100) correlation_id?: string;
 }

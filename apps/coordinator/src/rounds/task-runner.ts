@@ -13,7 +13,7 @@ import { seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
-import { PlatformMetrics } from '@fl/runtime';
+import { PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
@@ -70,7 +70,7 @@ interface RoundOutcome {
  * carry from round to round; a task resumes from its last checkpoint.
  */
 export class TaskRunner {
-  private readonly log: Logger;
+  private readonly log: TaskLogger;
   private readonly packageSentTo = new Set<string>();
   private pkg!: ModelPackage;
   private bundle!: Buffer;
@@ -81,7 +81,11 @@ export class TaskRunner {
     private readonly spec: TaskSpec,
     private readonly signal: AbortSignal,
   ) {
-    this.log = new Logger(`Task ${spec.task_id}`);
+    this.log = new TaskLogger(new Logger(TaskRunner.name), { task_id: spec.task_id, correlation_id: spec.correlation_id });
+  }
+
+  private envelope(round: number) {
+    return { task_id: this.spec.task_id, round, sender: this.deps.config.COORDINATOR_ID, correlation_id: this.spec.correlation_id };
   }
 
   private checkStopped(): void {
@@ -180,7 +184,7 @@ export class TaskRunner {
       missing.map((node) =>
         this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), {
           name: Msg.ModelPackage,
-          payload: { task_id: this.spec.task_id, round: 0, sender: this.deps.config.COORDINATOR_ID, package_sha256: this.bundleSha },
+          payload: { ...this.envelope(0), package_sha256: this.bundleSha },
           attachment: this.bundle,
         }),
       ),
@@ -191,9 +195,7 @@ export class TaskRunner {
   private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: Buffer): Promise<void> {
     const s = this.spec.settings;
     const payload: RoundInstructionPayload = {
-      task_id: this.spec.task_id,
-      round,
-      sender: this.deps.config.COORDINATOR_ID,
+      ...this.envelope(round),
       use_case: this.spec.use_case,
       participants,
       package_sha256: this.bundleSha,

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
-import { BUS, METRICS, MODEL_REGISTRY, PlatformMetrics } from '@fl/runtime';
+import { BUS, METRICS, MODEL_REGISTRY, PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry } from '../nodes/node-registry.service';
 import { ResultRouter } from '../rounds/result-router';
@@ -110,6 +110,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
 
   private async execute(spec: TaskSpec, abort: AbortController): Promise<void> {
     const taskId = spec.task_id;
+    const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: spec.correlation_id });
     let lastRound = 0;
     const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
@@ -118,11 +119,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
         .then((held) => {
           if (!held) abort.abort('lease-lost');
         })
-        .catch((err) => this.log.warn(`task ${taskId}: lease renewal failed: ${err}`));
+        .catch((err) => log.warn(`task ${taskId}: lease renewal failed: ${err}`));
     }, (this.config.LEASE_TTL_S * 1000) / 3);
     try {
       await this.events.started(taskId);
-      this.log.log(`task ${taskId} started: ${spec.num_global_iterations} rounds of ${spec.settings.strategy} on '${spec.use_case}'`);
+      log.log(`task ${taskId} started: ${spec.num_global_iterations} rounds of ${spec.settings.strategy} on '${spec.use_case}'`);
       await tracking.open();
       const runner = new TaskRunner(
         {
@@ -139,7 +140,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
             lastRound = round;
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
             tracking.round(round, figures, nodes);
-            this.log.log(
+            log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +
                 `train loss ${figures.train_loss.toFixed(4)}, eval loss ${figures.eval_loss.toFixed(4)}, eval accuracy ${figures.eval_accuracy.toFixed(4)}`,
             );
@@ -154,39 +155,39 @@ export class TaskSupervisor implements OnApplicationShutdown {
       // is resumed, re-finding its registered model, instead of ending silent.
       await this.events.succeeded(taskId, lastRound, result);
       await this.leases.finish(taskId, 'success');
-      this.log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
+      log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
     } catch (err) {
-      await this.conclude(taskId, lastRound, err, abort.signal, tracking);
+      await this.conclude(taskId, lastRound, err, abort.signal, tracking, log);
     } finally {
       clearInterval(renew);
     }
   }
 
-  private async conclude(taskId: number, round: number, err: unknown, signal: AbortSignal, tracking: TaskTracking): Promise<void> {
+  private async conclude(taskId: number, round: number, err: unknown, signal: AbortSignal, tracking: TaskTracking, log: TaskLogger): Promise<void> {
     const why = err instanceof TaskStopped ? err.why : signal.aborted ? (signal.reason as TaskStopped['why']) : null;
     try {
       if (why === 'cancelled') {
         await tracking.close('KILLED');
         await this.events.cancelled(taskId, round, 'cancelled by request');
         await this.leases.finish(taskId, 'cancelled');
-        this.log.log(`task ${taskId} cancelled`);
+        log.log(`task ${taskId} cancelled`);
       } else if (why === 'shutdown') {
-        this.log.log(`task ${taskId}: coordinator shutting down; the task will resume from its last checkpoint`);
+        log.log(`task ${taskId}: coordinator shutting down; the task will resume from its last checkpoint`);
         await tracking.settle();
         await this.leases.release(taskId);
       } else if (why === 'lease-lost') {
-        this.log.warn(`task ${taskId}: lease lost to another coordinator; stopped here`);
+        log.warn(`task ${taskId}: lease lost to another coordinator; stopped here`);
       } else {
         const reason = err instanceof TaskFailure ? err.message : `internal error in the coordinator: ${(err as Error)?.message ?? err}`;
-        if (!(err instanceof TaskFailure)) this.log.error(`task ${taskId}: ${(err as Error)?.stack ?? err}`);
+        if (!(err instanceof TaskFailure)) log.error(`task ${taskId}: ${(err as Error)?.stack ?? err}`);
         await tracking.close('FAILED');
         await this.events.failed(taskId, round, reason);
         await this.leases.finish(taskId, 'failed');
-        this.log.warn(`task ${taskId} failed: ${reason}`);
+        log.warn(`task ${taskId} failed: ${reason}`);
       }
     } catch (inner) {
       // The lease is left to lapse, so that the sweep (here or elsewhere) tries again.
-      this.log.error(`task ${taskId}: could not record its end (${inner}); it will be retried`);
+      log.error(`task ${taskId}: could not record its end (${inner}); it will be retried`);
     }
   }
 }

@@ -3,7 +3,7 @@ import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { EvaluateResultPayload, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload } from '@fl/contracts';
 import { BusContext, MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodeSafetensors, NamedTensors, sha256Hex } from '@fl/models';
-import { BUS } from '@fl/runtime';
+import { BUS, TaskLogger } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from '../site/site-data.service';
 import { PackageCache } from './package-cache';
@@ -35,7 +35,7 @@ export class TrainingController {
     const p = parsePayload(ModelPackagePayload, raw);
     if (!ctx.attachment) throw new Error('model.package without a package attached');
     await this.packages.add(p.package_sha256, ctx.attachment);
-    this.log.log(`model package ${p.package_sha256.slice(0, 12)}… ready for task ${p.task_id}`);
+    this.taskLog(p).log(`model package ${p.package_sha256.slice(0, 12)}… ready for task ${p.task_id}`);
   }
 
   @EventPattern(Msg.RoundFit)
@@ -58,9 +58,10 @@ export class TrainingController {
       attachment = encodeSafetensors(out.weights);
       // FedAvg weighs by the site's number of training examples, not by examples x epochs.
       answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: out.meanLoss, duration_ms: Date.now() - started, weights_sha256: sha256Hex(attachment) };
+      this.taskLog(p).log(`round ${p.round}: trained on ${split.train.n} examples in ${answer.duration_ms} ms, loss ${out.meanLoss.toFixed(4)}`);
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, train_loss: 0, duration_ms: Date.now() - started };
-      this.log.warn(`task ${p.task_id} round ${p.round} fit failed: ${(err as Error).message}`);
+      this.taskLog(p).warn(`task ${p.task_id} round ${p.round} fit failed: ${(err as Error).message}`);
     }
     await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
   }
@@ -77,13 +78,17 @@ export class TrainingController {
       answer = { ...this.envelope(p), status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
-      this.log.warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
+      this.taskLog(p).warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
     }
     await this.bus.publish(p.reply_to, { name: Msg.RoundEvaluateResult, payload: { ...answer } });
   }
 
   private envelope(p: RoundInstructionPayload) {
-    return { task_id: p.task_id, round: p.round, sender: this.me };
+    return { task_id: p.task_id, round: p.round, sender: this.me, correlation_id: p.correlation_id };
+  }
+
+  private taskLog(p: { task_id: number; round: number; correlation_id?: string }): TaskLogger {
+    return new TaskLogger(this.log, { task_id: p.task_id, round: p.round, correlation_id: p.correlation_id });
   }
 
   /**

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { RegistryError, RegistryErrorCode, RegistryValidationError } from '@fl/registry';
+import { requestCorrelationId } from './correlation';
 
 const REGISTRY_STATUS: Record<RegistryErrorCode, number> = {
   INVALID_ARGUMENT: HttpStatus.BAD_REQUEST,
@@ -30,7 +30,7 @@ export class HttpErrorFilter implements ExceptionFilter {
     const ctx = host.switchToHttp();
     const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
-    const correlationId = (req.headers['x-correlation-id'] as string | undefined) ?? randomUUID();
+    const correlationId = requestCorrelationId(req);
     let status = HttpStatus.INTERNAL_SERVER_ERROR;
     let message = 'internal error';
     let details: Detail[] | undefined;

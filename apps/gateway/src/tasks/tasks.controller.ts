@@ -1,5 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req } from '@nestjs/common';
+import type { Request } from 'express';
 import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { requestCorrelationId } from '../common/correlation';
 import { positiveIntParam } from '../common/int-param.pipe';
 import { CreateTaskDto } from './dto/create-task.dto';
 import { DeleteTasksResultDto, ErrorBodyDto, RoundDto, TaskDto } from './dto/task.dto';
@@ -19,8 +21,8 @@ export class TasksController {
   @ApiBadRequestResponse({ type: ErrorBodyDto, description: 'A missing, unknown or ill-typed field.' })
   @ApiNotFoundResponse({ type: ErrorBodyDto, description: 'The model name/version is not registered.' })
   @ApiUnprocessableEntityResponse({ type: ErrorBodyDto, description: 'Unknown use case, or a model for another use case.' })
-  create(@Body() body: CreateTaskDto): Promise<TaskDto> {
-    return this.tasks.create(body);
+  create(@Body() body: CreateTaskDto, @Req() req: Request): Promise<TaskDto> {
+    return this.tasks.create(body, requestCorrelationId(req));
   }
 
   @Get()

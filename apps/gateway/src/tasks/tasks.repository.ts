@@ -22,13 +22,14 @@ interface TaskRow {
   result_model_name: string | null;
   result_model_version: number | null;
   cancel_requested_at: Date | null;
+  correlation_id: string | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
   updated_at: Date;
 }
 
-export type NewTask = Omit<TaskDto, 'id' | 'status' | 'reason' | 'current_round' | 'metrics' | 'result_model_name' | 'result_model_version' | 'created_at' | 'started_at' | 'finished_at' | 'cancel_requested_at' | 'updated_at'>;
+export type NewTask = Omit<TaskDto, 'id' | 'status' | 'reason' | 'current_round' | 'metrics' | 'result_model_name' | 'result_model_version' | 'created_at' | 'started_at' | 'finished_at' | 'cancel_requested_at' | 'updated_at' | 'correlation_id'>;
 
 /** A task's federated-learning settings, as stored and as sent to the coordinators. */
 export function settingsOf(task: NewTask): FlSettings {
@@ -76,6 +77,7 @@ function toDto(r: TaskRow): TaskDto {
     finished_at: iso(r.finished_at),
     cancel_requested_at: iso(r.cancel_requested_at),
     updated_at: r.updated_at.toISOString(),
+    correlation_id: r.correlation_id,
   };
 }
 
@@ -95,12 +97,12 @@ export interface TransitionFields {
 export class TasksRepository {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
-  async insert(task: NewTask): Promise<TaskDto> {
+  async insert(task: NewTask, correlationId: string): Promise<TaskDto> {
     const settings = settingsOf(task);
     const rows: TaskRow[] = await this.db.query(
-      `INSERT INTO gateway.tasks (user_id, use_case, model_name, model_version, num_global_iterations, run_name, experiment_name, settings)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-      [task.user_id, task.use_case, task.model_name, task.model_version, task.num_global_iterations, task.run_name, task.experiment_name, JSON.stringify(settings)],
+      `INSERT INTO gateway.tasks (user_id, use_case, model_name, model_version, num_global_iterations, run_name, experiment_name, settings, correlation_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [task.user_id, task.use_case, task.model_name, task.model_version, task.num_global_iterations, task.run_name, task.experiment_name, JSON.stringify(settings), correlationId],
     );
     return toDto(rows[0]);
   }

@@ -27,7 +27,7 @@ export class TasksService {
    * Checks everything that can be checked here before storing anything, then
    * stores the task `pending` and hands it to the coordinators.
    */
-  async create(body: CreateTaskDto): Promise<TaskDto> {
+  async create(body: CreateTaskDto, correlationId: string): Promise<TaskDto> {
     if (!findUseCase(body.use_case)) {
       throw new UnprocessableEntityException({ message: `unknown use case '${body.use_case}'`, details: [{ field: 'use_case', reason: 'no such use case' }] });
     }
@@ -62,10 +62,10 @@ export class TasksService {
       learning_rate: body.learning_rate ?? d.learning_rate,
       round_timeout_s: body.round_timeout_s ?? d.round_timeout_s,
       seed: body.seed ?? d.seed,
-    });
+    }, correlationId);
     // If the broker cannot take it now, the task stays pending and the resubmitter hands it over again.
     await this.withoutWaitingOnBroker(this.publishSubmitted(task), `task ${task.id}: not yet handed to the coordinators`);
-    this.log.log(`task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`);
+    this.log.log({ msg: `task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`, task_id: task.id, correlation_id: correlationId });
     return task;
   }
 
@@ -103,7 +103,9 @@ export class TasksService {
         run_name: task.run_name,
         experiment_name: task.experiment_name,
         settings: settingsOf(task),
+        correlation_id: task.correlation_id ?? undefined,
       },
+      correlation_id: task.correlation_id ?? undefined,
     };
     await this.bus.publish(Routes.allCoordinators(Msg.TaskSubmitted), { name: Msg.TaskSubmitted, payload: { ...payload } });
   }

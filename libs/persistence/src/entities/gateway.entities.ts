@@ -65,6 +65,10 @@ export class TaskEntity {
   @Column({ name: 'cancel_requested_at', type: 'timestamptz', nullable: true })
   cancelRequestedAt: Date | null;
 
+  /** Of the request that created the task; it follows the task into every app's logs. */
+  @Column({ name: 'correlation_id', type: 'text', nullable: true })
+  correlationId: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 

@@ -2,7 +2,6 @@ import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { OBSERVED, Observed } from './observed';
-import { PlatformMetrics } from './platform-metrics';
 
 const CHECK_TIMEOUT_MS = 3000;
 

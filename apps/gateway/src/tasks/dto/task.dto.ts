@@ -39,6 +39,8 @@ export class TaskDto {
   @ApiPropertyOptional({ example: null, nullable: true }) finished_at: string | null;
   @ApiPropertyOptional({ example: null, nullable: true }) cancel_requested_at: string | null;
   @ApiProperty({ example: '2026-11-28T12:00:02.000Z' }) updated_at: string;
+  @ApiPropertyOptional({ example: 'c0a8012e-5f1c-4e59-a1b8-1f2f4b1d7e0a', nullable: true, description: "Correlation id of the request that created the task: every app's log lines about the task carry it." })
+  correlation_id: string | null;
 }
 
 export class RoundDto {
