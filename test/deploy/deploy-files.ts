@@ -96,6 +96,7 @@ export const NOT_READ_BY: Record<Role, string[]> = {
 /** Variables listed under one app's section but read by another too (said in a comment of .env.example). */
 export const ALSO_READ_BY: Partial<Record<Role, string[]>> = {
   coordinator: ['NODE_ONLINE_WINDOW_S'],
+  'edge-worker': ['HEALTH_PORT'],
 };
 
 /** Which roles must be given a variable, from the section it is listed under. */
@@ -254,7 +255,7 @@ export function dockerignore(text: string): (path: string) => boolean {
       return { negate, re: new RegExp(`^${re}$`) };
     });
   return (path: string) => {
-    const parts = posix.normalize(path).replace(/^\.\/?/, '').split('/');
+    const parts = posix.normalize(path).replace(/^\.\//, '').split('/');
     const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
     let excluded = false;
     for (const r of rules) if (prefixes.some((p) => r.re.test(p))) excluded = !r.negate;
