@@ -13,12 +13,17 @@ export class PresenceController {
 
   @EventPattern(Msg.NodeRegistered)
   registered(@Payload() raw: unknown): Promise<void> {
-    return this.workers.recordPresence(parsePayload(NodePresencePayload, raw));
+    return this.present(parsePayload(NodePresencePayload, raw));
   }
 
   @EventPattern(Msg.NodeHeartbeat)
   heartbeat(@Payload() raw: unknown): Promise<void> {
-    return this.workers.recordPresence(parsePayload(NodePresencePayload, raw));
+    return this.present(parsePayload(NodePresencePayload, raw));
+  }
+
+  private async present(p: NodePresencePayload): Promise<void> {
+    await this.workers.recordPresence(p);
+    this.router.nodeBack(p.sender);
   }
 
   /** A worker shutting down: chosen no more, and no round waits for it. */

@@ -12,6 +12,8 @@ export interface Answer<P> {
 export class ResultRouter {
   private readonly log = new Logger(ResultRouter.name);
   private readonly open = new Map<string, RoundCollector<Answer<unknown>>>();
+  /** Workers that said goodbye and have not announced themselves since. */
+  private readonly departed = new Set<string>();
 
   private key(taskId: number, round: number, phase: Phase): string {
     return `${taskId}:${round}:${phase}`;
@@ -20,14 +22,22 @@ export class ResultRouter {
   register<P>(taskId: number, round: number, phase: Phase, collector: RoundCollector<Answer<P>>): () => void {
     const k = this.key(taskId, round, phase);
     this.open.set(k, collector as RoundCollector<Answer<unknown>>);
+    // A worker that left between being chosen and being asked is not waited for either.
+    for (const node of this.departed) collector.drop(node);
     return () => {
       if (this.open.get(k) === collector) this.open.delete(k);
     };
   }
 
-  /** A worker that left: every open round stops waiting for it (it counts as missing). */
+  /** A worker that left: every open round, and every round opened until it is back, stops waiting for it (it counts as missing). */
   dropNode(node: string): void {
+    this.departed.add(node);
     for (const c of this.open.values()) c.drop(node);
+  }
+
+  /** A worker announced itself again. */
+  nodeBack(node: string): void {
+    this.departed.delete(node);
   }
 
   route(taskId: number, round: number, phase: Phase, node: string, answer: Answer<unknown>): Offer {
