@@ -34,8 +34,18 @@ describe('configuration validated at start-up', () => {
   });
 
   it('with REGISTRY_BACKEND=mlflow, a missing tracking URI is named', async () => {
-    const r = await runApp('gateway', { LOG_FORMAT: 'pretty', REGISTRY_BACKEND: 'mlflow', AMQP_URL: 'amqp://x', DATABASE_URL: 'postgres://x/y' });
+    const r = await runApp('gateway', { LOG_FORMAT: 'pretty', AUTH_MODE: 'none', REGISTRY_BACKEND: 'mlflow', AMQP_URL: 'amqp://x', DATABASE_URL: 'postgres://x/y' });
     expect(r.code).toBe(1);
     expect(r.output).toContain('MLFLOW_TRACKING_URI (or MLFLOW_URL) is required with REGISTRY_BACKEND=mlflow');
+  });
+
+  it('a gateway without its identity provider refuses to start, and so does one without authentication in production', async () => {
+    const oidc = await runApp('gateway', { LOG_FORMAT: 'pretty', AMQP_URL: 'amqp://x', DATABASE_URL: 'postgres://x/y', AUTH_AUDIENCE: 'fl' });
+    expect(oidc.code).toBe(1);
+    expect(oidc.output).toContain('AUTH_ISSUER is required with AUTH_MODE=oidc');
+    expect(oidc.output).toContain('AUTH_JWKS_URL is required with AUTH_MODE=oidc');
+    const none = await runApp('gateway', { LOG_FORMAT: 'pretty', NODE_ENV: 'production', AUTH_MODE: 'none', AMQP_URL: 'amqp://x', DATABASE_URL: 'postgres://x/y' });
+    expect(none.code).toBe(1);
+    expect(none.output).toContain('AUTH_MODE=none is refused with NODE_ENV=production');
   });
 });

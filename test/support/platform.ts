@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { createTestVhost, TestVhost } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
 import { createTestDatabase } from '../../libs/persistence/src/testing';
+import { TestIssuer } from './oidc';
 
 const ROOT = resolve(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -43,6 +44,9 @@ export class Platform {
   gatewayUrl = '';
   /** Registry settings for the apps that use the registry (gateway, coordinators, CLI); edge workers never get them. */
   registryEnv: Record<string, string> = {};
+  /** The identity provider the gateway trusts; fetch() sends an admin token of it unless told otherwise. */
+  readonly issuer = new TestIssuer();
+  private adminToken = '';
 
   get databaseUrl(): string {
     return this.db!.url;
@@ -69,12 +73,14 @@ export class Platform {
   async provision(): Promise<void> {
     this.db = await createTestDatabase('fl_e2e');
     this.vhost = await createTestVhost('fl-e2e');
+    await this.issuer.start();
+    this.adminToken = await this.issuer.token('e2e-admin', ['admin'], { expiresIn: '2h' });
   }
 
   async startGateway(env: Record<string, string> = {}): Promise<void> {
     const port = await freePort();
     this.gatewayUrl = `http://127.0.0.1:${port}`;
-    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1', ...this.registryEnv, ...env });
+    this.spawn('gateway', 'apps/gateway/src/main.js', { PORT: String(port), HOST: '127.0.0.1', ...this.issuer.env(), ...this.registryEnv, ...env });
     await this.until('the gateway answers', async () => (await this.fetch('GET', '/')).status === 200);
   }
 
@@ -138,7 +144,10 @@ export class Platform {
     return stdout;
   }
 
+  /** A gateway request, as the e2e admin unless `headers` says otherwise (an `authorization: ''` sends none). */
   async fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+    headers = { authorization: `Bearer ${this.adminToken}`, ...headers };
+    if (headers.authorization === '') delete headers.authorization;
     const res = await fetch(`${this.gatewayUrl}${path}`, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -203,6 +212,7 @@ export class Platform {
     this.procs = [];
     await this.db?.drop();
     await this.vhost?.dispose();
+    if (this.adminToken) await this.issuer.stop();
     rmSync(this.dir, { recursive: true, force: true });
     return codes;
   }

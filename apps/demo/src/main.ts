@@ -113,7 +113,8 @@ async function main(): Promise<void> {
   const track = (app: INestApplication) => running.push({ close: () => app.close() });
 
   const gatewayInfra = await infra('demo-gateway');
-  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...env, ...appLogs, GATEWAY_ID: 'demo-gateway' }), gatewayInfra);
+  // The demo runs on one machine for one person: authentication is off (the gateway warns of it).
+  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...env, ...appLogs, GATEWAY_ID: 'demo-gateway', AUTH_MODE: 'none' }), gatewayInfra);
   track(gateway);
   const port = (await portIsFree(base.PORT)) ? base.PORT : 0;
   if (port !== base.PORT) say(`port ${base.PORT} is taken: the gateway listens on a free port instead`);

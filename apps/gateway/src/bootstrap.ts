@@ -4,7 +4,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Bindings } from '@fl/contracts';
 import { BusTransport } from '@fl/messaging';
 import { Infra, nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
-import { GatewayConfig } from './config';
+import { checkAuthConfig, GatewayConfig } from './config';
 import { GatewayModule } from './gateway.module';
 
 export function buildOpenApi(app: INestApplication) {
@@ -12,6 +12,8 @@ export function buildOpenApi(app: INestApplication) {
     .setTitle('Federated learning gateway')
     .setDescription('Create, watch and cancel federated training tasks; list models, edge workers and use cases. Compatible with the REST API of the Python predecessor.')
     .setVersion('0.1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token of the configured OIDC issuer' })
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key created by an admin (POST /api-keys)' }, 'api-key')
     .build();
   return SwaggerModule.createDocument(app, doc);
 }
@@ -23,6 +25,7 @@ export function buildOpenApi(app: INestApplication) {
  * shutdown hooks; the demo, which runs several apps, stops them itself.
  */
 export async function createGatewayApp(config: GatewayConfig, infra: Infra): Promise<INestApplication> {
+  checkAuthConfig(config);
   const log = { format: config.LOG_FORMAT, level: config.LOG_LEVEL };
   const app = await NestFactory.create(GatewayModule.forRoot(config, infra), nestLoggerOptions(log));
   useJsonLoggerIfSet(app, log);

@@ -2,6 +2,7 @@ import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { Infra, InfraModule, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { AppController } from './app.controller';
+import { AuthModule } from './auth/auth.module';
 import { GATEWAY_CONFIG, GatewayConfig } from './config';
 import { HttpErrorFilter } from './common/http-exception.filter';
 import { createValidationPipe } from './common/validation';
@@ -28,6 +29,7 @@ export class GatewayModule {
         ...loggingImports('gateway', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
         InfraModule.forRoot(infra),
         ObservabilityModule.forRoot({ metrics: new PlatformMetrics('gateway'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
+        AuthModule,
         TasksModule,
       ],
       controllers: [AppController, ModelsController, NodesController],

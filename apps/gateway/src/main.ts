@@ -1,11 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
-import { GatewayConfig } from './config';
+import { checkAuthConfig, GatewayConfig } from './config';
 
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig(GatewayConfig, process.env);
+  checkAuthConfig(config);
   const infra = await connectInfra({
     amqpUrl: requireSetting(config.AMQP_URL, 'AMQP_URL', 'to run the gateway as its own process (the embedded bus only works inside `npm run demo`)'),
     databaseUrl: requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'to run the gateway as its own process'),

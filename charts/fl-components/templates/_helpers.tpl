@@ -100,6 +100,9 @@ back to SQLite).
 {{- if and (include "fl.serverEnabled" .) (eq .Values.registry.backend "mlflow") (not (or .Values.mlflow.trackingUri .Values.mlflow.url)) -}}
 {{- fail "mlflow.trackingUri is required with registry.backend=mlflow" -}}
 {{- end -}}
+{{- if and .Values.gateway.enabled (eq .Values.gateway.auth.mode "oidc") (not (and .Values.gateway.auth.issuer .Values.gateway.auth.audience .Values.gateway.auth.jwksUrl)) -}}
+{{- fail "gateway.auth.issuer, .audience and .jwksUrl are required with gateway.auth.mode=oidc (mode none switches authentication off)" -}}
+{{- end -}}
 {{- if not (has .Values.config.logFormat (list "json" "pretty")) -}}
 {{- fail (printf "config.logFormat must be json or pretty, not %q" .Values.config.logFormat) -}}
 {{- end -}}

@@ -11,6 +11,7 @@ import {
 import { InitialSchema1767225600000 } from './migrations/1767225600000-initial-schema';
 import { TaskTracking1767225600001 } from './migrations/1767225600001-task-tracking';
 import { TaskCorrelation1767225600002 } from './migrations/1767225600002-task-correlation';
+import { ApiKeys1767225600003 } from './migrations/1767225600003-api-keys';
 
 /** Every entity, registered explicitly (no globs: they break under ts-jest, tsc and bundlers alike). */
 export const ALL_ENTITIES = [
@@ -28,7 +29,7 @@ export const ALL_ENTITIES = [
 ];
 
 /** Every migration, in order. */
-export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002];
+export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002, ApiKeys1767225600003];
 
 export const MIGRATIONS_TABLE = 'fl_migrations';
 

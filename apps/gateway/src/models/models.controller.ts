@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException, Param } from '@nestjs/common';
-import { ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiNotFoundResponse, ApiSecurity, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { ModelRegistry, ModelVersionInfo } from '@fl/registry';
 import { MODEL_REGISTRY } from '@fl/runtime';
 import { positiveIntParam } from '../common/int-param.pipe';
@@ -28,6 +28,8 @@ function versionDto(v: ModelVersionInfo): ModelVersionDto {
 
 /** Registered models, from the configured registry backend (built-in or MLflow). */
 @ApiTags('models')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
 @Controller('models')
 export class ModelsController {
   constructor(@Inject(MODEL_REGISTRY) private readonly registry: ModelRegistry) {}

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiSecurity, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { listUseCases } from '@fl/datasets';
 import { DATA_SOURCE } from '@fl/runtime';
@@ -24,6 +24,8 @@ export class UseCaseDto {
 
 
 @ApiTags('nodes')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
 @Controller()
 export class NodesController {
   constructor(

@@ -1,6 +1,8 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Delete, ForbiddenException, Get, HttpCode, NotFoundException, Param, Post, Put, Req } from '@nestjs/common';
 import type { Request } from 'express';
-import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags, ApiUnauthorizedResponse, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { Caller, Roles } from '../auth/decorators';
+import { isAdmin, Principal, seesAllTasks } from '../auth/principal';
 import { requestCorrelationId } from '../common/correlation';
 import { positiveIntParam } from '../common/int-param.pipe';
 import { CreateTaskDto } from './dto/create-task.dto';
@@ -10,6 +12,9 @@ import { TasksService } from './tasks.service';
 const idPipe = positiveIntParam('id');
 
 @ApiTags('tasks')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No valid bearer token or API key.' })
 @Controller('tasks')
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}
@@ -21,18 +26,24 @@ export class TasksController {
   @ApiBadRequestResponse({ type: ErrorBodyDto, description: 'A missing, unknown or ill-typed field.' })
   @ApiNotFoundResponse({ type: ErrorBodyDto, description: 'The model name/version is not registered.' })
   @ApiUnprocessableEntityResponse({ type: ErrorBodyDto, description: 'Unknown use case, or a model for another use case.' })
-  create(@Body() body: CreateTaskDto, @Req() req: Request): Promise<TaskDto> {
+  @Roles('admin', 'scientist')
+  @ApiForbiddenResponse({ type: ErrorBodyDto, description: 'A viewer, or a user_id other than the caller (admins may submit for anyone).' })
+  create(@Body() body: CreateTaskDto, @Req() req: Request, @Caller() caller: Principal): Promise<TaskDto> {
+    if (!isAdmin(caller) && body.user_id !== caller.subject) {
+      throw new ForbiddenException({ message: `user_id must be your own subject ('${caller.subject}'); only admins submit for others`, details: [{ field: 'user_id', reason: 'not the authenticated subject' }] });
+    }
     return this.tasks.create(body, requestCorrelationId(req));
   }
 
   @Get()
   @ApiOperation({ summary: 'List all tasks' })
   @ApiOkResponse({ type: TaskDto, isArray: true })
-  list(): Promise<TaskDto[]> {
-    return this.tasks.list();
+  list(@Caller() caller: Principal): Promise<TaskDto[]> {
+    return this.tasks.list(seesAllTasks(caller) ? undefined : caller.subject);
   }
 
   @Delete()
+  @Roles('admin')
   @ApiOperation({ summary: 'Delete all tasks', description: 'Pending and running tasks are cancelled first, so no work is left running.' })
   @ApiOkResponse({ type: DeleteTasksResultDto })
   deleteAll(): Promise<DeleteTasksResultDto> {
@@ -42,7 +53,8 @@ export class TasksController {
   @Get('user/:user_id')
   @ApiOperation({ summary: "List one user's tasks" })
   @ApiOkResponse({ type: TaskDto, isArray: true })
-  listForUser(@Param('user_id') userId: string): Promise<TaskDto[]> {
+  listForUser(@Param('user_id') userId: string, @Caller() caller: Principal): Promise<TaskDto[]> {
+    if (!seesAllTasks(caller) && userId !== caller.subject) throw new ForbiddenException(`you may list only your own tasks ('${caller.subject}')`);
     return this.tasks.list(userId);
   }
 
@@ -50,7 +62,9 @@ export class TasksController {
   @ApiOperation({ summary: 'Cancel a task', description: 'A pending task is cancelled at once; a running one stops within one round deadline and then shows `cancelled`.' })
   @ApiOkResponse({ type: TaskDto })
   @ApiNotFoundResponse({ type: ErrorBodyDto })
-  cancel(@Param('id', idPipe) id: number): Promise<TaskDto> {
+  @Roles('admin', 'scientist')
+  async cancel(@Param('id', idPipe) id: number, @Caller() caller: Principal): Promise<TaskDto> {
+    await this.visible(id, caller);
     return this.tasks.cancel(id);
   }
 
@@ -58,7 +72,8 @@ export class TasksController {
   @ApiOperation({ summary: "A task's per-round figures" })
   @ApiOkResponse({ type: RoundDto, isArray: true })
   @ApiNotFoundResponse({ type: ErrorBodyDto })
-  rounds(@Param('id', idPipe) id: number): Promise<RoundDto[]> {
+  async rounds(@Param('id', idPipe) id: number, @Caller() caller: Principal): Promise<RoundDto[]> {
+    await this.visible(id, caller);
     return this.tasks.rounds(id);
   }
 
@@ -66,7 +81,14 @@ export class TasksController {
   @ApiOperation({ summary: 'Get a task' })
   @ApiOkResponse({ type: TaskDto })
   @ApiNotFoundResponse({ type: ErrorBodyDto })
-  get(@Param('id', idPipe) id: number): Promise<TaskDto> {
-    return this.tasks.get(id);
+  get(@Param('id', idPipe) id: number, @Caller() caller: Principal): Promise<TaskDto> {
+    return this.visible(id, caller);
+  }
+
+  /** A scientist sees only their own tasks; another's is as good as absent (404). */
+  private async visible(id: number, caller: Principal): Promise<TaskDto> {
+    const task = await this.tasks.get(id);
+    if (!seesAllTasks(caller) && task.user_id !== caller.subject) throw new NotFoundException(`task ${id} not found`);
+    return task;
   }
 }

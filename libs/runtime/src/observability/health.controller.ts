@@ -2,6 +2,7 @@ import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { OBSERVED, Observed } from './observed';
+import { Public } from './public-route';
 
 const CHECK_TIMEOUT_MS = 3000;
 
@@ -17,6 +18,7 @@ function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
  * broker and the registry this app uses all answer. /metrics: Prometheus.
  */
 @ApiExcludeController()
+@Public()
 @Controller()
 export class HealthController {
   constructor(

@@ -3,3 +3,4 @@ export * from './observed';
 export * from './observability.module';
 export * from './logging';
 export * from './task-logger';
+export * from './public-route';
