@@ -17,7 +17,7 @@ describe('authentication and roles at the gateway', () => {
 
   beforeAll(async () => {
     await platform.provision();
-    await platform.startGateway();
+    await platform.startGateway({ RATE_LIMIT_PER_MINUTE: '150', CORS_ORIGINS: 'https://fl.hospital.example', BODY_LIMIT: '20kb' });
     await platform.cli('models', 'publish', 'iris');
     alice = await platform.issuer.token('alice', ['scientist']);
     bob = await platform.issuer.token('bob', ['scientist']);
@@ -96,5 +96,32 @@ describe('authentication and roles at the gateway', () => {
 
     expect((await platform.fetch('DELETE', `/api-keys/${created.body.id}`)).body.revoked_at).not.toBeNull();
     expect((await platform.fetch('GET', '/tasks', undefined, withKey)).status).toBe(401);
+  });
+
+  it('sends security headers, allows CORS only from configured origins, and bounds bodies', async () => {
+    const ping = await platform.fetch('GET', '/', undefined, { authorization: '' });
+    expect(ping.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(ping.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(ping.headers.get('x-powered-by')).toBeNull();
+    const preflight = (origin: string) =>
+      fetch(`${platform.gatewayUrl}/tasks`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    expect((await preflight('https://fl.hospital.example')).headers.get('access-control-allow-origin')).toBe('https://fl.hospital.example');
+    expect((await preflight('https://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
+    const before = (await platform.fetch('GET', '/tasks')).body.length;
+    const huge = await platform.fetch('POST', '/tasks', { ...body('e2e-admin'), run_name: 'x'.repeat(30_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.body).toMatchObject({ statusCode: 413, correlation_id: expect.any(String) });
+    expect((await platform.fetch('GET', '/tasks')).body.length).toBe(before);
+  });
+
+  // Last: it spends this gateway's request budget.
+  it('limits requests per client, without counting health checks', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 160; i++) statuses.push((await platform.fetch('GET', '/models')).status);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    const limited = await platform.fetch('GET', '/models');
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await platform.fetch('GET', '/health/live')).status).toBe(200);
   });
 });

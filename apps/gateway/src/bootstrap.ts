@@ -1,4 +1,6 @@
 import { INestApplication } from '@nestjs/common';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import helmet from 'helmet';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Bindings } from '@fl/contracts';
@@ -6,6 +8,21 @@ import { BusTransport } from '@fl/messaging';
 import { Infra, nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
 import { checkAuthConfig, GatewayConfig } from './config';
 import { GatewayModule } from './gateway.module';
+
+/**
+ * Security headers (helmet; Swagger UI keeps working under its default
+ * content security policy), no x-powered-by, a bounded JSON body (413 beyond
+ * it), and CORS only for the configured origins.
+ */
+function harden(app: NestExpressApplication, config: GatewayConfig): void {
+  // No upgrade-insecure-requests: inside a hospital network the gateway is
+  // often reached over plain http, where that directive would break Swagger UI.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: config.BODY_LIMIT });
+  const origins = config.CORS_ORIGINS?.split(',');
+  if (origins?.length) app.enableCors({ origin: origins, allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-correlation-id'], exposedHeaders: ['x-correlation-id'] });
+}
 
 export function buildOpenApi(app: INestApplication) {
   const doc = new DocumentBuilder()
@@ -27,8 +44,9 @@ export function buildOpenApi(app: INestApplication) {
 export async function createGatewayApp(config: GatewayConfig, infra: Infra): Promise<INestApplication> {
   checkAuthConfig(config);
   const log = { format: config.LOG_FORMAT, level: config.LOG_LEVEL };
-  const app = await NestFactory.create(GatewayModule.forRoot(config, infra), nestLoggerOptions(log));
+  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config, infra), { ...nestLoggerOptions(log), bodyParser: false });
   useJsonLoggerIfSet(app, log);
+  harden(app, config);
   const document = buildOpenApi(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json' });
   app.connectMicroservice(

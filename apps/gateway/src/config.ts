@@ -20,6 +20,12 @@ export class GatewayConfig extends BaseConfig {
   @IsString() AUTH_ROLES_CLAIM = 'roles';
   @IsNumber() @Min(0) @Max(600) AUTH_CLOCK_SKEW_S = 30;
   @IsIn(['true', 'false']) AUTH_ALLOW_NONE_IN_PRODUCTION: 'true' | 'false' = 'false';
+  /** Browser origins allowed to call the API (comma-separated); empty: none (the predecessor allowed every origin). */
+  @IsOptional() @Matches(/^https?:\/\/[^,\s]+(,https?:\/\/[^,\s]+)*$/, { message: 'CORS_ORIGINS must be a comma-separated list of http(s) origins' }) CORS_ORIGINS?: string;
+  /** Requests per minute per client address; health and metrics are not counted. */
+  @IsInt() @Min(1) @Max(1_000_000) RATE_LIMIT_PER_MINUTE = 600;
+  /** Largest request body accepted, e.g. 100kb or 1mb. */
+  @Matches(/^\d+(b|kb|mb)$/, { message: 'BODY_LIMIT must be a size such as 100kb or 1mb' }) BODY_LIMIT = '100kb';
 }
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');

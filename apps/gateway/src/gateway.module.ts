@@ -1,10 +1,12 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
-import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
 import { Infra, InfraModule, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { AppController } from './app.controller';
 import { AuthModule } from './auth/auth.module';
 import { GATEWAY_CONFIG, GatewayConfig } from './config';
 import { HttpErrorFilter } from './common/http-exception.filter';
+import { ClientRateLimit } from './common/rate-limit.guard';
 import { createValidationPipe } from './common/validation';
 import { ModelsController } from './models/models.controller';
 import { NodesController } from './nodes/nodes.controller';
@@ -29,12 +31,14 @@ export class GatewayModule {
         ...loggingImports('gateway', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
         InfraModule.forRoot(infra),
         ObservabilityModule.forRoot({ metrics: new PlatformMetrics('gateway'), bus: infra.bus, dataSource: infra.dataSource, registry: infra.registry }),
+        ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }]),
         AuthModule,
         TasksModule,
       ],
       controllers: [AppController, ModelsController, NodesController],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
+        { provide: APP_GUARD, useClass: ClientRateLimit },
         { provide: APP_FILTER, useClass: HttpErrorFilter },
       ],
     };

@@ -15,6 +15,11 @@ interface Detail {
   reason: string;
 }
 
+function isClientError(e: unknown): e is { status: number; message: string } {
+  const x = e as { status?: unknown; expose?: unknown };
+  return typeof x?.status === 'number' && x.status >= 400 && x.status < 500 && x.expose === true;
+}
+
 /**
  * One error body for every HTTP error: status, error name, a message a person
  * can act on, the fields at fault, and a correlation id that also appears in
@@ -50,6 +55,10 @@ export class HttpErrorFilter implements ExceptionFilter {
         details = b.details;
       }
       if (status >= 500) this.log.error(`${correlationId} ${req.method} ${req.url}: ${message}`);
+    } else if (isClientError(exception)) {
+      // body-parser's errors (malformed JSON, body too large) carry their own 4xx status.
+      status = exception.status;
+      message = `invalid request body: ${exception.message}`;
     } else {
       this.log.error(`${correlationId} ${req.method} ${req.url}: ${(exception as Error)?.stack ?? exception}`);
     }
