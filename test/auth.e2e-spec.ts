@@ -98,6 +98,22 @@ describe('authentication and roles at the gateway', () => {
     expect((await platform.fetch('GET', '/tasks', undefined, withKey)).status).toBe(401);
   });
 
+  it('keeps an audit log of who created, cancelled and deleted what, readable by admins only', async () => {
+    expect((await platform.fetch('GET', '/audit', undefined, as(alice))).status).toBe(403);
+    const events = (await platform.fetch('GET', '/audit?limit=1000')).body as { actor: string; via: string; action: string; target_id: string | null }[];
+    const seen = events.map((e) => `${e.actor}/${e.via} ${e.action} ${e.target_id ?? ''}`.trim());
+    expect(seen).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^alice\/jwt task.created \d+$/),
+      expect.stringMatching(/^alice\/jwt task.cancelled \d+$/),
+      expect.stringMatching(/^e2e-admin\/jwt api-key.created \d+$/),
+      expect.stringMatching(/^e2e-admin\/jwt api-key.revoked \d+$/),
+      expect.stringMatching(/^svc-nightly\/api-key task.created \d+$/),
+    ]));
+    // Refused requests changed nothing, so they left nothing in the log either.
+    expect(seen.filter((e) => e.startsWith('vera/'))).toEqual([]);
+    expect((await platform.fetch('GET', '/audit?limit=0')).status).toBe(400);
+  });
+
   it('sends security headers, allows CORS only from configured origins, and bounds bodies', async () => {
     const ping = await platform.fetch('GET', '/', undefined, { authorization: '' });
     expect(ping.headers.get('x-content-type-options')).toBe('nosniff');

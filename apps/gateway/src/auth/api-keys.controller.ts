@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsString, Length, Matches } from 'class-validator';
+import { AuditLog } from '../audit/audit.service';
 import { positiveIntParam } from '../common/int-param.pipe';
 import { ApiKeyInfo, ApiKeysService } from './api-keys.service';
 import { Caller, Roles } from './decorators';
@@ -41,13 +42,17 @@ export class CreatedApiKeyDto extends ApiKeyDto {
 @Roles('admin')
 @Controller('api-keys')
 export class ApiKeysController {
-  constructor(private readonly keys: ApiKeysService) {}
+  constructor(
+    private readonly keys: ApiKeysService,
+    private readonly audit: AuditLog,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Create an API key (admin)', description: 'The key is in the answer, once.' })
   @ApiOkResponse({ type: CreatedApiKeyDto })
   async create(@Body() body: CreateApiKeyDto, @Caller() caller: Principal): Promise<CreatedApiKeyDto> {
     const { key, info } = await this.keys.create(body.name, body.subject, body.role, caller.subject);
+    await this.audit.record(caller, 'api-key.created', { type: 'api-key', id: info.id }, { name: info.name, subject: info.subject, role: info.role });
     return { ...info, key };
   }
 
@@ -61,7 +66,9 @@ export class ApiKeysController {
   @Delete(':id')
   @ApiOperation({ summary: 'Revoke an API key (admin)' })
   @ApiOkResponse({ type: ApiKeyDto })
-  revoke(@Param('id', positiveIntParam('id')) id: number): Promise<ApiKeyInfo> {
-    return this.keys.revoke(id);
+  async revoke(@Param('id', positiveIntParam('id')) id: number, @Caller() caller: Principal): Promise<ApiKeyInfo> {
+    const info = await this.keys.revoke(id);
+    await this.audit.record(caller, 'api-key.revoked', { type: 'api-key', id }, { name: info.name, subject: info.subject });
+    return info;
   }
 }

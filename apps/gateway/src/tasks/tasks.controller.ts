@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, ForbiddenException, Get, HttpCode, NotFoundException, Param, Post, Put, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags, ApiUnauthorizedResponse, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { AuditLog } from '../audit/audit.service';
 import { Caller, Roles } from '../auth/decorators';
 import { isAdmin, Principal, seesAllTasks } from '../auth/principal';
 import { requestCorrelationId } from '../common/correlation';
@@ -17,7 +18,10 @@ const idPipe = positiveIntParam('id');
 @ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No valid bearer token or API key.' })
 @Controller('tasks')
 export class TasksController {
-  constructor(private readonly tasks: TasksService) {}
+  constructor(
+    private readonly tasks: TasksService,
+    private readonly audit: AuditLog,
+  ) {}
 
   @Post()
   @HttpCode(200)
@@ -28,11 +32,14 @@ export class TasksController {
   @ApiUnprocessableEntityResponse({ type: ErrorBodyDto, description: 'Unknown use case, or a model for another use case.' })
   @Roles('admin', 'scientist')
   @ApiForbiddenResponse({ type: ErrorBodyDto, description: 'A viewer, or a user_id other than the caller (admins may submit for anyone).' })
-  create(@Body() body: CreateTaskDto, @Req() req: Request, @Caller() caller: Principal): Promise<TaskDto> {
+  async create(@Body() body: CreateTaskDto, @Req() req: Request, @Caller() caller: Principal): Promise<TaskDto> {
     if (!isAdmin(caller) && body.user_id !== caller.subject) {
       throw new ForbiddenException({ message: `user_id must be your own subject ('${caller.subject}'); only admins submit for others`, details: [{ field: 'user_id', reason: 'not the authenticated subject' }] });
     }
-    return this.tasks.create(body, requestCorrelationId(req));
+    const correlationId = requestCorrelationId(req);
+    const task = await this.tasks.create(body, correlationId);
+    await this.audit.record(caller, 'task.created', { type: 'task', id: task.id }, { user_id: task.user_id, model: `${task.model_name}:${task.model_version}`, rounds: task.num_global_iterations }, correlationId);
+    return task;
   }
 
   @Get()
@@ -46,8 +53,10 @@ export class TasksController {
   @Roles('admin')
   @ApiOperation({ summary: 'Delete all tasks', description: 'Pending and running tasks are cancelled first, so no work is left running.' })
   @ApiOkResponse({ type: DeleteTasksResultDto })
-  deleteAll(): Promise<DeleteTasksResultDto> {
-    return this.tasks.deleteAll();
+  async deleteAll(@Caller() caller: Principal): Promise<DeleteTasksResultDto> {
+    const result = await this.tasks.deleteAll();
+    await this.audit.record(caller, 'tasks.deleted', { type: 'task' }, { deleted: result.deleted, cancelled_first: result.cancelled });
+    return result;
   }
 
   @Get('user/:user_id')
@@ -64,8 +73,12 @@ export class TasksController {
   @ApiNotFoundResponse({ type: ErrorBodyDto })
   @Roles('admin', 'scientist')
   async cancel(@Param('id', idPipe) id: number, @Caller() caller: Principal): Promise<TaskDto> {
-    await this.visible(id, caller);
-    return this.tasks.cancel(id);
+    const before = await this.visible(id, caller);
+    const after = await this.tasks.cancel(id);
+    if (before.status !== after.status || !before.cancel_requested_at) {
+      await this.audit.record(caller, 'task.cancelled', { type: 'task', id }, { status_before: before.status, status_after: after.status });
+    }
+    return after;
   }
 
   @Get(':id/rounds')
