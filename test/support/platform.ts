@@ -56,6 +56,14 @@ export class Platform {
     return this.vhost!.url;
   }
 
+  get vhostName(): string {
+    return this.vhost!.name;
+  }
+
+  rabbitmqctl(...args: string[]): Promise<string> {
+    return this.vhost!.rabbitmqctl(...args);
+  }
+
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return { ...process.env, AMQP_URL: this.amqpUrl, DATABASE_URL: this.databaseUrl, ARTIFACT_DIR: this.artifactDir, DB_POOL_SIZE: '4', ...extra };
   }
