@@ -94,18 +94,28 @@ export class TaskSupervisor implements OnApplicationShutdown {
 
   private async tryStart(taskId: number): Promise<void> {
     if (this.stopping || this.running.has(taskId)) return;
-    const run = await this.leases.claim(taskId);
-    if (!run) return;
-    const spec = run.spec;
-    if (run.cancel_requested) {
-      await this.leases.finish(taskId, 'cancelled');
-      await this.events.cancelled(taskId, run.current_round, 'cancelled by request');
-      return;
-    }
+    // Reserved before the first await: a submission and a sweep racing for
+    // the same task in this process must not both start it (the lease lets
+    // its holder claim again).
     const abort = new AbortController();
     const entry: Running = { abort, done: Promise.resolve() };
     this.running.set(taskId, entry);
-    entry.done = this.execute(spec, abort).finally(() => this.running.delete(taskId));
+    let run: Awaited<ReturnType<TaskLeases['claim']>>;
+    try {
+      run = await this.leases.claim(taskId);
+    } catch (err) {
+      this.running.delete(taskId);
+      throw err;
+    }
+    if (!run || run.cancel_requested) {
+      this.running.delete(taskId);
+      if (run) {
+        await this.leases.finish(taskId, 'cancelled');
+        await this.events.cancelled(taskId, run.current_round, 'cancelled by request');
+      }
+      return;
+    }
+    entry.done = this.execute(run.spec, abort).finally(() => this.running.delete(taskId));
   }
 
   private async execute(spec: TaskSpec, abort: AbortController): Promise<void> {
