@@ -37,7 +37,7 @@ export class PresenceService implements OnApplicationShutdown {
   }
 
   async start(): Promise<void> {
-    await this.announce(Msg.NodeRegistered);
+    await this.announceNow();
     this.log.log(`${this.config.NODE_NAME} registered for ${this.site.useCases.join(', ')}`);
     this.timer = setInterval(() => {
       this.announce(Msg.NodeHeartbeat).catch((err) => this.log.warn(`heartbeat not sent: ${err}`));
