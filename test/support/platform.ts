@@ -136,6 +136,13 @@ export class Platform {
     this.procs.push({ name, child, log, exited });
   }
 
+  /** Sends `signal` to one app (SIGSTOP and SIGCONT freeze and thaw it). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const p = this.procs.find((x) => x.name === name);
+    if (!p) throw new Error(`no app named ${name}`);
+    p.child.kill(signal);
+  }
+
   /** Sends `signal` to one app and waits until it has exited; returns how it ended. */
   async kill(name: string, signal: NodeJS.Signals): Promise<number | string | null> {
     const p = this.procs.find((x) => x.name === name);

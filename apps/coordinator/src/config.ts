@@ -18,6 +18,8 @@ export class CoordinatorConfig extends BaseConfig {
   @IsNumber() @Min(0.1) @Max(3600) SWEEP_INTERVAL_S = 5;
   /** Port of /health/live, /health/ready and /metrics; 0: no listener. */
   @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;
+  /** Times a round short of answers (min_fit_clients updates, or any evaluation) is run again before its task fails. */
+  @IsInt() @Min(0) @Max(100) ROUND_RETRIES = 2;
   /** Tries at registering a trained model before the task fails (the weights stay in the checkpoint). */
   @IsInt() @Min(1) @Max(100) REGISTRATION_ATTEMPTS = 5;
   /** Wait before the second try; it doubles for each further one (2, 4, 8, 16 s by default). */

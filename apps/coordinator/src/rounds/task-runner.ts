@@ -28,6 +28,14 @@ export class TaskFailure extends Error {
   }
 }
 
+/** A round that ended without enough usable answers: it may be run again. */
+export class RoundShortfall extends TaskFailure {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RoundShortfall';
+  }
+}
+
 export class TaskStopped extends Error {
   constructor(readonly why: 'cancelled' | 'shutdown' | 'lease-lost') {
     super(`task stopped: ${why}`);
@@ -104,13 +112,33 @@ export class TaskRunner {
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
     }
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
-      this.checkStopped();
-      if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
-      const out = await this.runRound(round, weights);
+      const out = await this.runRoundWithRetries(round, weights);
       weights = out.weights;
       await this.deps.onRound(round, out.figures, out.nodes);
     }
     return this.register(weights);
+  }
+
+  /**
+   * A round short of answers (a site stalled or died) is run again from the
+   * same global weights, up to ROUND_RETRIES times; then the task fails with
+   * the last attempt's reason, which names the missing sites.
+   */
+  private async runRoundWithRetries(round: number, weights: NamedTensors): Promise<RoundOutcome> {
+    const retries = this.deps.config.ROUND_RETRIES;
+    for (let attempt = 1; ; attempt++) {
+      this.checkStopped();
+      if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
+      try {
+        return await this.runRound(round, weights);
+      } catch (err) {
+        if (!(err instanceof RoundShortfall) || attempt > retries) {
+          if (err instanceof RoundShortfall && retries > 0) throw new RoundShortfall(`${err.message} (after ${retries} retr${retries === 1 ? 'y' : 'ies'} of the round)`);
+          throw err;
+        }
+        this.log.warn(`${err.message}; running round ${round} again (retry ${attempt} of ${retries})`);
+      }
+    }
   }
 
   private async loadPackage(): Promise<void> {
@@ -243,7 +271,7 @@ export class TaskRunner {
       await this.failRound(round);
       const missing = fit.missing.length ? `; no answer within ${s.round_timeout_s} s from ${fit.missing.join(', ')}` : '';
       const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
-      throw new TaskFailure(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
+      throw new RoundShortfall(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
     }
     const next = aggregator.result() as NamedTensors;
     const nextBuf = encodeSafetensors(next);
@@ -268,7 +296,7 @@ export class TaskRunner {
     this.checkStopped();
     if (evals.length === 0) {
       await this.failRound(round);
-      throw new TaskFailure(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
+      throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
     }
 
     const finished = new Date();
