@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { Client } from 'pg';
 import { bundledDataDir, IRIS, readCsvFile, toLabeledData } from '@fl/datasets';
 import { Platform } from './support/platform';
 
@@ -27,24 +26,8 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(ended).toEqual({ gateway: 'SIGTERM', 'coordinator-1': 'SIGTERM', 'coordinator-2': 'SIGTERM', 'site-1': 'SIGTERM', 'site-2': 'SIGTERM', 'site-3': 'SIGTERM' });
   }, 60_000);
 
-  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const c = new Client({ connectionString: platform.databaseUrl });
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows as T[];
-    } finally {
-      await c.end();
-    }
-  }
-
-  async function waitForStatus(id: number, statuses: string[], timeoutMs = 60_000): Promise<any> {
-    let task: any;
-    await platform.until(`task ${id} is ${statuses.join(' or ')}`, async () => {
-      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
-      return statuses.includes(task.status);
-    }, timeoutMs);
-    return task;
-  }
+  const query = <T>(sql: string, params: unknown[] = []) => platform.query<T>(sql, params);
+  const waitForStatus = (id: number, statuses: string[], timeoutMs?: number) => platform.taskWhen(id, statuses, timeoutMs);
 
   it('answers the predecessor ping', async () => {
     expect(await platform.fetch('GET', '/')).toMatchObject({ status: 200, body: { message: 'Pong' } });

@@ -29,11 +29,7 @@ describe('coordinators that start late and stop mid-task', () => {
 
     await platform.startCoordinators(1);
     await platform.sitesOnline(2);
-    let task: any;
-    await platform.until('the task has ended', async () => {
-      task = (await platform.fetch('GET', `/tasks/${created.body.id}`)).body;
-      return ['success', 'failed', 'cancelled'].includes(task.status);
-    });
+    const task = await platform.taskWhen(created.body.id);
     expect(task).toMatchObject({ status: 'success', current_round: 2, reason: null });
   });
 
@@ -49,11 +45,7 @@ describe('coordinators that start late and stop mid-task', () => {
     expect(await platform.kill('coordinator-1', 'SIGTERM')).toBe('SIGTERM');
     expect((await platform.fetch('GET', `/tasks/${id}`)).body.status).toBe('running');
     await platform.startCoordinators(1, {}, 2);
-    let task: any;
-    await platform.until('the task has ended', async () => {
-      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
-      return ['success', 'failed', 'cancelled'].includes(task.status);
-    });
+    const task = await platform.taskWhen(id);
     expect(task).toMatchObject({ status: 'success', current_round: rounds, reason: null, result_model_name: 'trained_iris' });
     const stored = (await platform.fetch('GET', `/tasks/${id}/rounds`)).body.map((r: { round: number }) => r.round);
     expect(stored).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));

@@ -92,11 +92,7 @@ describe('MLflow as model registry and experiment tracker', () => {
     const created = await platform.fetch('POST', '/tasks', {
       user_id: '1', use_case: 'iris', model_name: 'iris', model_version: 1, num_global_iterations: 2, run_name: 'outage_run', experiment_name: 'Default',
     });
-    let task: any;
-    await platform.until('the task has ended', async () => {
-      task = (await platform.fetch('GET', `/tasks/${created.body.id}`)).body;
-      return ['success', 'failed', 'cancelled'].includes(task.status);
-    });
+    const task = await platform.taskWhen(created.body.id);
     expect(task.status).toBe('failed');
     expect(task.reason).toMatch(/^could not register the trained model 'trained_iris' after 2 attempts \(.*503.*\); the trained weights are kept in the checkpoint of round 2$/);
     expect(runsNamed('outage_run')[0].info.status).toBe('FAILED');

@@ -25,15 +25,6 @@ describe('graceful shutdown mid-task', () => {
     return created.body.id;
   }
 
-  async function finalTask(id: number): Promise<any> {
-    let task: any;
-    await platform.until(`task ${id} has ended`, async () => {
-      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
-      return ['success', 'failed', 'cancelled'].includes(task.status);
-    });
-    return task;
-  }
-
   it('an edge worker stopped mid-task sends its last answer, says goodbye, and no round waits for it', async () => {
     const rounds = 300;
     const id = await startTask(rounds);
@@ -41,7 +32,7 @@ describe('graceful shutdown mid-task', () => {
     expect(await platform.kill('site-3', 'SIGTERM')).toBe('SIGTERM');
     // With a 600 s round deadline, the task can only finish in time if the
     // coordinator stopped waiting for the site as soon as it left.
-    const task = await finalTask(id);
+    const task = await platform.taskWhen(id);
     expect(task).toMatchObject({ status: 'success', current_round: rounds });
     const figures = (await platform.fetch('GET', `/tasks/${id}/rounds`)).body;
     expect(figures).toHaveLength(rounds);
@@ -57,7 +48,7 @@ describe('graceful shutdown mid-task', () => {
     expect(await platform.kill('gateway', 'SIGTERM')).toBe('SIGTERM');
     // Events published meanwhile wait in the gateway's durable queue.
     await platform.startGateway();
-    const task = await finalTask(id);
+    const task = await platform.taskWhen(id);
     expect(task).toMatchObject({ status: 'success', current_round: rounds });
     expect((await platform.fetch('GET', `/tasks/${id}/rounds`)).body).toHaveLength(rounds);
   });

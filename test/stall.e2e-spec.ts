@@ -1,4 +1,3 @@
-import { Client } from 'pg';
 import { Platform } from './support/platform';
 
 /**
@@ -17,15 +16,7 @@ describe('a site that stalls mid-round', () => {
 
   afterAll(() => platform.stop(), 60_000);
 
-  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const c = new Client({ connectionString: platform.databaseUrl });
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows as T[];
-    } finally {
-      await c.end();
-    }
-  }
+  const query = <T>(sql: string, params: unknown[] = []) => platform.query<T>(sql, params);
 
   async function startTask(rounds: number, roundTimeoutS: number): Promise<number> {
     const created = await platform.fetch('POST', '/tasks', {
@@ -41,20 +32,11 @@ describe('a site that stalls mid-round', () => {
   const missing = (id: number) =>
     query<{ round: number }>(`SELECT round FROM coordinator.round_participants WHERE task_id = $1 AND node_name = 'site-3' AND status = 'missing'`, [id]);
 
-  async function finalTask(id: number): Promise<any> {
-    let task: any;
-    await platform.until(`task ${id} has ended`, async () => {
-      task = (await platform.fetch('GET', `/tasks/${id}`)).body;
-      return ['success', 'failed', 'cancelled'].includes(task.status);
-    });
-    return task;
-  }
-
   it('fails the task, naming the site, when it is still missing after the retries', async () => {
     const id = await startTask(300, 2);
     platform.signal('site-3', 'SIGSTOP');
     try {
-      const task = await finalTask(id);
+      const task = await platform.taskWhen(id);
       expect(task.status).toBe('failed');
       expect(task.reason).toMatch(/^round \d+: 2 usable update\(s\) from 3 worker\(s\), min_fit_clients is 3; no answer within 2 s from site-3 \(after 1 retry of the round\)$/);
       const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [id]);

@@ -26,7 +26,6 @@ import {
   exists,
   lastOf,
   lookup,
-  parseYaml,
   parseYamlFile,
   read,
   Role,

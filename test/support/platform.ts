@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { Client } from 'pg';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
 import { createTestVhost, TestVhost } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
 import { createTestDatabase } from '../../libs/persistence/src/testing';
@@ -176,6 +177,27 @@ export class Platform {
       /* not JSON: keep the text for the assertion message */
     }
     return { status: res.status, body: parsed, headers: res.headers };
+  }
+
+  /** Runs SQL against this platform's database (tests read what the apps stored). */
+  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new Client({ connectionString: this.databaseUrl });
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as T[];
+    } finally {
+      await c.end();
+    }
+  }
+
+  /** Polls a task through the API until its status is one of `statuses` (default: any final one); returns it. */
+  async taskWhen(id: number, statuses: string[] = ['success', 'failed', 'cancelled'], timeoutMs = 60_000): Promise<any> {
+    let task: any;
+    await this.until(`task ${id} is ${statuses.join(' or ')}`, async () => {
+      task = (await this.fetch('GET', `/tasks/${id}`)).body;
+      return statuses.includes(task.status);
+    }, timeoutMs);
+    return task;
   }
 
   /** An app's log lines that are JSON objects (the apps log JSON by default). */
