@@ -2,19 +2,15 @@
  * e2e and integration suites: real RabbitMQ and PostgreSQL (see .ci/run).
  * *.e2e-spec.ts under test/ start the compiled apps as separate processes
  * (run `npm run build` first; `npm run test:e2e` does). *.int-spec.ts beside
- * the libraries test one component against the real service.
+ * the libraries test one component against the real service. Everything
+ * else (transform, path aliases, environment) is the unit configuration's.
  */
-const { pathsToModuleNameMapper } = require('ts-jest');
-const { compilerOptions } = require('../tsconfig.json');
+const unit = require('../jest.config.js');
 
 module.exports = {
+  ...unit,
   rootDir: '..',
   roots: ['<rootDir>/test', '<rootDir>/libs', '<rootDir>/apps'],
   testRegex: '.*\\.(e2e|int)-spec\\.ts$',
-  moduleFileExtensions: ['ts', 'js', 'json'],
-  transform: { '^.+\\.ts$': 'ts-jest' },
-  moduleNameMapper: pathsToModuleNameMapper(compilerOptions.paths, { prefix: '<rootDir>/' }),
-  testEnvironment: '<rootDir>/libs/models/test/ort-environment.js',
-  setupFiles: ['reflect-metadata'],
   testTimeout: 120000,
 };
