@@ -64,7 +64,8 @@ export type Role = 'gateway' | 'coordinator' | 'edge-worker' | 'cli';
 export const ROLES: Role[] = ['gateway', 'coordinator', 'edge-worker', 'cli'];
 
 /** Sections of .env.example that no deployed app reads. */
-export const NOT_DEPLOYED_SECTIONS = ['demo', 'tests'];
+/** Sections of .env.example for what runs outside the deployment: the demo, the tests, an admin's own tools. */
+export const NOT_DEPLOYED_SECTIONS = ['demo', 'tests', 'admin'];
 
 /**
  * Variables of a shared section that a role does not read, as the comments of

@@ -6,9 +6,13 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { bundledDataDir, formatCsv, partitionTable, readCsvFile } from '@fl/datasets';
-import { createTestVhost, TestVhost } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
+import { createTestVhost, TestBroker, TestVhost } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
 import { createTestDatabase } from '../../libs/persistence/src/testing';
 import { TestIssuer } from './oidc';
+import { CliConfig } from '../../apps/cli/src/config';
+import { enrolSite } from '../../apps/cli/src/nodes';
+import { RabbitMqManagement } from '@fl/messaging';
+import { loadConfig } from '@fl/runtime';
 
 const ROOT = resolve(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -48,6 +52,11 @@ export class Platform {
   /** The identity provider the gateway trusts; fetch() sends an admin token of it unless told otherwise. */
   readonly issuer = new TestIssuer();
   private adminToken = '';
+  /** What each app was started with, so that restart() starts it again the same way. */
+  private readonly started = new Map<string, { entry: string; env: Record<string, string> }>();
+
+  /** `services`: a PostgreSQL server URL and a RabbitMQ broker other than the test defaults (the chaos suite's own). */
+  constructor(private readonly services: { postgresUrl?: string; broker?: TestBroker } = {}) {}
 
   get databaseUrl(): string {
     return this.db!.url;
@@ -66,7 +75,51 @@ export class Platform {
   }
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    return { ...process.env, AMQP_URL: this.amqpUrl, DATABASE_URL: this.databaseUrl, ARTIFACT_DIR: this.artifactDir, DB_POOL_SIZE: '4', ...extra };
+    return {
+      ...process.env, AMQP_URL: this.amqpUrl, DATABASE_URL: this.databaseUrl, ARTIFACT_DIR: this.artifactDir, DB_POOL_SIZE: '4',
+      SITE_USER_SUFFIX: this.siteUserSuffix, ...extra,
+    };
+  }
+
+  /**
+   * Site broker users are global to the broker, vhosts are not: each platform's site users carry its
+   * vhost's name, so that parallel runs (site-1 here, site-1 there) stay apart.
+   */
+  get siteUserSuffix(): string {
+    return `.${this.vhostName}`;
+  }
+
+  /** RabbitMQ's management API of the test broker (.ci/run enables the plugin); `FL_TEST_RABBITMQ_MANAGEMENT_URL` overrides it. */
+  readonly managementUrl = process.env.FL_TEST_RABBITMQ_MANAGEMENT_URL ?? 'http://guest:guest@127.0.0.1:15672';
+  /** Broker users made for sites, deleted by stop(). */
+  private readonly siteUsers = new Set<string>();
+  /** Each enrolled site's AMQP_URL (its own user and password). */
+  readonly siteUrls: Record<string, string> = {};
+
+  /**
+   * Enrols a site as `npm run cli -- nodes enroll` does (its own broker user, reaching only its queue
+   * and the coordinators' inbound keys) and returns its AMQP_URL. Through the management API on the
+   * test broker; on another broker (the chaos suite's own node) by running the printed rabbitmqctl commands.
+   */
+  async enrolSite(name: string): Promise<string> {
+    const viaManagement = !this.services.broker;
+    const config = loadConfig(CliConfig, {
+      AMQP_URL: this.amqpUrl, SITE_USER_SUFFIX: this.siteUserSuffix, ...(viaManagement ? { RABBITMQ_MANAGEMENT_URL: this.managementUrl } : {}),
+    });
+    const c = new Client({ connectionString: this.databaseUrl });
+    await c.connect();
+    try {
+      const enrolment = await enrolSite(config, c, name);
+      this.siteUsers.add(enrolment.user);
+      for (const [tool, ...args] of enrolment.commands) {
+        if (tool !== 'rabbitmqctl') throw new Error(`unexpected enrolment command ${tool}`);
+        await this.rabbitmqctl(...args);
+      }
+      this.siteUrls[name] = enrolment.env.AMQP_URL;
+      return enrolment.env.AMQP_URL;
+    } finally {
+      await c.end();
+    }
   }
 
   /** Starts the gateway, `coordinators` coordinators (they share tasks through leases) and `sites` edge workers. */
@@ -80,8 +133,8 @@ export class Platform {
 
   /** A fresh database and vhost for this platform alone. */
   async provision(): Promise<void> {
-    this.db = await createTestDatabase('fl_e2e');
-    this.vhost = await createTestVhost('fl-e2e');
+    this.db = await createTestDatabase('fl_e2e', this.services.postgresUrl);
+    this.vhost = await createTestVhost('fl-e2e', this.services.broker);
     await this.issuer.start();
     this.adminToken = await this.issuer.token('e2e-admin', ['admin'], { expiresIn: '2h' });
   }
@@ -115,7 +168,8 @@ export class Platform {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'iris.csv'), formatCsv(shard.header, shard.rows));
       this.healthPorts[name] = await freePort();
-      this.spawn(name, 'apps/edge-worker/src/main.js', { NODE_NAME: name, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2', HEALTH_PORT: String(this.healthPorts[name]) });
+      const amqpUrl = await this.enrolSite(name);
+      this.spawn(name, 'apps/edge-worker/src/main.js', { NODE_NAME: name, AMQP_URL: amqpUrl, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2', HEALTH_PORT: String(this.healthPorts[name]) });
     }
   }
 
@@ -127,9 +181,18 @@ export class Platform {
     });
   }
 
+  /** Starts an app again, as it was first started, after kill(); its log goes on in the same file. */
+  restart(name: string): void {
+    const how = this.started.get(name);
+    if (!how) throw new Error(`no app named ${name} was ever started`);
+    if (this.procs.some((p) => p.name === name)) throw new Error(`${name} is still running`);
+    this.spawn(name, how.entry, how.env);
+  }
+
   private spawn(name: string, entry: string, env: Record<string, string>): void {
+    this.started.set(name, { entry, env });
     const log = join(this.dir, `${name}.log`);
-    const out = createWriteStream(log);
+    const out = createWriteStream(log, { flags: 'a' });
     const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
@@ -156,7 +219,12 @@ export class Platform {
 
   /** Runs the CLI as a user would and returns its stdout. */
   async cli(...args: string[]): Promise<string> {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env(this.registryEnv) });
+    return this.cliWith({}, ...args);
+  }
+
+  /** The CLI with extra environment variables (e.g. RABBITMQ_MANAGEMENT_URL). */
+  async cliWith(env: Record<string, string>, ...args: string[]): Promise<string> {
+    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env({ ...this.registryEnv, ...env }) });
     return stdout;
   }
 
@@ -247,6 +315,10 @@ export class Platform {
       }),
     );
     this.procs = [];
+    for (const user of this.siteUsers) {
+      if (this.services.broker) await this.rabbitmqctl('delete_user', user).catch(() => undefined);
+      else await new RabbitMqManagement(this.managementUrl).revoke(user);
+    }
     await this.db?.drop();
     await this.vhost?.dispose();
     if (this.adminToken) await this.issuer.stop();

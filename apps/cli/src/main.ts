@@ -1,22 +1,35 @@
+import { DataSource } from 'typeorm';
+import { shellLine } from '@fl/messaging';
 import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
 import { ModelRegistry } from '@fl/registry';
 import { createDatabaseIfMissing, createRegistry, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom } from '@fl/runtime';
 import { CliConfig } from './config';
+import { enrolSite, EnrolResult, revokeSite, RevokeResult } from './nodes';
 
 const USAGE = `usage: npm run cli -- <command>
 
   models publish <use case> [--json]   publish the use case's default model; prints name and version
   models list [--json]                 list registered models
+  nodes enroll <site> [--json]         give a site its own RabbitMQ user; prints the site's configuration
+  nodes revoke <site> [--json]         remove the site's RabbitMQ user; coordinators stop using it at once
 
 The registry is REGISTRY_BACKEND's: local (DATABASE_URL and ARTIFACT_DIR;
 without DATABASE_URL an embedded PostgreSQL keeps its data in EMBEDDED_PG_DIR,
-default ./.data/pglite) or mlflow (MLFLOW_TRACKING_URI).`;
+default ./.data/pglite) or mlflow (MLFLOW_TRACKING_URI).
+nodes commands act on the broker of AMQP_URL (an administrator's URL, its vhost
+is the platform's) through RABBITMQ_MANAGEMENT_URL, or print the rabbitmqctl
+commands to run when that is unset; they record the change in DATABASE_URL's
+node list and audit log.`;
 
 class UsageError extends Error {}
 
 async function withRegistry<T>(config: CliConfig, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
   const settings = registrySettingsFrom(config);
   if (settings.backend === 'mlflow') return fn(createRegistry(settings));
+  return withDatabase(config, (ds) => fn(createRegistry(settings, ds)));
+}
+
+async function withDatabase<T>(config: CliConfig, fn: (ds: DataSource) => Promise<T>): Promise<T> {
   let embedded: EmbeddedPostgres | undefined;
   const url = config.DATABASE_URL ?? (embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR })).url;
   if (!embedded) await createDatabaseIfMissing(url);
@@ -24,7 +37,7 @@ async function withRegistry<T>(config: CliConfig, fn: (r: ModelRegistry) => Prom
   try {
     await ds.initialize();
     await runMigrations(ds);
-    return await fn(createRegistry(settings, ds));
+    return await fn(ds);
   } finally {
     if (ds.isInitialized) await ds.destroy();
     await embedded?.close();
@@ -50,7 +63,32 @@ async function main(argv: string[]): Promise<void> {
     else for (const m of models) console.log(`${m.name}\tlatest version ${m.latestVersion ?? '-'}\t${m.description ?? ''}`);
     return;
   }
+  if (group === 'nodes' && (command === 'enroll' || command === 'revoke')) {
+    if (!arg) throw new UsageError(`nodes ${command} needs a site name, e.g. \`npm run cli -- nodes ${command} site-1\``);
+    const result = await withDatabase(config, (ds) => (command === 'enroll' ? enrolSite(config, ds, arg) : revokeSite(config, ds, arg)));
+    if (json) console.log(JSON.stringify(result));
+    else console.log(command === 'enroll' ? describeEnrolment(result as EnrolResult) : describeRevocation(result as RevokeResult));
+    return;
+  }
   throw new UsageError(args.length ? `unknown command: ${args.join(' ')}` : 'no command given');
+}
+
+function describeEnrolment(r: EnrolResult): string {
+  const lines = r.applied
+    ? [`enrolled site '${r.node}': broker user '${r.user}' created on vhost '${r.vhost}' through the management API`]
+    : [
+        `enrolled site '${r.node}': RABBITMQ_MANAGEMENT_URL is not set, so run these on the broker host to create its user:`,
+        ...r.commands.map((c) => `  ${shellLine(c)}`),
+      ];
+  lines.push('', `# the site's configuration (AMQP_URL holds its password, shown only now):`, `NODE_NAME=${r.env.NODE_NAME}`, `AMQP_URL=${r.env.AMQP_URL}`);
+  return lines.join('\n');
+}
+
+function describeRevocation(r: RevokeResult): string {
+  const lines = [`revoked site '${r.node}': marked revoked, coordinators told to stop using it`];
+  if (r.applied) lines.push(`broker user '${r.user}' deleted through the management API (its connections are closed)`);
+  else lines.push(`RABBITMQ_MANAGEMENT_URL is not set: run this on the broker host to delete its user and close its connections:`, ...r.commands.map((c) => `  ${shellLine(c)}`));
+  return lines.join('\n');
 }
 
 main(process.argv.slice(2)).catch((err) => {

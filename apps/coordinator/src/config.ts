@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { IsInt, IsNumber, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, Matches, Max, Min } from 'class-validator';
 import { WORD_PATTERN } from '@fl/contracts';
 import { BaseConfig } from '@fl/runtime';
 
@@ -20,6 +20,12 @@ export class CoordinatorConfig extends BaseConfig {
   @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;
   /** Times a round short of answers (min_fit_clients updates, or any evaluation) is run again before its task fails. */
   @IsInt() @Min(0) @Max(100) ROUND_RETRIES = 2;
+  /**
+   * broker: a site's message is accepted only when RabbitMQ vouches (user_id) that it comes from that
+   * site's own broker user, `<node><SITE_USER_SUFFIX>`; none: trust the node name in the payload
+   * (one shared broker user, development only).
+   */
+  @IsIn(['broker', 'none']) SITE_AUTH: 'broker' | 'none' = 'broker';
   /** Tries at registering a trained model before the task fails (the weights stay in the checkpoint). */
   @IsInt() @Min(1) @Max(100) REGISTRATION_ATTEMPTS = 5;
   /** Wait before the second try; it doubles for each further one (2, 4, 8, 16 s by default). */

@@ -4,6 +4,7 @@ import { CoordinatorConfig } from './config';
 import { EdgeWorkerRegistry } from './nodes/node-registry.service';
 import { WorkerMetrics } from './nodes/worker-metrics';
 import { PresenceController } from './nodes/presence.controller';
+import { SiteIdentity } from './nodes/site-identity';
 import { ResultRouter } from './rounds/result-router';
 import { ResultsController } from './rounds/results.controller';
 import { RoundsRepository } from './rounds/rounds.repository';
@@ -28,6 +29,7 @@ export class CoordinatorModule {
       providers: [
         { provide: COORDINATOR_CONFIG, useValue: config },
         EdgeWorkerRegistry,
+        SiteIdentity,
         WorkerMetrics,
         TaskLeases,
         RoundsRepository,

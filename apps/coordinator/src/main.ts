@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
+import { brokerOptions, connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createCoordinatorApp } from './bootstrap';
 import { CoordinatorConfig } from './config';
 
@@ -12,6 +12,7 @@ async function main(): Promise<void> {
     poolSize: config.DB_POOL_SIZE,
     registry: registrySettingsFrom(config),
     connectionName: config.COORDINATOR_ID,
+    brokerOptions: brokerOptions(config, config.COORDINATOR_ID),
   });
   const app = await createCoordinatorApp(config, infra);
   app.enableShutdownHooks();

@@ -97,12 +97,16 @@ async function main(): Promise<void> {
     databaseUrl = pg.url;
     poolSize = 1;
   }
-  let sharedBus: MessageBus | undefined;
+  let sharedBus: InMemoryBus | undefined;
   if (!base.AMQP_URL) {
     const bus = new InMemoryBus();
     running.push({ close: () => bus.close() });
     sharedBus = bus;
   }
+  // On the embedded bus each site publishes as its own user, as with a site's own RabbitMQ user, and
+  // the coordinator checks it (SITE_AUTH=broker). On a RabbitMQ given by AMQP_URL the demo's sites
+  // share that URL's user, so the coordinator trusts the node names in the payloads instead.
+  const siteAuth = sharedBus ? 'broker' : 'none';
   say(`broker: ${base.AMQP_URL ? 'RabbitMQ (AMQP_URL)' : 'embedded in-memory bus'}; database: ${base.DATABASE_URL ? 'PostgreSQL (DATABASE_URL)' : 'embedded PostgreSQL (PGlite, in memory)'}`);
 
   const infra = async (name: string): Promise<Infra> => {
@@ -123,17 +127,17 @@ async function main(): Promise<void> {
   say(`gateway:     ${url} (Swagger UI at ${url}/docs)`);
 
   const coordinator = await createCoordinatorApp(
-    loadConfig(CoordinatorConfig, { ...env, ...appLogs, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1', HEALTH_PORT: '0' }),
+    loadConfig(CoordinatorConfig, { ...env, ...appLogs, COORDINATOR_ID: 'demo-coordinator', SWEEP_INTERVAL_S: '1', HEALTH_PORT: '0', SITE_AUTH: siteAuth, SITE_USER_SUFFIX: '' }),
     await infra('demo-coordinator'),
   );
   track(coordinator);
-  say('coordinator: demo-coordinator');
+  say(`coordinator: demo-coordinator (site identity: ${siteAuth === 'broker' ? "checked, each site publishes as its own user" : "trusted from payloads, the sites share AMQP_URL's user"})`);
 
   const shardFiles = writeShards(join(dataDir, 'sites'));
   for (let i = 0; i < SITES; i++) {
     const name = `demo-site-${i + 1}`;
     const cfg = loadConfig(EdgeWorkerConfig, { ...env, ...appLogs, NODE_NAME: name, DATA_PATH: shardFiles[i], HEARTBEAT_INTERVAL_S: '5', HEALTH_PORT: '0' });
-    const bus = sharedBus ?? (await RabbitMqBus.connect(base.AMQP_URL!, { connectionName: name }));
+    const bus: MessageBus = sharedBus ? sharedBus.asUser(name) : await RabbitMqBus.connect(base.AMQP_URL!, { connectionName: name });
     track(await createEdgeWorkerApp(cfg, bus, !sharedBus));
     say(`edge worker: ${name} holding ${shardFiles[i]} (50 of iris' 150 rows)`);
   }

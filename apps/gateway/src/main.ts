@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
+import { brokerOptions, connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createGatewayApp } from './bootstrap';
 import { checkAuthConfig, GatewayConfig } from './config';
 
@@ -13,6 +13,7 @@ async function main(): Promise<void> {
     poolSize: config.DB_POOL_SIZE,
     registry: registrySettingsFrom(config),
     connectionName: `gateway-${config.GATEWAY_ID}`,
+    brokerOptions: brokerOptions(config, `gateway-${config.GATEWAY_ID}`),
   });
   const app = await createGatewayApp(config, infra);
   app.enableShutdownHooks();

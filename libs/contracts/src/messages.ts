@@ -13,6 +13,8 @@ export const Msg = {
   NodeRegistered: 'node.registered',
   NodeHeartbeat: 'node.heartbeat',
   NodeLeaving: 'node.leaving',
+  /** An admin revoked a site (`npm run cli -- nodes revoke`): coordinators stop using it at once. */
+  NodeRevoked: 'node.revoked',
   PresenceRequested: 'node.presence-requested',
   ModelPackage: 'model.package',
   RoundFit: 'round.fit',

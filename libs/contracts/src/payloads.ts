@@ -93,6 +93,11 @@ export class NodePresencePayload extends Envelope {
   @IsOptional() @IsString() version?: string;
 }
 
+/** `sender` is the admin tool; `node` the site whose broker user was removed. */
+export class NodeRevokedPayload extends Envelope {
+  @Matches(WORD_PATTERN) node: string;
+}
+
 /** A model package for one worker; the attachment is the package bundle. */
 export class ModelPackagePayload extends Envelope {
   @Matches(/^[0-9a-f]{64}$/) package_sha256: string;

@@ -14,3 +14,10 @@ export function describeBrokerUrl(url: string): string {
   const vhost = parsed.pathname && parsed.pathname !== '/' ? parsed.pathname : '';
   return `${parsed.protocol}//${user}${parsed.hostname}${port}${vhost}`;
 }
+
+/** The user name in a RabbitMQ URL (decoded), or undefined when it has none (amqplib then logs in as guest). */
+export function brokerUser(url: string): string | undefined {
+  describeBrokerUrl(url); // validates without echoing the URL
+  const user = new URL(url).username;
+  return user ? decodeURIComponent(user) : undefined;
+}

@@ -81,9 +81,26 @@ export class InMemoryBus implements MessageBus {
     return this.queues.get(queue)?.messages.length ?? 0;
   }
 
-  async publish(routingKey: string, msg: OutboundMessage): Promise<void> {
+  /**
+   * The same bus seen through a connection of another user: what it publishes carries `userId`,
+   * as RabbitMQ stamps (and checks) a site's own broker user. Closing the view closes nothing.
+   */
+  asUser(userId: string): MessageBus {
+    return {
+      stats: this.stats,
+      publish: (routingKey, msg) => this.publishAs(userId, routingKey, msg),
+      consume: (spec, handler) => this.consume(spec, handler),
+      close: async () => undefined,
+    };
+  }
+
+  publish(routingKey: string, msg: OutboundMessage): Promise<void> {
+    return this.publishAs(this.options.userId, routingKey, msg);
+  }
+
+  private async publishAs(userId: string | undefined, routingKey: string, msg: OutboundMessage): Promise<void> {
     this.assertOpen();
-    const encoded = encodeMessage(msg, { maxBytes: this.maxMessageBytes, userId: this.options.userId });
+    const encoded = encodeMessage(msg, { maxBytes: this.maxMessageBytes, userId });
     this.stats.messagesPublished++;
     this.stats.bytesPublished += encoded.content.length;
     let routed = 0;

@@ -6,9 +6,20 @@ export { PAYLOAD_HEADER, JSON_CONTENT_TYPE, BINARY_CONTENT_TYPE, MAX_PAYLOAD_HEA
 export { InMemoryBus } from './in-memory-bus';
 export type { InMemoryBusOptions, DeadLetter } from './in-memory-bus';
 export { RabbitMqBus, DEFAULT_CONNECT_TIMEOUT_MS } from './rabbitmq-bus';
-export type { RabbitMqBusOptions } from './rabbitmq-bus';
-export { describeBrokerUrl } from './broker-url';
+export type { RabbitMqBusOptions, BrokerTls } from './rabbitmq-bus';
+export { describeBrokerUrl, brokerUser } from './broker-url';
 export { BusContext } from './nest/bus-context';
 export { BusTransport, NoHandlerError, HandlerFailedError } from './nest/bus-transport';
 export type { BusTransportQueue, BusTransportStatus, BusTransportEvents } from './nest/bus-transport';
 export { createBusValidationPipe, INVALID_PAYLOAD } from './nest/bus-validation-pipe';
+export {
+  siteGrant,
+  siteUser,
+  siteAmqpUrl,
+  vhostOf,
+  rabbitmqctlEnrolCommands,
+  rabbitmqctlRevokeCommands,
+  shellLine,
+  RabbitMqManagement,
+} from './site-access';
+export type { SiteGrant } from './site-access';

@@ -37,6 +37,14 @@ export interface RabbitMqBusOptions {
   reconnectTimeInSeconds?: number;
   /** Set as `user_id` on every published message; RabbitMQ rejects it unless it is the connection's user. */
   userId?: string;
+  /**
+   * `declare` (default): create the exchanges and the dead-letter queue if missing. `check`: only
+   * check that they exist, for a user without the right to configure them (an edge worker's own
+   * broker user may configure nothing but its queue); connecting then fails if they are missing.
+   */
+  topology?: 'declare' | 'check';
+  /** For `amqps://` URLs: CA bundle to verify the broker with, and a client certificate and key if the broker asks for one. */
+  tls?: BrokerTls;
   /** How long `connect()` (and each later socket connect) may take; default 10 s. */
   connectTimeoutMs?: number;
   maxMessageBytes?: number;
@@ -48,6 +56,13 @@ export interface RabbitMqBusOptions {
    */
   noDelay?: boolean;
   logger?: BusLogger;
+}
+
+export interface BrokerTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  passphrase?: string;
 }
 
 interface ConsumerState {
@@ -112,6 +127,7 @@ export class RabbitMqBus implements MessageBus {
         noDelay: options.noDelay ?? true,
         timeout: timeoutMs,
         ...(options.connectionName ? { clientProperties: { connection_name: options.connectionName } } : {}),
+        ...tlsSocketOptions(url, options.tls),
       },
     });
     let lastFailure: unknown;
@@ -251,6 +267,10 @@ export class RabbitMqBus implements MessageBus {
       if (!this.closing) this.logger.warn(`disconnected from ${this.brokerName}: ${err?.message ?? 'closed'}; reconnecting`);
     });
     this.manager.on('connect', () => this.logger.log(`connected to ${this.brokerName}`));
+    // E.g. ACCESS_REFUSED once this user was deleted (a revoked site): say why reconnecting does not succeed.
+    this.manager.on('connectFailed', ({ err }) => {
+      if (!this.closing) this.logger.warn(`cannot reconnect to ${this.brokerName}: ${err?.message ?? 'unknown error'}`);
+    });
     this.manager.on('blocked', ({ reason }) => this.logger.warn(`${this.brokerName} blocked publishing: ${reason}`));
     this.manager.on('unblocked', () => this.logger.log(`${this.brokerName} unblocked publishing`));
     this.publisher = this.manager.createChannel({
@@ -286,6 +306,18 @@ export class RabbitMqBus implements MessageBus {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
+    if (this.options.topology === 'check') {
+      for (const exchange of [this.exchange, this.deadLetterExchange]) {
+        await channel.checkExchange(exchange).catch((err: Error) => {
+          throw new Error(
+            `exchange '${exchange}' is missing or not readable on ${this.brokerName} (${err.message}); ` +
+              'it is declared by the coordinator and the gateway: start one of them first',
+            { cause: err },
+          );
+        });
+      }
+      return;
+    }
     await channel.assertExchange(this.exchange, 'topic', { durable: true });
     await channel.assertExchange(this.deadLetterExchange, 'fanout', { durable: true });
     await channel.assertQueue(this.deadLetterQueue, { durable: true });
@@ -380,4 +412,13 @@ export class RabbitMqBus implements MessageBus {
   private assertOpen(): void {
     if (this.closing) throw new Error('RabbitMqBus is closed');
   }
+}
+
+/** Socket options for amqplib: TLS material only for `amqps://` URLs; given for a plain URL it is a mistake worth refusing. */
+function tlsSocketOptions(url: string, tls: BrokerTls | undefined): Record<string, unknown> {
+  if (!tls || Object.values(tls).every((v) => v === undefined)) return {};
+  if (!url.startsWith('amqps://')) {
+    throw new BrokerConnectionError(`TLS certificates are configured but the RabbitMQ URL ${describeBrokerUrl(url)} is not amqps://`);
+  }
+  return Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
 }

@@ -13,6 +13,7 @@ import { TaskTracking1767225600001 } from './migrations/1767225600001-task-track
 import { TaskCorrelation1767225600002 } from './migrations/1767225600002-task-correlation';
 import { ApiKeys1767225600003 } from './migrations/1767225600003-api-keys';
 import { AuditLog1767225600004 } from './migrations/1767225600004-audit-log';
+import { SiteEnrolment1767225600005 } from './migrations/1767225600005-site-enrolment';
 
 /** Every entity, registered explicitly (no globs: they break under ts-jest, tsc and bundlers alike). */
 export const ALL_ENTITIES = [
@@ -30,7 +31,7 @@ export const ALL_ENTITIES = [
 ];
 
 /** Every migration, in order. */
-export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002, ApiKeys1767225600003, AuditLog1767225600004];
+export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002, ApiKeys1767225600003, AuditLog1767225600004, SiteEnrolment1767225600005];
 
 export const MIGRATIONS_TABLE = 'fl_migrations';
 

@@ -7,12 +7,12 @@ export function testServerUrl(): string {
 }
 
 /**
- * Creates a fresh, uniquely named database (`fl_test_<hex>`) on the test server so
- * parallel test files never see each other's rows. Call `drop()` in afterAll.
+ * Creates a fresh, uniquely named database (`fl_test_<hex>`) on the test server (or on
+ * `serverUrl`) so parallel test files never see each other's rows. Call `drop()` in afterAll.
  */
-export async function createTestDatabase(prefix = 'fl_test'): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+export async function createTestDatabase(prefix = 'fl_test', serverUrl = testServerUrl()): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const u = new URL(testServerUrl());
+  const u = new URL(serverUrl);
   u.pathname = '/' + name;
   const url = u.toString();
   await ensureDatabase(url);

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BaseConfig, ConfigError, loadConfig } from './config';
-import { registrySettingsFrom } from './infra';
+import { brokerOptions, registrySettingsFrom } from './infra';
 
 describe('configuration from the environment', () => {
   it('reads numbers as numbers and keeps the documented defaults', () => {
@@ -34,5 +37,38 @@ describe('configuration from the environment', () => {
     const both = loadConfig(BaseConfig, { REGISTRY_BACKEND: 'mlflow', MLFLOW_URL: 'http://old:5000', MLFLOW_TRACKING_URI: 'http://new:5000' });
     expect(registrySettingsFrom(both)).toMatchObject({ trackingUri: 'http://new:5000' });
     expect(() => registrySettingsFrom(loadConfig(BaseConfig, { REGISTRY_BACKEND: 'mlflow' }))).toThrow('MLFLOW_TRACKING_URI (or MLFLOW_URL) is required with REGISTRY_BACKEND=mlflow');
+  });
+});
+
+describe('broker connection options from the configuration', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fl-broker-opts-'));
+  const pem = join(dir, 'ca.pem');
+  writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("stamps the URL's user as user_id, so that receivers know who published", () => {
+    const opts = brokerOptions(loadConfig(BaseConfig, { AMQP_URL: 'amqp://site-1.net:pw@broker:5672/fl' }), 'worker-site-1');
+    expect(opts).toEqual({ connectionName: 'worker-site-1', userId: 'site-1.net' });
+  });
+
+  it('reads the TLS files named in the environment', () => {
+    const opts = brokerOptions(loadConfig(BaseConfig, { AMQP_URL: 'amqps://u:p@broker/fl', AMQP_TLS_CA_FILE: pem }), 'x');
+    expect(opts.tls).toEqual({ ca: Buffer.from('-----BEGIN CERTIFICATE-----\n'), cert: undefined, key: undefined });
+  });
+
+  it('names the variable of a TLS file it cannot read', () => {
+    const config = loadConfig(BaseConfig, { AMQP_URL: 'amqps://u:p@broker/fl', AMQP_TLS_CA_FILE: `${dir}/missing.pem` });
+    expect(() => brokerOptions(config, 'x')).toThrow(new ConfigError([`AMQP_TLS_CA_FILE: cannot read '${dir}/missing.pem': ENOENT`]));
+  });
+
+  it('refuses TLS files with a plain amqp:// URL, and a certificate without its key', () => {
+    expect(() => brokerOptions(loadConfig(BaseConfig, { AMQP_URL: 'amqp://u:p@broker/fl', AMQP_TLS_CA_FILE: pem }), 'x')).toThrow(/not an amqps:\/\/ URL/);
+    expect(() => brokerOptions(loadConfig(BaseConfig, { AMQP_URL: 'amqps://u:p@broker/fl', AMQP_TLS_CERT_FILE: pem }), 'x')).toThrow(
+      /AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE go together/,
+    );
+  });
+
+  it('refuses a SITE_USER_SUFFIX that could not be part of a user name pattern', () => {
+    expect(() => loadConfig(BaseConfig, { SITE_USER_SUFFIX: '.*' })).toThrow(/SITE_USER_SUFFIX may hold only/);
   });
 });

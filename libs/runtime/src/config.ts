@@ -13,7 +13,16 @@ export class ConfigError extends Error {
 export class BaseConfig {
   /** RabbitMQ URL; unset means the embedded in-memory bus (demo only). */
   @IsOptional() @Matches(/^amqps?:\/\/.+/, { message: 'AMQP_URL must be an amqp:// or amqps:// URL' }) AMQP_URL?: string;
-  /** PostgreSQL URL. */
+  /** For amqps:// URLs: PEM files of the CA that signed the broker's certificate, and of this app's client certificate and (unencrypted) key, when the broker asks for one. */
+  @IsOptional() @IsString() AMQP_TLS_CA_FILE?: string;
+  @IsOptional() @IsString() AMQP_TLS_CERT_FILE?: string;
+  @IsOptional() @IsString() AMQP_TLS_KEY_FILE?: string;
+  /**
+   * A site's broker user is its node name followed by this suffix (default none). One broker serving
+   * several platforms (vhosts) keeps their site users apart with it, e.g. `.hospital-net`.
+   */
+  @IsOptional() @Matches(/^[A-Za-z0-9_.@-]{0,64}$/, { message: 'SITE_USER_SUFFIX may hold only letters, digits, _ . @ or - (at most 64)' }) SITE_USER_SUFFIX = '';
+  /** PostgreSQL URL (TLS: add sslmode=verify-full&sslrootcert=<CA file>, and sslcert/sslkey for a client certificate). */
   @IsOptional() @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' }) DATABASE_URL?: string;
   @IsInt() @Min(1) @Max(100) DB_POOL_SIZE = 10;
   /** local: PostgreSQL tables + ARTIFACT_DIR; mlflow: an MLflow 2.x tracking server. */

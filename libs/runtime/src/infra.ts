@@ -1,6 +1,7 @@
 import { DynamicModule, Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { MessageBus, RabbitMqBus } from '@fl/messaging';
+import { readFileSync } from 'node:fs';
+import { BrokerTls, brokerUser, MessageBus, RabbitMqBus, RabbitMqBusOptions } from '@fl/messaging';
 import { createDataSource, ensureDatabase, runMigrations } from '@fl/persistence';
 import { LocalModelRegistry, MlflowModelRegistry, ModelRegistry } from '@fl/registry';
 import { BaseConfig, ConfigError } from './config';
@@ -48,9 +49,39 @@ export function createRegistry(settings: RegistrySettings, dataSource?: DataSour
   return new MlflowModelRegistry(options);
 }
 
+/**
+ * How an app connects to RabbitMQ: as the user in the URL, stamping that user as `user_id` on what
+ * it publishes (the broker checks it, so receivers know the sender), with TLS material read from
+ * the files the configuration names (an unreadable file is a configuration error naming it).
+ */
+export function brokerOptions(config: BaseConfig, connectionName: string, extra: RabbitMqBusOptions = {}): RabbitMqBusOptions {
+  const tls = brokerTlsFrom(config);
+  if (tls && config.AMQP_URL && !config.AMQP_URL.startsWith('amqps://')) {
+    throw new ConfigError(['AMQP_TLS_* files are set but AMQP_URL is not an amqps:// URL']);
+  }
+  return { connectionName, userId: config.AMQP_URL ? brokerUser(config.AMQP_URL) : undefined, ...(tls ? { tls } : {}), ...extra };
+}
+
+function brokerTlsFrom(config: BaseConfig): BrokerTls | undefined {
+  const read = (name: 'AMQP_TLS_CA_FILE' | 'AMQP_TLS_CERT_FILE' | 'AMQP_TLS_KEY_FILE'): Buffer | undefined => {
+    const path = config[name];
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError([`${name}: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    }
+  };
+  const tls: BrokerTls = { ca: read('AMQP_TLS_CA_FILE'), cert: read('AMQP_TLS_CERT_FILE'), key: read('AMQP_TLS_KEY_FILE') };
+  if (!!tls.cert !== !!tls.key) throw new ConfigError(['AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE go together: set both or neither']);
+  return Object.values(tls).some((v) => v !== undefined) ? tls : undefined;
+}
+
 export interface InfraOptions {
   /** RabbitMQ URL; or pass `bus` to share an embedded one (demo, tests). */
   amqpUrl?: string;
+  /** Connection options for `amqpUrl` (see `brokerOptions`). */
+  brokerOptions?: RabbitMqBusOptions;
   bus?: MessageBus;
   databaseUrl: string;
   poolSize?: number;
@@ -72,7 +103,7 @@ export async function connectInfra(opts: InfraOptions): Promise<Infra> {
   let bus: MessageBus | undefined = opts.bus;
   try {
     await runMigrations(dataSource);
-    bus ??= await RabbitMqBus.connect(opts.amqpUrl!, { connectionName: opts.connectionName });
+    bus ??= await RabbitMqBus.connect(opts.amqpUrl!, { connectionName: opts.connectionName, ...opts.brokerOptions });
   } catch (err) {
     await dataSource.destroy();
     throw err;

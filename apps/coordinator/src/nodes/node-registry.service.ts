@@ -19,18 +19,42 @@ export class EdgeWorkerRegistry {
     @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
   ) {}
 
-  async recordPresence(p: NodePresencePayload): Promise<void> {
-    await this.db.query(
-      `INSERT INTO coordinator.nodes (name, use_cases, examples, status, info, registered_at, last_seen_at)
-       VALUES ($1, $2, $3::jsonb, 'online', $4::jsonb, now(), now())
-       ON CONFLICT (name) DO UPDATE SET use_cases = EXCLUDED.use_cases, examples = EXCLUDED.examples,
-         status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
-      [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null })],
-    );
+  /**
+   * Records a registration or heartbeat: 'joined' when the site was not online before (new, enrolled,
+   * offline or silent past the online window), 'present' when it was, 'revoked' (nothing changed) when
+   * it was revoked: only a new enrolment brings it back. Serialised per site, so that coordinators
+   * hearing the same message agree on which of them saw the site join.
+   */
+  async recordPresence(p: NodePresencePayload): Promise<'joined' | 'present' | 'revoked'> {
+    return this.db.transaction(async (m) => {
+      await m.query(`SELECT pg_advisory_xact_lock(hashtext('node:' || $1))`, [p.sender]);
+      const prev: { status: string; recent: boolean }[] = await m.query(
+        `SELECT status, last_seen_at > now() - make_interval(secs => $2) AS recent FROM coordinator.nodes WHERE name = $1`,
+        [p.sender, this.config.NODE_ONLINE_WINDOW_S],
+      );
+      if (prev[0]?.status === 'revoked') return 'revoked';
+      await m.query(
+        `INSERT INTO coordinator.nodes (name, use_cases, examples, status, info, registered_at, last_seen_at)
+         VALUES ($1, $2, $3::jsonb, 'online', $4::jsonb, now(), now())
+         ON CONFLICT (name) DO UPDATE SET use_cases = EXCLUDED.use_cases, examples = EXCLUDED.examples,
+           status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
+        [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null })],
+      );
+      return prev[0]?.status === 'online' && prev[0].recent ? 'present' : 'joined';
+    });
   }
 
   async recordLeaving(node: string): Promise<void> {
-    await this.db.query(`UPDATE coordinator.nodes SET status = 'offline', last_seen_at = now() WHERE name = $1`, [node]);
+    await this.db.query(`UPDATE coordinator.nodes SET status = 'offline', last_seen_at = now() WHERE name = $1 AND status <> 'revoked'`, [node]);
+  }
+
+  /** The admin tool normally marks the site itself; a coordinator repeats it so that the order of events does not matter. */
+  async recordRevoked(node: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO coordinator.nodes (name, use_cases, status, revoked_at) VALUES ($1, '{}', 'revoked', now())
+       ON CONFLICT (name) DO UPDATE SET status = 'revoked', revoked_at = coalesce(coordinator.nodes.revoked_at, now())`,
+      [node],
+    );
   }
 
   /** Workers serving the use case that were heard from recently and hold training data for it. */

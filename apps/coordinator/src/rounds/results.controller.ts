@@ -2,21 +2,27 @@ import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { EvaluateResultPayload, FitResultPayload, Msg, parsePayload } from '@fl/contracts';
 import { BusContext } from '@fl/messaging';
+import { SiteIdentity } from '../nodes/site-identity';
 import { ResultRouter } from './result-router';
 
 @Controller()
 export class ResultsController {
-  constructor(private readonly router: ResultRouter) {}
+  constructor(
+    private readonly router: ResultRouter,
+    private readonly identity: SiteIdentity,
+  ) {}
 
   @EventPattern(Msg.RoundFitResult)
-  fit(@Payload() raw: unknown, @Ctx() ctx: BusContext): void {
+  async fit(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(FitResultPayload, raw);
+    await this.identity.verify(ctx, p.sender);
     this.router.route(p.task_id, p.round, 'fit', p.sender, { payload: p, attachment: ctx.attachment });
   }
 
   @EventPattern(Msg.RoundEvaluateResult)
-  evaluate(@Payload() raw: unknown): void {
+  async evaluate(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(EvaluateResultPayload, raw);
+    await this.identity.verify(ctx, p.sender);
     this.router.route(p.task_id, p.round, 'evaluate', p.sender, { payload: p });
   }
 }

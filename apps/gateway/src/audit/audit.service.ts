@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { recordAudit } from '@fl/persistence';
 import { DATA_SOURCE } from '@fl/runtime';
 import { Principal } from '../auth/principal';
 
@@ -31,10 +32,7 @@ export class AuditLog {
     details: Record<string, unknown> = {},
     correlationId?: string,
   ): Promise<void> {
-    await this.db.query(
-      `INSERT INTO gateway.audit_events (actor, via, action, target_type, target_id, details, correlation_id) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)`,
-      [actor.subject, actor.via, action, target.type, target.id === undefined ? null : String(target.id), JSON.stringify(details), correlationId ?? null],
-    );
+    await recordAudit(this.db, { actor: actor.subject, via: actor.via, action, targetType: target.type, targetId: target.id, details, correlationId });
     this.log.log({ msg: `${actor.subject} ${action} ${target.type}${target.id === undefined ? '' : ` ${target.id}`}`, audit: true, correlation_id: correlationId });
   }
 

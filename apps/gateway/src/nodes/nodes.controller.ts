@@ -9,9 +9,16 @@ export class NodeDto {
   @ApiProperty({ example: 'site-1' }) name: string;
   @ApiProperty({ example: ['iris'] }) use_cases: string[];
   @ApiProperty({ example: { iris: { train: 40, test: 10 } } }) examples: Record<string, { train: number; test: number }>;
-  @ApiProperty({ example: 'online', enum: ['online', 'offline'] }) status: 'online' | 'offline';
+  @ApiProperty({
+    example: 'online',
+    enum: ['online', 'offline', 'enrolled', 'revoked'],
+    description: 'enrolled: has a broker user but has not registered yet; revoked: its broker user was removed, coordinators no longer use it',
+  })
+  status: 'online' | 'offline' | 'enrolled' | 'revoked';
   @ApiProperty({ example: '2026-11-28T12:00:00.000Z' }) last_seen_at: string;
   @ApiProperty({ example: '2026-11-28T11:00:00.000Z' }) registered_at: string;
+  @ApiProperty({ example: null, nullable: true, type: String }) enrolled_at: string | null;
+  @ApiProperty({ example: null, nullable: true, type: String }) revoked_at: string | null;
 }
 
 export class UseCaseDto {
@@ -37,8 +44,12 @@ export class NodesController {
   @ApiOperation({ summary: 'List edge workers', description: 'As the coordinators know them from registrations and heartbeats.' })
   @ApiOkResponse({ type: NodeDto, isArray: true })
   async nodes(): Promise<NodeDto[]> {
-    const rows: { name: string; use_cases: string[]; examples: NodeDto['examples']; last_seen_at: Date; registered_at: Date; online: boolean }[] = await this.db.query(
-      `SELECT name, use_cases, examples, last_seen_at, registered_at, status = 'online' AND last_seen_at > now() - make_interval(secs => $1) AS online
+    const rows: {
+      name: string; use_cases: string[]; examples: NodeDto['examples']; status: string; last_seen_at: Date; registered_at: Date;
+      enrolled_at: Date | null; revoked_at: Date | null; online: boolean;
+    }[] = await this.db.query(
+      `SELECT name, use_cases, examples, status, last_seen_at, registered_at, enrolled_at, revoked_at,
+         status = 'online' AND last_seen_at > now() - make_interval(secs => $1) AS online
        FROM coordinator.nodes ORDER BY name`,
       [this.config.NODE_ONLINE_WINDOW_S],
     );
@@ -46,9 +57,11 @@ export class NodesController {
       name: r.name,
       use_cases: r.use_cases,
       examples: r.examples,
-      status: r.online ? 'online' : 'offline',
+      status: r.status === 'revoked' || r.status === 'enrolled' ? r.status : r.online ? 'online' : 'offline',
       last_seen_at: r.last_seen_at.toISOString(),
       registered_at: r.registered_at.toISOString(),
+      enrolled_at: r.enrolled_at?.toISOString() ?? null,
+      revoked_at: r.revoked_at?.toISOString() ?? null,
     }));
   }
 
