@@ -6,10 +6,11 @@ import { Platform } from './support/platform';
 
 /**
  * Property-based fuzzing of every REST endpoint and every message handler of
- * the gateway and the coordinator: at least 1,000 generated bad inputs each.
+ * the gateway, the coordinator and an edge worker: at least 1,000 generated
+ * bad inputs each.
  * Goal: no 5xx, no crashed consumer, no row changed by a refused input.
  */
-describe('fuzzing the gateway and the coordinator with bad inputs', () => {
+describe('fuzzing the gateway, the coordinator and an edge worker with bad inputs', () => {
   const platform = new Platform();
   const RUNS = 1000;
   let bus: RabbitMqBus;
@@ -18,6 +19,8 @@ describe('fuzzing the gateway and the coordinator with bad inputs', () => {
     await platform.provision();
     await platform.startGateway({ RATE_LIMIT_PER_MINUTE: '1000000', LOG_LEVEL: 'error' });
     await platform.startCoordinators(1, { LOG_LEVEL: 'error' });
+    await platform.startSites(1);
+    await platform.sitesOnline(1);
     await platform.cli('models', 'publish', 'iris');
     bus = await RabbitMqBus.connect(platform.amqpUrl, { connectionName: 'fuzzer' });
   }, 120_000);
@@ -26,7 +29,7 @@ describe('fuzzing the gateway and the coordinator with bad inputs', () => {
     await bus?.close();
     const ended = await platform.stop();
     // The apps were still alive to be stopped: nothing crashed.
-    expect(ended).toEqual({ gateway: 'SIGTERM', 'coordinator-1': 'SIGTERM' });
+    expect(ended).toEqual({ gateway: 'SIGTERM', 'coordinator-1': 'SIGTERM', 'site-1': 'SIGTERM' });
   }, 60_000);
 
   async function rowCounts(): Promise<Record<string, number>> {
@@ -115,10 +118,13 @@ describe('fuzzing the gateway and the coordinator with bad inputs', () => {
     expect(await rowCounts()).toEqual(before);
   });
 
-  it('every message handler: 1,000 malformed messages each are dead-lettered, consumers keep running, nothing changed', async () => {
+  it('every message handler of the gateway, the coordinator and an edge worker: 1,000 malformed messages each are dead-lettered, consumers keep running, nothing changed', async () => {
     const before = await rowCounts();
     const toGateway: MsgName[] = [Msg.TaskStarted, Msg.TaskSucceeded, Msg.TaskFailed, Msg.TaskCancelled, Msg.RoundCompleted];
-    const toCoordinator: MsgName[] = [Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.RoundFitResult, Msg.RoundEvaluateResult];
+    const toCoordinator: MsgName[] = [
+      Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.NodeRevoked, Msg.RoundFitResult, Msg.RoundEvaluateResult,
+    ];
+    const toWorker: MsgName[] = [Msg.ModelPackage, Msg.RoundFit, Msg.RoundEvaluate, Msg.PresenceRequested];
     // Every envelope is broken in at least one field, so every handler must refuse every message.
     const badSender = fc.oneof(nonString, fc.constantFrom('bad.name', '', 'a b', 'x'.repeat(100), '../../x'));
     const payload = fc.record(
@@ -128,6 +134,7 @@ describe('fuzzing the gateway and the coordinator with bad inputs', () => {
     const targets = [
       ...toGateway.map((m) => ({ name: m, key: Routes.gateway(m) })),
       ...toCoordinator.map((m) => ({ name: m, key: Routes.allCoordinators(m) })),
+      ...toWorker.map((m) => ({ name: m, key: Routes.worker('site-1', m) })),
     ];
     for (const t of targets) {
       await fc.assert(
@@ -142,6 +149,9 @@ describe('fuzzing the gateway and the coordinator with bad inputs', () => {
     const expected = RUNS * targets.length;
     await platform.until(`${expected} messages are dead-lettered`, async () => (await deadLetters()) >= expected, 120_000, 500);
     expect((await platform.fetch('GET', '/health/ready')).status).toBe(200);
+    for (const app of ['coordinator-1', 'site-1']) {
+      expect([app, (await fetch(`http://127.0.0.1:${platform.healthPorts[app]}/health/ready`)).status]).toEqual([app, 200]);
+    }
     expect(await rowCounts()).toEqual(before);
   });
 
