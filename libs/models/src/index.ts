@@ -7,3 +7,4 @@ export { buildInferenceGraph, buildTrainStepGraph } from './classifier-graphs';
 export * from './package-files';
 export * from './reference';
 export * from './trainer';
+export * from './autodiff';

@@ -69,7 +69,8 @@ export class OnnxGraphBuilder {
     private readonly options: BuilderOptions = {},
   ) {}
 
-  input(name: string, elemType: ElemType, shape: Dim[]): string {
+  /** `shape` undefined = rank unknown. */
+  input(name: string, elemType: ElemType, shape?: Dim[]): string {
     this.define(name);
     this.inputs.push({ name, elemType, shape });
     return name;
