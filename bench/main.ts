@@ -1,3 +1,4 @@
+import { aggregateBench } from './aggregate.bench';
 import { demoBench } from './demo.bench';
 import { messagingBench } from './messaging.bench';
 import { roundBench } from './round.bench';
@@ -21,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   messaging: () => messagingBench({ iterations: option('iterations', 200) }),
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
   demo: () => demoBench({ runs: option('runs', 3) }),
+  aggregate: () => aggregateBench({ maxValues: option('max-values', 1e7), repeats: option('repeats', 3) }),
 };
 
 async function main(): Promise<void> {

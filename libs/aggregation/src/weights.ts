@@ -1,36 +1,128 @@
 /** Model weights by parameter name; the same shape as the safetensors codec's tensors. */
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 
+/** Why an update was refused; stable strings, recorded on the round beside the human-readable reason. */
+export type RejectionCode =
+  | 'bad-example-count'
+  | 'too-many-examples'
+  | 'unexpected-parameter'
+  | 'missing-parameter'
+  | 'wrong-dtype'
+  | 'wrong-shape'
+  | 'non-finite'
+  | 'norm-too-large'
+  | 'missing-metric';
+
 export class UpdateRejectedError extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    readonly code: RejectionCode = 'bad-example-count',
+  ) {
     super(reason);
     this.name = 'UpdateRejectedError';
   }
 }
 
+/** Task-level bounds an update must respect on top of the model's layout. */
+export interface UpdateLimits {
+  /** Examples the worker registered for this use case; a larger claim is refused (it would inflate the worker's weight). */
+  maxExamples?: number;
+  /** Bound on the L2 norm of the update, measured against `reference` when given (the change a worker made), else of the weights themselves. */
+  maxL2Norm?: number;
+  /** The global weights the worker started from. */
+  reference?: WeightMap;
+}
+
 /**
  * Checks an update against the global model's layout: same parameter names,
- * shapes and element counts, every value finite. Throws UpdateRejectedError
- * naming the first problem; nothing of a rejected update is aggregated.
+ * shapes and element counts, every value finite, and the optional limits.
+ * Throws UpdateRejectedError naming the first problem; nothing of a rejected
+ * update is aggregated. Returns the L2 norm measured (of the difference to
+ * `limits.reference` if given, else of the update).
  */
-export function checkUpdate(template: WeightMap, update: WeightMap, examples: number): void {
+export function checkUpdate(template: WeightMap, update: WeightMap, examples: number, limits: UpdateLimits = {}): number {
   if (!Number.isInteger(examples) || examples <= 0) {
-    throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`);
+    throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
+  }
+  if (limits.maxExamples !== undefined && examples > limits.maxExamples) {
+    throw new UpdateRejectedError(`example count ${examples} is beyond the ${limits.maxExamples} the worker registered`, 'too-many-examples');
   }
   for (const name of update.keys()) {
-    if (!template.has(name)) throw new UpdateRejectedError(`unexpected parameter '${name}'`);
+    if (!template.has(name)) throw new UpdateRejectedError(`unexpected parameter '${name}'`, 'unexpected-parameter');
   }
+  let squares = 0;
   for (const [name, t] of template) {
     const u = update.get(name);
-    if (!u) throw new UpdateRejectedError(`missing parameter '${name}'`);
-    if (!(u.data instanceof Float32Array)) throw new UpdateRejectedError(`parameter '${name}' is not float32`);
+    if (!u) throw new UpdateRejectedError(`missing parameter '${name}'`, 'missing-parameter');
+    if (!(u.data instanceof Float32Array)) throw new UpdateRejectedError(`parameter '${name}' is not float32`, 'wrong-dtype');
     if (u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
-      throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${t.shape}]`);
+      throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${t.shape}]`, 'wrong-shape');
     }
-    if (u.data.length !== t.data.length) throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${t.data.length}`);
+    if (u.data.length !== t.data.length) {
+      throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${t.data.length}`, 'wrong-shape');
+    }
     const d = u.data;
-    for (let i = 0; i < d.length; i++) {
-      if (!Number.isFinite(d[i])) throw new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${i}`);
+    const ref = limits.reference?.get(name)?.data;
+    if (limits.reference && (!ref || ref.length !== d.length)) throw new Error(`reference weights do not match the template at '${name}'`);
+    const [s, bad] = ref ? squaresAndPoison(d, ref) : squaresAndPoison(d, null);
+    if (bad !== 0) {
+      for (let i = 0; i < d.length; i++) {
+        if (!Number.isFinite(d[i])) throw new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${i}`, 'non-finite');
+      }
+    }
+    squares += s;
+  }
+  const norm = Math.sqrt(squares);
+  if (limits.maxL2Norm !== undefined && !(norm <= limits.maxL2Norm)) {
+    const of = limits.reference ? 'L2 norm of the update (difference to the global weights)' : 'L2 norm of the weights';
+    throw new UpdateRejectedError(`${of} is ${norm.toPrecision(6)}, beyond the bound ${limits.maxL2Norm}`, 'norm-too-large');
+  }
+  return norm;
+}
+
+/**
+ * Sum of squares of d - ref (or d) and a "poison" sum that is 0 exactly when
+ * every value is finite (x - x is NaN for NaN and +-Inf, else 0). One
+ * branch-free pass with four independent accumulators, so the loop runs at
+ * memory speed instead of waiting on one chain of additions.
+ */
+function squaresAndPoison(d: Float32Array, ref: Float32Array | null): [number, number] {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let p0 = 0, p1 = 0;
+  const n = d.length;
+  let i = 0;
+  if (ref) {
+    for (; i + 3 < n; i += 4) {
+      const a = d[i], b = d[i + 1], c = d[i + 2], e = d[i + 3];
+      p0 += a - a + (b - b);
+      p1 += c - c + (e - e);
+      const x = a - ref[i], y = b - ref[i + 1], z = c - ref[i + 2], w = e - ref[i + 3];
+      s0 += x * x;
+      s1 += y * y;
+      s2 += z * z;
+      s3 += w * w;
+    }
+    for (; i < n; i++) {
+      const a = d[i];
+      p0 += a - a;
+      const x = a - ref[i];
+      s0 += x * x;
+    }
+  } else {
+    for (; i + 3 < n; i += 4) {
+      const a = d[i], b = d[i + 1], c = d[i + 2], e = d[i + 3];
+      p0 += a - a + (b - b);
+      p1 += c - c + (e - e);
+      s0 += a * a;
+      s1 += b * b;
+      s2 += c * c;
+      s3 += e * e;
+    }
+    for (; i < n; i++) {
+      const a = d[i];
+      p0 += a - a;
+      s0 += a * a;
     }
   }
+  return [s0 + s1 + s2 + s3, p0 + p1];
 }

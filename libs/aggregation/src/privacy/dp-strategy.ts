@@ -1,0 +1,199 @@
+import { BaseStrategy } from '../base-strategy';
+import { LinearStrategy } from '../linear-strategy';
+import { MetricsAccumulator } from '../metrics';
+import {
+  AggregateEvaluateResult,
+  AggregateFitResult,
+  ClientConfig,
+  ClientInstruction,
+  EvaluateRes,
+  Failure,
+  FitAggregation,
+  FitRes,
+  Metrics,
+  SamplingParameters,
+  Strategy,
+} from '../strategy';
+import { StateMap, stateLike } from '../weight-arithmetic';
+import { checkUpdate, WeightMap } from '../weights';
+import { clipFactor } from './clipping';
+import { GaussianNoise } from './gaussian-noise';
+import { PrivacyParameters, updateNoiseMultiplier } from './privacy-parameters';
+
+/**
+ * Client-level DP-FedAvg (McMahan et al. 2018) around a linear strategy.
+ *
+ * Central mode: each update's difference to the global weights is clipped to
+ * L2 norm C, the clipped differences are summed unweighted (an example
+ * count would let one site's weight, and so the sensitivity, grow), Gaussian
+ * noise N(0, (z C)^2) is added to the sum, and the sum is divided by the
+ * number of workers sampled for the round (a fixed denominator, so that a
+ * dropout does not change the sensitivity). The inner strategy's server
+ * step (momentum, Adam, ...) then runs on this noised average: post-processing.
+ *
+ * Adaptive clipping (Andrew et al. 2021): the coordinator also counts the
+ * updates that needed no clipping, adds N(0, sigma_b^2) to the count and
+ * moves C geometrically towards the target quantile gamma:
+ * C <- C exp(-clip_norm_lr (noised unclipped fraction - gamma)). The update
+ * noise is then z_delta C with z_delta from updateNoiseMultiplier, so the
+ * round still costs noise multiplier z in the accountant.
+ *
+ * Local mode: the workers clip and noise their own updates
+ * (privatizeUpdateLocally) with the settings sent in the fit config; the
+ * coordinator aggregates with the inner strategy unchanged.
+ */
+export class DifferentiallyPrivateStrategy implements Strategy {
+  readonly streaming: boolean;
+  private clippingNorm: number;
+  private readonly noise: GaussianNoise;
+
+  constructor(
+    readonly inner: BaseStrategy,
+    readonly privacy: PrivacyParameters,
+    seed: number,
+  ) {
+    if (privacy.mode === 'central' && !(inner instanceof LinearStrategy)) {
+      throw new Error(`central differential privacy needs a strategy that averages (FedAvg, FedAvgM, FedProx, FedAdagrad, FedAdam, FedYogi); '${inner.name}' does not`);
+    }
+    this.clippingNorm = privacy.clipping_norm;
+    this.noise = new GaussianNoise(seed);
+    this.streaming = inner.streaming;
+  }
+
+  get name(): string {
+    return `DP(${this.inner.name})`;
+  }
+
+  get parameters(): Readonly<SamplingParameters> {
+    return this.inner.parameters;
+  }
+
+  /** The clipping norm the next round will use (changes round by round with adaptive clipping). */
+  get currentClippingNorm(): number {
+    return this.clippingNorm;
+  }
+
+  configureFit(serverRound: number, availableNodes: readonly string[], baseConfig: ClientConfig = {}): ClientInstruction[] {
+    const ins = this.inner.configureFit(serverRound, availableNodes, baseConfig);
+    if (this.privacy.mode === 'local') {
+      for (const i of ins) Object.assign(i.config, { dp_clipping_norm: this.clippingNorm, dp_noise_multiplier: this.privacy.noise_multiplier });
+    }
+    return ins;
+  }
+
+  beginFit(serverRound: number, current: WeightMap): FitAggregation {
+    if (this.privacy.mode === 'local') return this.inner.beginFit(serverRound, current);
+    const inner = this.inner as LinearStrategy;
+    return new CentralDpAggregation(current, this.clippingNorm, (r) => inner.limitsFor(current, r), (sum, count, unclipped) =>
+      this.closeRound(serverRound, current, sum, count, unclipped),
+    );
+  }
+
+  aggregateFit(serverRound: number, current: WeightMap, results: FitRes[], _failures: Failure[] = []): AggregateFitResult {
+    const agg = this.beginFit(serverRound, current);
+    try {
+      for (const r of results) agg.add(r);
+      return agg.finish();
+    } finally {
+      agg.dispose();
+    }
+  }
+
+  configureEvaluate(serverRound: number, availableNodes: readonly string[], baseConfig?: ClientConfig): ClientInstruction[] {
+    return this.inner.configureEvaluate(serverRound, availableNodes, baseConfig);
+  }
+
+  aggregateEvaluate(serverRound: number, results: EvaluateRes[], failures?: Failure[]): AggregateEvaluateResult | null {
+    return this.inner.aggregateEvaluate(serverRound, results, failures);
+  }
+
+  evaluate(serverRound: number, parameters: WeightMap): { loss: number; metrics: Metrics } | null {
+    return this.inner.evaluate(serverRound, parameters);
+  }
+
+  /** Noise, fixed denominator, server step, clipping-norm update. */
+  private closeRound(serverRound: number, current: WeightMap, sum: StateMap, count: number, unclipped: number): { parameters: WeightMap; metrics: Metrics } {
+    const p = this.privacy;
+    const C = this.clippingNorm;
+    const m = Math.max(count, this.inner.sampledClients(serverRound) ?? count);
+    const countStddev = p.clipped_count_stddev ?? m / 20;
+    const z = p.adaptive_clipping ? updateNoiseMultiplier(p.noise_multiplier, countStddev) : p.noise_multiplier;
+    const average: StateMap = new Map();
+    for (const [name, t] of current) {
+      const s = sum.get(name)!;
+      this.noise.addTo(s, z * C);
+      for (let i = 0; i < s.length; i++) s[i] = t.data[i] + s[i] / m;
+      average.set(name, s);
+    }
+    const parameters = (this.inner as LinearStrategy).serverStep(serverRound, current, average);
+    const metrics: Metrics = { dp_clipping_norm: C, dp_noise_stddev: (z * C) / m, dp_noise_multiplier: p.noise_multiplier };
+    if (p.adaptive_clipping) {
+      const fraction = (unclipped + countStddev * this.noise.next()) / m;
+      this.clippingNorm = C * Math.exp(-p.clip_norm_lr * (fraction - p.target_clipped_quantile));
+      metrics.dp_unclipped_fraction = fraction;
+      metrics.dp_next_clipping_norm = this.clippingNorm;
+    }
+    return { parameters, metrics };
+  }
+}
+
+/** Sum of clipped differences to the global weights, one update at a time. */
+class CentralDpAggregation implements FitAggregation {
+  private sum: StateMap | null;
+  private count = 0;
+  private total = 0;
+  private unclipped = 0;
+  private readonly metrics = new MetricsAccumulator();
+
+  constructor(
+    private readonly current: WeightMap,
+    private readonly clippingNorm: number,
+    private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
+    private readonly close: (sum: StateMap, count: number, unclipped: number) => { parameters: WeightMap; metrics: Metrics },
+  ) {
+    this.sum = stateLike(current);
+  }
+
+  get updates(): number {
+    return this.count;
+  }
+
+  get examples(): number {
+    return this.total;
+  }
+
+  add(result: FitRes): void {
+    if (!this.sum) throw new Error('this aggregation is finished');
+    const norm = checkUpdate(this.current, result.parameters, result.numExamples, { ...this.limits(result), reference: this.current });
+    const f = clipFactor(norm, this.clippingNorm);
+    if (f === 1) this.unclipped++;
+    for (const [name, t] of this.current) {
+      const s = this.sum.get(name)!;
+      const u = result.parameters.get(name)!.data;
+      const g = t.data;
+      for (let i = 0; i < s.length; i++) s[i] += f * (u[i] - g[i]);
+    }
+    this.count++;
+    this.total += result.numExamples;
+    this.metrics.add(result.numExamples, result.metrics);
+  }
+
+  finish(): AggregateFitResult {
+    if (!this.sum) throw new Error('this aggregation is finished');
+    if (this.count === 0) throw new Error('no update to aggregate');
+    const sum = this.sum;
+    this.sum = null;
+    const { parameters, metrics } = this.close(sum, this.count, this.unclipped);
+    return { parameters, metrics: { ...this.metrics.result(), ...metrics }, updates: this.count, examples: this.total };
+  }
+
+  dispose(): void {
+    this.sum = null;
+  }
+}
+
+/** Wraps a strategy with client-level DP; `seed` seeds the coordinator's noise. */
+export function withDifferentialPrivacy(strategy: Strategy, privacy: PrivacyParameters, seed: number): DifferentiallyPrivateStrategy {
+  if (!(strategy instanceof BaseStrategy)) throw new Error(`differential privacy cannot wrap '${strategy.name}'`);
+  return new DifferentiallyPrivateStrategy(strategy, privacy, seed);
+}

@@ -1,0 +1,41 @@
+import { seededRandom } from '@fl/datasets';
+
+/**
+ * Standard normal draws from a seeded uniform generator (mulberry32) by the
+ * Box-Muller transform: z0 = sqrt(-2 ln u1) cos(2 pi u2), z1 = ... sin(...).
+ * Reproducible under a seed, which the tests and the fixtures rely on. A
+ * deployment that needs unpredictable noise seeds it from a secure source
+ * (crypto.randomInt) per round.
+ */
+export class GaussianNoise {
+  private readonly uniform: () => number;
+  private spare = 0;
+  private hasSpare = false;
+
+  constructor(seed: number) {
+    this.uniform = seededRandom(seed);
+  }
+
+  /** One N(0, 1) draw. */
+  next(): number {
+    if (this.hasSpare) {
+      this.hasSpare = false;
+      return this.spare;
+    }
+    // 1 - u lies in (0, 1], so the logarithm is finite.
+    const u1 = 1 - this.uniform();
+    const u2 = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u1));
+    const a = 2 * Math.PI * u2;
+    this.spare = r * Math.sin(a);
+    this.hasSpare = true;
+    return r * Math.cos(a);
+  }
+
+  /** Adds N(0, stddev^2) to every value. */
+  addTo(values: Float64Array | Float32Array, stddev: number): void {
+    if (!(stddev >= 0)) throw new Error(`noise standard deviation must be >= 0, got ${stddev}`);
+    if (stddev === 0) return;
+    for (let i = 0; i < values.length; i++) values[i] += stddev * this.next();
+  }
+}

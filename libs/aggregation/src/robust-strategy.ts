@@ -1,0 +1,94 @@
+import { BaseStrategy } from './base-strategy';
+import { MetricsAccumulator } from './metrics';
+import { ModelLayout } from './model-layout';
+import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from './strategy';
+import { UpdateStore } from './update-store';
+import { checkUpdate, WeightMap } from './weights';
+
+export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 ** 3;
+export const DEFAULT_BLOCK_BYTES = 16 * 1024 ** 2;
+
+/** What a robust rule computes from the stored updates. */
+export interface RobustOutcome {
+  flat: Float32Array;
+  /** Indices (arrival order) of the updates the rule kept, for rules that pick. */
+  selected?: number[];
+}
+
+/**
+ * Strategies that need every update of the round before they can combine
+ * them (median, trimmed mean, Krum, Bulyan). Updates are kept in an
+ * UpdateStore (memory up to the budget, then temporary files) and the rule
+ * works on blocks of coordinates.
+ */
+export abstract class RobustStrategy<P extends SamplingParameters = SamplingParameters> extends BaseStrategy<P> {
+  readonly streaming = false;
+
+  /** Combines the stored updates, reading them `blockValues` coordinates at a time. */
+  abstract combine(store: UpdateStore, blockValues: number): RobustOutcome;
+
+  beginFit(_serverRound: number, current: WeightMap): FitAggregation {
+    const spill = this.options.spill ?? {};
+    const store = new UpdateStore(new ModelLayout(current), {
+      memoryBudgetBytes: spill.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,
+      directory: spill.directory,
+    });
+    return new StoredFitAggregation(current, store, spill.blockBytes ?? DEFAULT_BLOCK_BYTES, (r) => this.limitsFor(current, r), (s, b) => this.combine(s, b));
+  }
+}
+
+class StoredFitAggregation implements FitAggregation {
+  private readonly nodes: string[] = [];
+  private total = 0;
+  private done = false;
+  private readonly metrics = new MetricsAccumulator();
+
+  constructor(
+    private readonly current: WeightMap,
+    private readonly store: UpdateStore,
+    private readonly blockBytes: number,
+    private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
+    private readonly rule: (store: UpdateStore, blockValues: number) => RobustOutcome,
+  ) {}
+
+  get updates(): number {
+    return this.nodes.length;
+  }
+
+  get examples(): number {
+    return this.total;
+  }
+
+  add(result: FitRes): void {
+    if (this.done) throw new Error('this aggregation is finished');
+    checkUpdate(this.current, result.parameters, result.numExamples, this.limits(result));
+    this.store.add(result.parameters, result.numExamples);
+    this.nodes.push(result.node);
+    this.total += result.numExamples;
+    this.metrics.add(result.numExamples, result.metrics);
+  }
+
+  finish(): AggregateFitResult {
+    if (this.done) throw new Error('this aggregation is finished');
+    if (this.nodes.length === 0) throw new Error('no update to aggregate');
+    this.done = true;
+    try {
+      const blockValues = Math.max(1024, Math.floor(this.blockBytes / (Float32Array.BYTES_PER_ELEMENT * this.nodes.length)));
+      const { flat, selected } = this.rule(this.store, blockValues);
+      return {
+        parameters: this.store.layout.unflatten(flat),
+        metrics: this.metrics.result(),
+        updates: this.nodes.length,
+        examples: this.total,
+        ...(selected ? { selectedNodes: selected.map((i) => this.nodes[i]) } : {}),
+      };
+    } finally {
+      this.store.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.done = true;
+    this.store.dispose();
+  }
+}

@@ -1,0 +1,57 @@
+import { LinearStrategy } from '../linear-strategy';
+import { ClientConfig, SamplingParameters } from '../strategy';
+import { StateMap, stateLike } from '../weight-arithmetic';
+import { WeightMap } from '../weights';
+
+export interface FedOptParameters extends SamplingParameters {
+  eta: number;
+  eta_l: number;
+  beta_1: number;
+  beta_2: number;
+  tau: number;
+}
+
+/**
+ * The FedOpt family (Reddi et al. 2021, "Adaptive Federated Optimization",
+ * Algorithm 2): with the pseudo-gradient delta_t = avg_t - w_t,
+ *   m_t = beta_1 m_{t-1} + (1 - beta_1) delta_t
+ *   v_t = (Adagrad | Adam | Yogi update)
+ *   w_{t+1} = w_t + eta m_t / (sqrt(v_t) + tau)
+ * with m and v starting at zero, as Flower does (the paper allows v_{-1} >= tau^2).
+ * The client learning rate eta_l is sent in the fit config for workers that
+ * take their learning rate from the strategy.
+ */
+export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends LinearStrategy<P> {
+  private m: StateMap | null = null;
+  private v: StateMap | null = null;
+
+  /** The second-moment update for one coordinate: v_{t-1}, delta_t -> v_t. */
+  protected abstract secondMoment(v: number, delta: number): number;
+
+  protected fitConfig(): ClientConfig {
+    return { eta_l: this.parameters.eta_l };
+  }
+
+  serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
+    const { eta, beta_1: b1, tau } = this.parameters;
+    this.m ??= stateLike(current);
+    this.v ??= stateLike(current);
+    const out: WeightMap = new Map();
+    for (const [name, t] of current) {
+      const w = t.data;
+      const avg = average.get(name)!;
+      const m = this.m.get(name);
+      const v = this.v.get(name);
+      if (!m || !v || m.length !== w.length) throw new Error(`${this.name}: parameter '${name}' changed between rounds`);
+      const next = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) {
+        const delta = avg[i] - w[i];
+        m[i] = b1 * m[i] + (1 - b1) * delta;
+        v[i] = this.secondMoment(v[i], delta);
+        next[i] = w[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
+      }
+      out.set(name, { shape: [...t.shape], data: next });
+    }
+    return out;
+  }
+}

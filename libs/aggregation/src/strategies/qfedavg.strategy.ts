@@ -1,0 +1,102 @@
+import { BaseStrategy } from '../base-strategy';
+import { MetricsAccumulator } from '../metrics';
+import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from '../strategy';
+import { StateMap, stateLike } from '../weight-arithmetic';
+import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
+
+export interface QFedAvgParameters extends SamplingParameters {
+  q_param: number;
+  qffl_learning_rate: number;
+}
+
+/** Fit metric carrying a worker's loss on the global weights it received, before training: F_k(w_t). */
+export const QFFL_LOSS_METRIC = 'loss_before_fit';
+
+/**
+ * q-FedAvg (Li et al. 2020, "Fair Resource Allocation in Federated Learning",
+ * Algorithm 2). With L = 1 / qffl_learning_rate and F_k the worker's loss on
+ * the received weights:
+ *   Delta_k = L (w_t - w_k),  h_k = q F_k^(q-1) ||Delta_k||^2 + L F_k^q,
+ *   w_{t+1} = w_t - sum_k F_k^q Delta_k / sum_k h_k.
+ * Every term is per update, so the aggregation streams. F_k gets 1e-10 added
+ * so that a zero loss with q < 1 does not divide by zero.
+ */
+export class QFedAvg extends BaseStrategy<QFedAvgParameters> {
+  readonly name = 'QFedAvg';
+  readonly streaming = true;
+
+  beginFit(_serverRound: number, current: WeightMap): FitAggregation {
+    return new QFedAvgAggregation(current, this.parameters, (r) => this.limitsFor(current, r));
+  }
+}
+
+class QFedAvgAggregation implements FitAggregation {
+  private readonly numerator: StateMap;
+  private denominator = 0;
+  private count = 0;
+  private total = 0;
+  private done = false;
+  private readonly metrics = new MetricsAccumulator();
+
+  constructor(
+    private readonly current: WeightMap,
+    private readonly p: QFedAvgParameters,
+    private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
+  ) {
+    this.numerator = stateLike(current);
+  }
+
+  get updates(): number {
+    return this.count;
+  }
+
+  get examples(): number {
+    return this.total;
+  }
+
+  add(result: FitRes): void {
+    if (this.done) throw new Error('this aggregation is finished');
+    const loss = result.metrics?.[QFFL_LOSS_METRIC];
+    if (loss === undefined || !Number.isFinite(loss) || loss < 0) {
+      throw new UpdateRejectedError(`QFedAvg needs the fit metric '${QFFL_LOSS_METRIC}' (loss on the received weights, >= 0), got ${loss}`, 'missing-metric');
+    }
+    checkUpdate(this.current, result.parameters, result.numExamples, this.limits(result));
+    const L = 1 / this.p.qffl_learning_rate;
+    const q = this.p.q_param;
+    const F = loss + 1e-10;
+    const Fq = Math.pow(F, q);
+    let sq = 0;
+    for (const [name, t] of this.current) {
+      const w = t.data;
+      const wk = result.parameters.get(name)!.data;
+      const num = this.numerator.get(name)!;
+      for (let i = 0; i < w.length; i++) {
+        const delta = L * (w[i] - wk[i]);
+        sq += delta * delta;
+        num[i] += Fq * delta;
+      }
+    }
+    this.denominator += q * Math.pow(F, q - 1) * sq + L * Fq;
+    this.count++;
+    this.total += result.numExamples;
+    this.metrics.add(result.numExamples, result.metrics);
+  }
+
+  finish(): AggregateFitResult {
+    if (this.done) throw new Error('this aggregation is finished');
+    if (this.count === 0) throw new Error('no update to aggregate');
+    this.done = true;
+    const out: WeightMap = new Map();
+    for (const [name, t] of this.current) {
+      const num = this.numerator.get(name)!;
+      const next = new Float32Array(num.length);
+      for (let i = 0; i < num.length; i++) next[i] = t.data[i] - num[i] / this.denominator;
+      out.set(name, { shape: [...t.shape], data: next });
+    }
+    return { parameters: out, metrics: this.metrics.result(), updates: this.count, examples: this.total };
+  }
+
+  dispose(): void {
+    this.done = true;
+  }
+}

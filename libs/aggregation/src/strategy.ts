@@ -1,0 +1,101 @@
+import { WeightMap } from './weights';
+
+export type ConfigValue = number | string | boolean;
+/** What a worker is told for one fit or evaluate call (Flower's FitIns/EvaluateIns config). */
+export type ClientConfig = Record<string, ConfigValue>;
+export type Metrics = Record<string, number>;
+
+/** One chosen worker and its instructions; the coordinator sends the global weights beside them. */
+export interface ClientInstruction {
+  node: string;
+  config: ClientConfig;
+}
+
+/** One worker's answer to fit (Flower's FitRes). */
+export interface FitRes {
+  node: string;
+  parameters: WeightMap;
+  numExamples: number;
+  metrics?: Metrics;
+  /** Examples the worker registered; a larger `numExamples` is refused. */
+  registeredExamples?: number;
+}
+
+/** One worker's answer to evaluate (Flower's EvaluateRes). */
+export interface EvaluateRes {
+  node: string;
+  loss: number;
+  numExamples: number;
+  metrics?: Metrics;
+}
+
+/** A worker that failed or whose answer was refused. */
+export interface Failure {
+  node: string;
+  reason: string;
+}
+
+export interface AggregateFitResult {
+  parameters: WeightMap;
+  /** Fit metrics weighted by examples, plus what the strategy itself reports (for example the clipping norm). */
+  metrics: Metrics;
+  /** Updates that went into the aggregate. */
+  updates: number;
+  examples: number;
+  /** Rules that pick updates (Krum, Multi-Krum, Bulyan): the nodes whose updates were kept. */
+  selectedNodes?: string[];
+}
+
+export interface AggregateEvaluateResult {
+  loss: number;
+  metrics: Metrics;
+  examples: number;
+}
+
+/**
+ * One round's fit aggregation. Results are added as they arrive; a bad one
+ * throws UpdateRejectedError and changes nothing. `finish` gives the new global
+ * weights and releases what the aggregation held (memory, spill files);
+ * `dispose` releases them when the round is abandoned.
+ */
+export interface FitAggregation {
+  add(result: FitRes): void;
+  readonly updates: number;
+  readonly examples: number;
+  finish(): AggregateFitResult;
+  dispose(): void;
+}
+
+/** A held-out evaluation run by the coordinator itself (Flower's evaluate_fn). */
+export type ServerEvaluateFn = (serverRound: number, parameters: WeightMap) => { loss: number; metrics: Metrics } | null;
+
+/** Flower's client sampling parameters, same names and defaults. */
+export interface SamplingParameters {
+  fraction_fit: number;
+  fraction_evaluate: number;
+  min_fit_clients: number;
+  min_evaluate_clients: number;
+  min_available_clients: number;
+}
+
+/**
+ * An aggregation strategy, after Flower's Strategy: configure fit, aggregate
+ * fit, configure evaluate, aggregate evaluate, and an optional server-side
+ * evaluate. Aggregating fit is split in `beginFit` + `add` so that linear
+ * strategies fold each update in as it arrives; `aggregateFit` is the
+ * all-at-once form on top of it.
+ */
+export interface Strategy {
+  /** The registry name, e.g. 'FedAvg'. */
+  readonly name: string;
+  /** Every hyper-parameter after defaults were applied. */
+  readonly parameters: Readonly<SamplingParameters>;
+  /** True when `add` folds updates in (memory independent of the number of workers). */
+  readonly streaming: boolean;
+  configureFit(serverRound: number, availableNodes: readonly string[], baseConfig?: ClientConfig): ClientInstruction[];
+  beginFit(serverRound: number, current: WeightMap): FitAggregation;
+  aggregateFit(serverRound: number, current: WeightMap, results: FitRes[], failures?: Failure[]): AggregateFitResult;
+  configureEvaluate(serverRound: number, availableNodes: readonly string[], baseConfig?: ClientConfig): ClientInstruction[];
+  aggregateEvaluate(serverRound: number, results: EvaluateRes[], failures?: Failure[]): AggregateEvaluateResult | null;
+  evaluate(serverRound: number, parameters: WeightMap): { loss: number; metrics: Metrics } | null;
+}

@@ -1,0 +1,142 @@
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ModelLayout } from './model-layout';
+import { WeightMap } from './weights';
+
+export interface UpdateStoreOptions {
+  /** Bytes of update values held in memory; the updates beyond go to temporary files. */
+  memoryBudgetBytes: number;
+  /** Where the temporary directory is made; default the system's temporary directory. */
+  directory?: string;
+}
+
+const BYTES = Float32Array.BYTES_PER_ELEMENT;
+
+/**
+ * The updates of one round for rules that need all of them at once (median,
+ * trimmed mean, Krum, Bulyan). Each update is kept as one flat float32 vector,
+ * in memory while the budget allows and in a temporary file after that;
+ * `forEachBlock` then hands out all updates' values for one range of
+ * coordinates at a time, so a rule never needs more than one block of every
+ * update. Files are positional reads of one block each; `dispose` removes them.
+ *
+ * File I/O is synchronous: combining is CPU-bound and reads one block per
+ * update in turn, and keeping it synchronous keeps the rules plain loops.
+ */
+export class UpdateStore {
+  private readonly memory: (Float32Array | null)[] = [];
+  private readonly files: (number | null)[] = [];
+  private readonly exampleCounts: number[] = [];
+  private residentBytes = 0;
+  private dir: string | null = null;
+  private disposed = false;
+
+  constructor(
+    readonly layout: ModelLayout,
+    private readonly options: UpdateStoreOptions,
+  ) {
+    if (!(options.memoryBudgetBytes >= 0)) throw new Error(`memoryBudgetBytes must be a number >= 0, got ${options.memoryBudgetBytes}`);
+  }
+
+  get count(): number {
+    return this.memory.length;
+  }
+
+  /** How many updates went to disk. */
+  get spilled(): number {
+    return this.files.filter((f) => f !== null).length;
+  }
+
+  /** The temporary directory, once something was spilled. */
+  get spillDirectory(): string | null {
+    return this.dir;
+  }
+
+  get examples(): readonly number[] {
+    return this.exampleCounts;
+  }
+
+  /** Keeps one (already checked) update. */
+  add(update: WeightMap, examples: number): void {
+    this.live();
+    const bytes = this.layout.size * BYTES;
+    if (this.residentBytes + bytes <= this.options.memoryBudgetBytes) {
+      this.memory.push(this.layout.flatten(update));
+      this.files.push(null);
+      this.residentBytes += bytes;
+    } else {
+      this.dir ??= mkdtempSync(join(this.options.directory ?? tmpdir(), 'fl-aggregation-'));
+      const fd = openSync(join(this.dir, `update-${this.memory.length}.f32`), 'w+');
+      try {
+        for (const e of this.layout.entries) {
+          const d = update.get(e.name)!.data;
+          writeAll(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength), e.offset * BYTES);
+        }
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+      this.memory.push(null);
+      this.files.push(fd);
+    }
+    this.exampleCounts.push(examples);
+  }
+
+  /**
+   * Calls `fn(start, length, rows)` for consecutive blocks of coordinates;
+   * rows[k] holds update k's values start..start+length-1. The row arrays are
+   * reused from block to block: copy what must outlive the call.
+   */
+  forEachBlock(blockValues: number, fn: (start: number, length: number, rows: Float32Array[]) => void, which?: readonly number[]): void {
+    this.live();
+    const ids = which ?? this.memory.map((_, i) => i);
+    const size = this.layout.size;
+    const block = Math.max(1, Math.min(size, Math.floor(blockValues)));
+    const buffers = ids.map((k) => (this.files[k] !== null ? new Float32Array(block) : null));
+    const rows: Float32Array[] = new Array(ids.length);
+    for (let start = 0; start < size; start += block) {
+      const length = Math.min(block, size - start);
+      for (let r = 0; r < ids.length; r++) {
+        const k = ids[r];
+        const mem = this.memory[k];
+        if (mem) {
+          rows[r] = mem.subarray(start, start + length);
+        } else {
+          const buf = buffers[r]!.subarray(0, length);
+          readAll(this.files[k]!, new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), start * BYTES);
+          rows[r] = buf;
+        }
+      }
+      fn(start, length, rows);
+    }
+  }
+
+  /** Closes and removes the spill files and lets go of the in-memory updates. Safe to call twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const fd of this.files) if (fd !== null) closeSync(fd);
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.memory.length = 0;
+    this.files.length = 0;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error('this update store was disposed');
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+}
+
+function readAll(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, bytes.length - done, position + done);
+    if (n === 0) throw new Error(`spill file ended early at byte ${position + done}`);
+    done += n;
+  }
+}
