@@ -147,13 +147,13 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
     }
     // Every one of them reaches the dead-letter queue: refused, recorded, none silently dropped.
     const expected = RUNS * targets.length;
-    await platform.until(`${expected} messages are dead-lettered`, async () => (await deadLetters()) >= expected, 120_000, 500);
+    await platform.until(`${expected} messages are dead-lettered`, async () => (await deadLetters()) >= expected, 240_000, 500);
     expect((await platform.fetch('GET', '/health/ready')).status).toBe(200);
     for (const app of ['coordinator-1', 'site-1']) {
       expect([app, (await fetch(`http://127.0.0.1:${platform.healthPorts[app]}/health/ready`)).status]).toEqual([app, 200]);
     }
     expect(await rowCounts()).toEqual(before);
-  });
+  }, 300_000);
 
   async function deadLetters(): Promise<number> {
     const out = await platform.rabbitmqctl('list_queues', '-p', platform.vhostName, 'name', 'messages');

@@ -24,7 +24,11 @@ describe('coordinators that start late and stop mid-task', () => {
       user_id: '1', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 2, run_name: 'late', experiment_name: 'Default',
     });
     expect(created.status).toBe(200);
-    expect((await platform.fetch('GET', '/nodes')).body).toEqual([]);
+    // Enrolled (they have their broker users) but unheard of: no coordinator was there to hear them.
+    expect((await platform.fetch('GET', '/nodes')).body.map((n: { name: string; status: string }) => [n.name, n.status])).toEqual([
+      ['site-1', 'enrolled'],
+      ['site-2', 'enrolled'],
+    ]);
     expect((await platform.fetch('GET', `/tasks/${created.body.id}`)).body.status).toBe('pending');
 
     await platform.startCoordinators(1);
