@@ -20,12 +20,13 @@ export class EdgeWorkerRegistry {
   ) {}
 
   /**
-   * Records a registration or heartbeat: 'joined' when the site was not online before (new, enrolled,
-   * offline or silent past the online window), 'present' when it was, 'revoked' (nothing changed) when
-   * it was revoked: only a new enrolment brings it back. Serialised per site, so that coordinators
-   * hearing the same message agree on which of them saw the site join.
+   * Records a registration or heartbeat: 'joined' when the site was not online before (new, enrolled
+   * or offline; for a registration also when silent past the online window: a restart after a crash),
+   * 'present' otherwise, 'revoked' (nothing changed) when it was revoked: only a new enrolment brings
+   * it back. A late heartbeat (queued behind other messages) is not a join. Serialised per site, so
+   * that coordinators hearing the same message agree on which of them saw the site join.
    */
-  async recordPresence(p: NodePresencePayload): Promise<'joined' | 'present' | 'revoked'> {
+  async recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
     return this.db.transaction(async (m) => {
       await m.query(`SELECT pg_advisory_xact_lock(hashtext('node:' || $1))`, [p.sender]);
       const prev: { status: string; recent: boolean }[] = await m.query(
@@ -40,7 +41,8 @@ export class EdgeWorkerRegistry {
            status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
         [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null })],
       );
-      return prev[0]?.status === 'online' && prev[0].recent ? 'present' : 'joined';
+      const wasOnline = prev[0]?.status === 'online' && (kind === 'heartbeat' || prev[0].recent);
+      return wasOnline ? 'present' : 'joined';
     });
   }
 

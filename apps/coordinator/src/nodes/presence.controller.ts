@@ -20,17 +20,17 @@ export class PresenceController {
 
   @EventPattern(Msg.NodeRegistered)
   registered(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
-    return this.present(parsePayload(NodePresencePayload, raw), ctx);
+    return this.present(parsePayload(NodePresencePayload, raw), ctx, 'registration');
   }
 
   @EventPattern(Msg.NodeHeartbeat)
   heartbeat(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
-    return this.present(parsePayload(NodePresencePayload, raw), ctx);
+    return this.present(parsePayload(NodePresencePayload, raw), ctx, 'heartbeat');
   }
 
-  private async present(p: NodePresencePayload, ctx: BusContext): Promise<void> {
+  private async present(p: NodePresencePayload, ctx: BusContext, kind: 'registration' | 'heartbeat'): Promise<void> {
     await this.identity.verify(ctx, p.sender);
-    const outcome = await this.workers.recordPresence(p);
+    const outcome = await this.workers.recordPresence(p, kind);
     if (outcome === 'revoked') await this.identity.reject(ctx, p.sender, 'the site was revoked');
     if (outcome === 'joined') {
       await recordAudit(this.db, {
