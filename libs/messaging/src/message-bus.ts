@@ -1,3 +1,5 @@
+import type { ChunkInfo } from './chunking';
+
 /** A message as a producer hands it to the bus. */
 export interface OutboundMessage {
   /** Message name, e.g. `round.fit`; travels in the AMQP `type` property. */
@@ -15,6 +17,8 @@ export interface InboundMessage extends OutboundMessage {
   /** AMQP `user_id` property; RabbitMQ checks it against the publishing connection's user. */
   userId?: string;
   messageId: string;
+  /** One chunk of a large attachment; only between the bus and its reassembly, handlers never see it. */
+  chunk?: ChunkInfo;
 }
 
 export interface QueueSpec {

@@ -18,10 +18,14 @@ import {
   Subscription,
 } from './message-bus';
 import { BusLogger, describeError, settlementForFailure } from './settlement';
-import { decodeMessage, encodeMessage } from './wire-format';
+import { CHUNK_HEADER, ChunkAssembler, ChunkRejectedError, DEFAULT_CHUNK_BYTES, planChunks } from './chunking';
+import { decodeMessage, EncodedMessage, encodeMessage } from './wire-format';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_PUBLISH_ATTEMPTS = 5;
+/** Chunks of one large attachment awaiting their publisher confirms at once. */
+const CHUNKS_IN_FLIGHT = 4;
+const DEFAULT_RECONNECT_S = 1;
 
 export interface RabbitMqBusOptions {
   /** Topic exchange every message is published to; default `fl.events`. */
@@ -33,7 +37,11 @@ export interface RabbitMqBusOptions {
   /** Shown in the RabbitMQ management UI and `rabbitmqctl list_connections`. */
   connectionName?: string;
   heartbeatIntervalInSeconds?: number;
-  /** Wait between reconnect attempts; default: the heartbeat interval. */
+  /**
+   * Wait between reconnect attempts; default 1 s. (amqp-connection-manager's default, the heartbeat
+   * interval, left a process thawed after a freeze, whose connection the broker had closed, mute
+   * for 5 s: its answers waited for the reconnect.)
+   */
   reconnectTimeInSeconds?: number;
   /** Set as `user_id` on every published message; RabbitMQ rejects it unless it is the connection's user. */
   userId?: string;
@@ -48,6 +56,16 @@ export interface RabbitMqBusOptions {
   /** How long `connect()` (and each later socket connect) may take; default 10 s. */
   connectTimeoutMs?: number;
   maxMessageBytes?: number;
+  /**
+   * Attachments larger than this travel as chunks of this size (16 MiB by default), each confirmed by
+   * the broker, and are reassembled and checked (SHA-256) by the consumer: models beyond RabbitMQ's
+   * message size limit, without holding more than one copy on either side.
+   */
+  chunkBytes?: number;
+  /** Bytes a consumer may hold in unfinished chunked attachments at once (default 4 GiB). */
+  maxReassemblyBytes?: number;
+  /** A chunked attachment not complete this long after its first chunk is given up (default 10 min). */
+  reassemblyTimeoutMs?: number;
   /** Longest `close()` / `cancel()` waits for handler calls and confirms in flight. */
   closeTimeoutMs?: number;
   /**
@@ -96,6 +114,8 @@ export class RabbitMqBus implements MessageBus {
   private lastPublisherChannelError?: Error;
   private recoveryTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
+  private readonly assembler: ChunkAssembler;
+  private expiryTimer?: NodeJS.Timeout;
   readonly stats = emptyBusStats();
 
   private constructor(
@@ -110,6 +130,14 @@ export class RabbitMqBus implements MessageBus {
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.readyTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.logger = options.logger ?? new Logger(RabbitMqBus.name);
+    const timeoutMs = options.reassemblyTimeoutMs ?? 10 * 60_000;
+    this.assembler = new ChunkAssembler({ maxBytes: options.maxReassemblyBytes ?? 4 * 1024 ** 3, timeoutMs });
+    this.expiryTimer = setInterval(() => {
+      for (const t of this.assembler.expire()) {
+        this.logger.error(`chunked attachment ${t.transfer} (${t.bytes} bytes) incomplete after ${timeoutMs} ms: given up`);
+      }
+    }, Math.min(timeoutMs, 60_000));
+    this.expiryTimer.unref();
   }
 
   /**
@@ -122,7 +150,7 @@ export class RabbitMqBus implements MessageBus {
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const manager = connectManager([url], {
       heartbeatIntervalInSeconds: options.heartbeatIntervalInSeconds ?? 5,
-      reconnectTimeInSeconds: options.reconnectTimeInSeconds,
+      reconnectTimeInSeconds: options.reconnectTimeInSeconds ?? DEFAULT_RECONNECT_S,
       connectionOptions: {
         noDelay: options.noDelay ?? true,
         timeout: timeoutMs,
@@ -158,7 +186,33 @@ export class RabbitMqBus implements MessageBus {
 
   async publish(routingKey: string, msg: OutboundMessage): Promise<void> {
     this.assertOpen();
-    const { content, properties } = encodeMessage(msg, { maxBytes: this.maxMessageBytes, userId: this.options.userId });
+    const chunkBytes = this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const encode = (m: OutboundMessage, chunk?: Parameters<typeof encodeMessage>[1]['chunk']) =>
+      encodeMessage(m, { maxBytes: this.maxMessageBytes, userId: this.options.userId, chunk });
+    if (!msg.attachment || msg.attachment.length <= chunkBytes) {
+      await this.publishEncoded(routingKey, msg.name, encode(msg));
+      return;
+    }
+    // A few chunks awaiting confirms at once: the broker's pace sets ours, memory stays bounded.
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    for (const c of planChunks(msg.attachment, chunkBytes)) {
+      if (failure) break;
+      const p: Promise<void> = this.publishEncoded(routingKey, msg.name, encode({ ...msg, attachment: c.data }, c.info)).then(
+        () => void inFlight.delete(p),
+        (err) => {
+          inFlight.delete(p);
+          failure ??= err;
+        },
+      );
+      inFlight.add(p);
+      if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+  }
+
+  private async publishEncoded(routingKey: string, name: string, { content, properties }: EncodedMessage): Promise<void> {
     this.stats.messagesPublished++;
     this.stats.bytesPublished += content.length;
     for (let attempt = 1; ; attempt++) {
@@ -175,11 +229,11 @@ export class RabbitMqBus implements MessageBus {
         // issue #369): publish again once reconnected, accepting a possible duplicate (consumers are idempotent).
         // When the broker closed the channel because of this message, retrying would fail the same way.
         if ((err as Error)?.message === 'channel closed' && !channelError && !this.closing && attempt < MAX_PUBLISH_ATTEMPTS) {
-          this.logger.warn(`'${msg.name}' to '${routingKey}' unconfirmed when the connection dropped; publishing again`);
+          this.logger.warn(`'${name}' to '${routingKey}' unconfirmed when the connection dropped; publishing again`);
           continue;
         }
         const reason = channelError ? channelError.message : describeError(err);
-        throw new Error(`publishing '${msg.name}' to '${routingKey}' on ${this.brokerName} failed: ${reason}`, { cause: channelError ?? err });
+        throw new Error(`publishing '${name}' to '${routingKey}' on ${this.brokerName} failed: ${reason}`, { cause: channelError ?? err });
       } finally {
         this.pendingPublishes.delete(confirmed);
       }
@@ -249,6 +303,7 @@ export class RabbitMqBus implements MessageBus {
       await Promise.all([...this.consumers].map((c) => c.cancel()));
       await this.waitFor(this.pendingPublishes, 'close (unconfirmed publishes)');
       clearTimeout(this.recoveryTimer);
+      clearInterval(this.expiryTimer);
       await this.manager.close();
     })();
     return this.closing;
@@ -268,8 +323,13 @@ export class RabbitMqBus implements MessageBus {
     });
     this.manager.on('connect', () => this.logger.log(`connected to ${this.brokerName}`));
     // E.g. ACCESS_REFUSED once this user was deleted (a revoked site): say why reconnecting does not succeed.
+    // Once per reason and at most every 30 s: reconnect attempts come every second.
+    let lastFailure = { reason: '', at: 0 };
     this.manager.on('connectFailed', ({ err }) => {
-      if (!this.closing) this.logger.warn(`cannot reconnect to ${this.brokerName}: ${err?.message ?? 'unknown error'}`);
+      const reason = err?.message ?? 'unknown error';
+      if (this.closing || (reason === lastFailure.reason && Date.now() - lastFailure.at < 30_000)) return;
+      lastFailure = { reason, at: Date.now() };
+      this.logger.warn(`cannot reconnect to ${this.brokerName}: ${reason}`);
     });
     this.manager.on('blocked', ({ reason }) => this.logger.warn(`${this.brokerName} blocked publishing: ${reason}`));
     this.manager.on('unblocked', () => this.logger.log(`${this.brokerName} unblocked publishing`));
@@ -350,11 +410,32 @@ export class RabbitMqBus implements MessageBus {
       this.reply(channel, raw, 'nack', false, queue);
       return;
     }
+    if (message.chunk) {
+      // Each chunk is acknowledged once copied into place; the handler sees the whole message once.
+      let whole: Buffer | null;
+      try {
+        whole = this.assembler.add(message.chunk, message.attachment!);
+      } catch (err) {
+        if (!(err instanceof ChunkRejectedError)) throw err;
+        this.logger.error(`queue '${queue}', message '${message.name}' (routing key '${routingKey}'): ${err.message}; dead-lettered`);
+        this.reply(channel, raw, 'nack', false, queue);
+        return;
+      }
+      if (!whole) {
+        this.reply(channel, raw, 'ack', false, queue);
+        return;
+      }
+      const { chunk: _, ...rest } = message;
+      message = { ...rest, attachment: whole };
+    }
+    // A reassembled message cannot be requeued (its other chunks are acknowledged): a failure dead-letters
+    // its last chunk, which carries the payload, so the failure is on record.
+    const wasChunked = message.attachment !== undefined && raw.properties.headers?.[CHUNK_HEADER] !== undefined;
     try {
       await handler(message);
     } catch (err) {
       const where = `message '${message.name}' (routing key '${routingKey}', id ${message.messageId}) on queue '${queue}'`;
-      if (settlementForFailure(err, redelivered) === 'requeue') {
+      if (!wasChunked && settlementForFailure(err, redelivered) === 'requeue') {
         this.logger.warn(`${where}: handler asked for a requeue: ${describeError(err)}`);
         this.reply(channel, raw, 'nack', true, queue);
       } else {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CHUNK_HEADER, ChunkInfo, parseChunkInfo } from './chunking';
 import { MessageTooLargeError, UndecodableMessageError } from './errors';
 import { InboundMessage, OutboundMessage } from './message-bus';
 
@@ -35,7 +36,8 @@ export interface RawDelivery {
   userId?: string;
 }
 
-export function encodeMessage(msg: OutboundMessage, opts: { maxBytes: number; userId?: string }): EncodedMessage {
+/** `chunk`: the attachment is one chunk of a larger one, described in the `x-fl-chunk` header. */
+export function encodeMessage(msg: OutboundMessage, opts: { maxBytes: number; userId?: string; chunk?: ChunkInfo }): EncodedMessage {
   if (typeof msg.name !== 'string' || msg.name === '') {
     throw new TypeError('message name must be a non-empty string');
   }
@@ -65,6 +67,7 @@ export function encodeMessage(msg: OutboundMessage, opts: { maxBytes: number; us
     content = msg.attachment;
     properties.contentType = BINARY_CONTENT_TYPE;
     properties.headers[PAYLOAD_HEADER] = payloadJson;
+    if (opts.chunk) properties.headers[CHUNK_HEADER] = JSON.stringify(opts.chunk);
   } else {
     content = Buffer.from(payloadJson);
   }
@@ -83,6 +86,7 @@ export function decodeMessage(raw: RawDelivery, routingKey: string, redelivered:
   }
   let payloadJson: string;
   let attachment: Buffer | undefined;
+  let chunk: ChunkInfo | undefined;
   if (raw.contentType === JSON_CONTENT_TYPE) {
     payloadJson = raw.content.toString('utf8');
   } else if (raw.contentType === BINARY_CONTENT_TYPE) {
@@ -91,6 +95,13 @@ export function decodeMessage(raw: RawDelivery, routingKey: string, redelivered:
     else if (Buffer.isBuffer(header)) payloadJson = header.toString('utf8');
     else throw new UndecodableMessageError(`message '${raw.type}' has an attachment but no ${PAYLOAD_HEADER} header`);
     attachment = raw.content;
+    if (raw.headers?.[CHUNK_HEADER] !== undefined) {
+      try {
+        chunk = parseChunkInfo(raw.headers[CHUNK_HEADER]);
+      } catch (err) {
+        throw new UndecodableMessageError(`message '${raw.type}': ${(err as Error).message}`);
+      }
+    }
   } else {
     throw new UndecodableMessageError(`message '${raw.type}' has unsupported content type '${raw.contentType}'`);
   }
@@ -111,6 +122,7 @@ export function decodeMessage(raw: RawDelivery, routingKey: string, redelivered:
     redelivered,
     ...(typeof raw.userId === 'string' ? { userId: raw.userId } : {}),
     messageId: raw.messageId,
+    ...(chunk ? { chunk } : {}),
   };
 }
 

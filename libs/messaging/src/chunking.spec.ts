@@ -1,0 +1,79 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { ChunkAssembler, ChunkRejectedError, parseChunkInfo, planChunks } from './chunking';
+
+describe('chunked attachments', () => {
+  const bytes = randomBytes(10_000 + 7);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+
+  it('cuts an attachment into views of the original buffer, each described, the last one shorter', () => {
+    const chunks = planChunks(bytes, 1000);
+    expect(chunks).toHaveLength(11);
+    expect(chunks.map((c) => c.data.length)).toEqual([...Array(10).fill(1000), 7]);
+    expect(chunks[3].data.buffer).toBe(bytes.buffer);
+    expect(new Set(chunks.map((c) => c.info.transfer)).size).toBe(1);
+    expect(chunks[10].info).toMatchObject({ index: 10, count: 11, bytes: bytes.length, offset: 10_000, sha256: sha });
+    expect(Buffer.concat(chunks.map((c) => c.data))).toEqual(bytes);
+  });
+
+  it('reassembles chunks in any order, once, and ignores a chunk delivered twice', () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+    const chunks = planChunks(bytes, 1000).reverse();
+    let whole: Buffer | null = null;
+    for (const [i, c] of chunks.entries()) {
+      expect(whole).toBeNull();
+      whole = a.add(c.info, c.data);
+      if (i === 4) expect(a.add(c.info, c.data)).toBeNull(); // redelivery after a reconnect
+    }
+    expect(whole).toEqual(bytes);
+    expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+  });
+
+  it('refuses reassembled bytes whose hash is not the announced one, and forgets the transfer', () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+    const chunks = planChunks(bytes, 4000);
+    const tampered = Buffer.from(chunks[1].data);
+    tampered[5] ^= 1;
+    a.add(chunks[0].info, chunks[0].data);
+    a.add(chunks[1].info, tampered);
+    expect(() => a.add(chunks[2].info, chunks[2].data)).toThrow(new ChunkRejectedError(`transfer ${chunks[0].info.transfer}: reassembled bytes have SHA-256 ${createHash('sha256').update(Buffer.concat([chunks[0].data, tampered, chunks[2].data])).digest('hex')}, the sender announced ${sha}`));
+    expect(a.pending.transfers).toBe(0);
+  });
+
+  it('refuses a chunk that does not fit its transfer', () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+    const [first, second] = planChunks(bytes, 4000);
+    a.add(first.info, first.data);
+    expect(() => a.add({ ...second.info, bytes: 5 }, second.data)).toThrow(/does not fit it/);
+    expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+    expect(() => a.add({ ...first.info, offset: bytes.length - 10 }, first.data)).toThrow(/does not fit it/);
+  });
+
+  it('holds at most maxBytes in unfinished transfers', () => {
+    const a = new ChunkAssembler({ maxBytes: 15_000, timeoutMs: 60_000 });
+    const one = planChunks(bytes, 4000);
+    const two = planChunks(bytes, 4000);
+    a.add(one[0].info, one[0].data);
+    expect(() => a.add(two[0].info, two[0].data)).toThrow(/refused: 10007 bytes are being reassembled already, the bound is 15000/);
+    expect(a.pending).toEqual({ transfers: 1, bytes: bytes.length });
+  });
+
+  it('gives up transfers that stay incomplete past the timeout', () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 1000 });
+    const [first] = planChunks(bytes, 4000);
+    a.add(first.info, first.data, 5000);
+    expect(a.expire(5999)).toEqual([]);
+    expect(a.expire(6000)).toEqual([first.info]);
+    expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+  });
+
+  it('reads the chunk header strictly, naming the bad field', () => {
+    const [c] = planChunks(bytes, 4000);
+    expect(parseChunkInfo(JSON.stringify(c.info))).toEqual(c.info);
+    expect(parseChunkInfo(Buffer.from(JSON.stringify(c.info)))).toEqual(c.info);
+    expect(() => parseChunkInfo('{')).toThrow('x-fl-chunk header is not JSON');
+    expect(() => parseChunkInfo(JSON.stringify({ ...c.info, index: -1 }))).toThrow('x-fl-chunk.index must be an integer >= 0, got -1');
+    expect(() => parseChunkInfo(JSON.stringify({ ...c.info, index: 3 }))).toThrow('x-fl-chunk: chunk 3 of 3');
+    expect(() => parseChunkInfo(JSON.stringify({ ...c.info, sha256: 'x' }))).toThrow('x-fl-chunk.sha256 must be 64 hex digits');
+    expect(() => parseChunkInfo(JSON.stringify({ ...c.info, transfer: '../x' }))).toThrow('x-fl-chunk.transfer must be a UUID');
+  });
+});

@@ -1,0 +1,152 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+/** One chunk of a large attachment, as the `x-fl-chunk` header carries it. */
+export interface ChunkInfo {
+  /** Same for every chunk of one message. */
+  transfer: string;
+  index: number;
+  count: number;
+  /** Size of the whole attachment. */
+  bytes: number;
+  /** Offset of this chunk in it. */
+  offset: number;
+  /** SHA-256 (hex) of the whole attachment: the receiver checks the reassembled bytes against it. */
+  sha256: string;
+}
+
+export const CHUNK_HEADER = 'x-fl-chunk';
+/** Chunks of 16 MiB: far below RabbitMQ's 128 MiB message limit, large enough that per-message costs vanish. */
+export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Cuts an attachment into chunks without copying it (each chunk is a view of the original buffer)
+ * and describes each. The hash covers the whole attachment.
+ */
+export function planChunks(attachment: Buffer, chunkBytes: number): { info: ChunkInfo; data: Buffer }[] {
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw new RangeError(`chunk size must be a positive integer, got ${chunkBytes}`);
+  const sha256 = createHash('sha256').update(attachment).digest('hex');
+  const transfer = randomUUID();
+  const count = Math.max(1, Math.ceil(attachment.length / chunkBytes));
+  const chunks: { info: ChunkInfo; data: Buffer }[] = [];
+  for (let index = 0; index < count; index++) {
+    const offset = index * chunkBytes;
+    chunks.push({ info: { transfer, index, count, bytes: attachment.length, offset, sha256 }, data: attachment.subarray(offset, offset + chunkBytes) });
+  }
+  return chunks;
+}
+
+export function parseChunkInfo(raw: unknown): ChunkInfo {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw));
+  } catch {
+    throw new Error(`${CHUNK_HEADER} header is not JSON`);
+  }
+  const int = (k: string, min: number) => {
+    const n = v?.[k];
+    if (!Number.isSafeInteger(n) || (n as number) < min) throw new Error(`${CHUNK_HEADER}.${k} must be an integer >= ${min}, got ${JSON.stringify(n)}`);
+    return n as number;
+  };
+  const info: ChunkInfo = {
+    transfer: typeof v?.transfer === 'string' && /^[0-9a-f-]{36}$/.test(v.transfer) ? v.transfer : '',
+    index: int('index', 0),
+    count: int('count', 1),
+    bytes: int('bytes', 0),
+    offset: int('offset', 0),
+    sha256: typeof v?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256) ? v.sha256 : '',
+  };
+  if (!info.transfer) throw new Error(`${CHUNK_HEADER}.transfer must be a UUID`);
+  if (!info.sha256) throw new Error(`${CHUNK_HEADER}.sha256 must be 64 hex digits`);
+  if (info.index >= info.count) throw new Error(`${CHUNK_HEADER}: chunk ${info.index} of ${info.count}`);
+  return info;
+}
+
+export class ChunkRejectedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'ChunkRejectedError';
+  }
+}
+
+interface Assembly {
+  info: ChunkInfo;
+  data: Buffer;
+  received: Set<number>;
+  receivedBytes: number;
+  startedAt: number;
+}
+
+export interface AssemblerOptions {
+  /** Bytes of all unfinished attachments together; a chunk that would pass it is refused. */
+  maxBytes: number;
+  /** An attachment not complete this long after its first chunk is given up (its memory freed). */
+  timeoutMs: number;
+}
+
+/**
+ * Puts chunked attachments back together: one buffer of the final size per transfer, each chunk
+ * copied into place (so the whole attachment is held once). A chunk seen twice (a redelivery after
+ * a reconnect) changes nothing; chunks may arrive in any order. The result is checked against the
+ * sender's SHA-256 before anyone sees it.
+ */
+export class ChunkAssembler {
+  private readonly open = new Map<string, Assembly>();
+  private bytesHeld = 0;
+
+  constructor(private readonly options: AssemblerOptions) {}
+
+  /** Unfinished transfers and the bytes they hold. */
+  get pending(): { transfers: number; bytes: number } {
+    return { transfers: this.open.size, bytes: this.bytesHeld };
+  }
+
+  /**
+   * Adds a chunk. Returns the whole attachment once its last chunk arrived and its hash matches,
+   * null while chunks are missing. Throws ChunkRejectedError (and forgets the transfer) when the
+   * chunk does not fit its transfer, the memory bound would be passed, or the hash does not match.
+   */
+  add(info: ChunkInfo, chunk: Buffer, now = Date.now()): Buffer | null {
+    let a = this.open.get(info.transfer);
+    if (!a) {
+      if (this.bytesHeld + info.bytes > this.options.maxBytes) {
+        throw new ChunkRejectedError(
+          `transfer ${info.transfer} of ${info.bytes} bytes refused: ${this.bytesHeld} bytes are being reassembled already, the bound is ${this.options.maxBytes}`,
+        );
+      }
+      a = { info, data: Buffer.allocUnsafe(info.bytes), received: new Set(), receivedBytes: 0, startedAt: now };
+      this.open.set(info.transfer, a);
+      this.bytesHeld += info.bytes;
+    }
+    // Overlapping or missing ranges would show in the byte count and the hash at the end.
+    if (info.count !== a.info.count || info.bytes !== a.info.bytes || info.sha256 !== a.info.sha256 || info.offset + chunk.length > info.bytes) {
+      this.forget(a);
+      throw new ChunkRejectedError(`chunk ${info.index} of transfer ${info.transfer} does not fit it (count, size, hash or offset differ)`);
+    }
+    if (a.received.has(info.index)) return null;
+    chunk.copy(a.data, info.offset);
+    a.received.add(info.index);
+    a.receivedBytes += chunk.length;
+    if (a.received.size < a.info.count) return null;
+    this.forget(a);
+    if (a.receivedBytes !== a.info.bytes) throw new ChunkRejectedError(`transfer ${info.transfer}: ${a.receivedBytes} bytes received, ${a.info.bytes} announced`);
+    const sha = createHash('sha256').update(a.data).digest('hex');
+    if (sha !== a.info.sha256) throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
+    return a.data;
+  }
+
+  /** Gives up transfers older than the timeout; returns what was dropped, for the log. */
+  expire(now = Date.now()): ChunkInfo[] {
+    const dropped: ChunkInfo[] = [];
+    for (const a of [...this.open.values()]) {
+      if (now - a.startedAt >= this.options.timeoutMs) {
+        this.forget(a);
+        dropped.push(a.info);
+      }
+    }
+    return dropped;
+  }
+
+  private forget(a: Assembly): void {
+    if (this.open.delete(a.info.transfer)) this.bytesHeld -= a.info.bytes;
+  }
+}

@@ -1,0 +1,115 @@
+import * as amqplib from 'amqplib';
+import { createHash, randomBytes } from 'node:crypto';
+import { InboundMessage } from './message-bus';
+import { RabbitMqBus, RabbitMqBusOptions } from './rabbitmq-bus';
+import { CapturingLogger, eventually } from './testing/capturing-logger';
+import { createTestVhost, TestVhost } from './testing/rabbitmq-test-vhost';
+
+const MANAGEMENT_URL = process.env.FL_TEST_RABBITMQ_MANAGEMENT_URL ?? 'http://guest:guest@127.0.0.1:15672';
+
+/** Closes a connection by its name through RabbitMQ's management API, as a broker restart or a network cut would. */
+async function dropConnection(connectionName: string): Promise<void> {
+  const u = new URL(MANAGEMENT_URL);
+  const auth = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  const base = `${u.protocol}//${u.host}`;
+  let names: string[] = [];
+  await eventually(async () => {
+    const list = (await (await fetch(`${base}/api/connections`, { headers: { authorization: auth } })).json()) as {
+      name: string;
+      client_properties?: { connection_name?: string };
+    }[];
+    names = list.filter((c) => c.client_properties?.connection_name === connectionName).map((c) => c.name);
+    return names.length > 0;
+  }, `connection ${connectionName} listed by the management API`);
+  for (const name of names) {
+    const res = await fetch(`${base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: auth, 'x-reason': 'chunking test' } });
+    expect(res.status).toBe(204);
+  }
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Attachments beyond the broker's message size limit, over a real RabbitMQ, through connection losses. */
+describe('RabbitMqBus: large attachments in chunks (real RabbitMQ)', () => {
+  jest.setTimeout(120_000);
+  let vhost: TestVhost;
+  const buses: RabbitMqBus[] = [];
+  let logger: CapturingLogger;
+  const connect = async (name: string, options: RabbitMqBusOptions = {}) => {
+    const bus = await RabbitMqBus.connect(vhost.url, { logger, connectionName: name, ...options });
+    buses.push(bus);
+    return bus;
+  };
+
+  beforeAll(async () => {
+    vhost = await createTestVhost('fl-chunking-spec');
+  });
+  beforeEach(() => {
+    logger = new CapturingLogger();
+  });
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.close()));
+  });
+  afterAll(async () => {
+    await vhost?.dispose();
+  });
+
+  it("carries a 200 MiB attachment, above RabbitMQ's 128 MiB message limit, byte-exact to one handler call", async () => {
+    const publisher = await connect('chunk-publisher');
+    const consumer = await connect('chunk-consumer');
+    const bytes = randomBytes(200 * 1024 * 1024 + 5);
+    const got: InboundMessage[] = [];
+    await consumer.consume({ name: 'big-q', bindings: ['weights.#'] }, async (m) => void got.push(m));
+    await publisher.publish('weights.site-a', { name: 'round.fit-result', payload: { round: 3 }, attachment: bytes });
+    await eventually(() => got.length === 1, 'the reassembled message', 60_000);
+    expect(got[0].payload).toEqual({ round: 3 });
+    expect(got[0].chunk).toBeUndefined();
+    expect(got[0].attachment!.length).toBe(bytes.length);
+    expect(sha(got[0].attachment!)).toBe(sha(bytes));
+    // 16 MiB chunks: 13 messages on the wire, one handler call.
+    expect(publisher.stats.messagesPublished).toBe(13);
+    expect(consumer.stats.messagesDelivered).toBe(13);
+  });
+
+  it('resumes a transfer after the publisher and the consumer lose their connections mid-way', async () => {
+    const publisher = await connect('resume-publisher', { chunkBytes: 256 * 1024, reconnectTimeInSeconds: 0.2 });
+    const consumer = await connect('resume-consumer', { chunkBytes: 256 * 1024, reconnectTimeInSeconds: 0.2 });
+    const bytes = randomBytes(128 * 1024 * 1024);
+    const count = bytes.length / (256 * 1024);
+    const got: InboundMessage[] = [];
+    await consumer.consume({ name: 'resume-q', bindings: ['model.#'], prefetch: 8 }, async (m) => void got.push(m));
+    const sent = publisher.publish('model.site-b', { name: 'model.package', payload: { sha: sha(bytes) }, attachment: bytes });
+    await eventually(() => publisher.stats.messagesPublished >= 50 && consumer.stats.messagesDelivered >= 20, 'the transfer under way', 30_000);
+    expect(publisher.stats.messagesPublished).toBeLessThan(count);
+    await Promise.all([dropConnection('resume-publisher'), dropConnection('resume-consumer')]);
+    await sent;
+    await eventually(() => got.length === 1, 'the reassembled message', 60_000);
+    expect(sha(got[0].attachment!)).toBe(sha(bytes));
+    expect(got[0].payload).toEqual({ sha: sha(bytes) });
+    expect(publisher.stats.reconnects).toBeGreaterThanOrEqual(1);
+    expect(consumer.stats.reconnects).toBeGreaterThanOrEqual(1);
+    expect(got).toHaveLength(1);
+  });
+
+  it('dead-letters a chunk whose transfer does not add up, and gives the handler nothing', async () => {
+    const consumer = await connect('tamper-consumer');
+    const got: InboundMessage[] = [];
+    await consumer.consume({ name: 'tamper-q', bindings: ['tamper.#'] }, async (m) => void got.push(m));
+    const raw = await amqplib.connect(vhost.url);
+    try {
+      const ch = await raw.createConfirmChannel();
+      const info = { transfer: '8d3c1a52-8f0e-4d47-9d4c-6d7f7f2f7e11', index: 0, count: 1, bytes: 4, offset: 0, sha256: sha(Buffer.from('abcd')) };
+      ch.publish('fl.events', 'tamper.x', Buffer.from('abce'), {
+        type: 'model.package', messageId: 'tampered', contentType: 'application/octet-stream', persistent: true,
+        headers: { 'x-fl-payload': '{}', 'x-fl-chunk': JSON.stringify(info) },
+      });
+      await ch.waitForConfirms();
+      await eventually(() => logger.errors().some((e) => e.includes('reassembled bytes have SHA-256')), 'the refusal');
+      const dead = await ch.get('fl.dead-letter', { noAck: true });
+      expect(dead && dead.properties.messageId).toBe('tampered');
+      expect(got).toEqual([]);
+    } finally {
+      await raw.close();
+    }
+  });
+});
