@@ -167,10 +167,20 @@ export class Platform {
       const dir = join(this.dir, name);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'iris.csv'), formatCsv(shard.header, shard.rows));
-      this.healthPorts[name] = await freePort();
-      const amqpUrl = await this.enrolSite(name);
-      this.spawn(name, 'apps/edge-worker/src/main.js', { NODE_NAME: name, AMQP_URL: amqpUrl, DATA_PATH: dir, HEARTBEAT_INTERVAL_S: '2', HEALTH_PORT: String(this.healthPorts[name]) });
+      await this.startSite(name, dir);
     }
+  }
+
+  /** One enrolled edge worker on the data in `dataPath`, with extra settings (e.g. USE_CASES). */
+  async startSite(name: string, dataPath: string, env: Record<string, string> = {}): Promise<void> {
+    this.healthPorts[name] = await freePort();
+    const amqpUrl = await this.enrolSite(name);
+    this.spawn(name, 'apps/edge-worker/src/main.js', { NODE_NAME: name, AMQP_URL: amqpUrl, DATA_PATH: dataPath, HEARTBEAT_INTERVAL_S: '2', HEALTH_PORT: String(this.healthPorts[name]), ...env });
+  }
+
+  /** What an app has logged so far. */
+  logOf(name: string): string {
+    return readFileSync(join(this.dir, `${name}.log`), 'utf8');
   }
 
   /** Waits until the coordinators have heard from `count` edge workers (as GET /nodes shows). */

@@ -12,6 +12,7 @@ import { createValidationPipe } from './common/validation';
 import { ModelsController } from './models/models.controller';
 import { NodesController } from './nodes/nodes.controller';
 import { TasksModule } from './tasks/tasks.module';
+import { UseCasesModule } from './use-cases/use-cases.module';
 
 /** The gateway's configuration, visible to every feature module. */
 @Global()
@@ -36,6 +37,7 @@ export class GatewayModule {
         AuthModule,
         AuditModule,
         TasksModule,
+        UseCasesModule,
       ],
       controllers: [AppController, ModelsController, NodesController],
       providers: [

@@ -91,6 +91,12 @@ export class NodePresencePayload extends Envelope {
   /** use case -> example counts of the local train/test splits */
   @IsObject() examples: Record<string, UseCaseExamples>;
   @IsOptional() @IsString() version?: string;
+  /**
+   * use case -> why this site refuses to serve it (its data does not fit the
+   * use case's schema, or the site does not know the use case); absent or
+   * empty when it refuses none.
+   */
+  @IsOptional() @IsObject() rejected_use_cases?: Record<string, string>;
 }
 
 /** `sender` is the admin tool; `node` the site whose broker user was removed. */

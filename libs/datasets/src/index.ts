@@ -1,4 +1,6 @@
 export * from './use-case';
+export * from './use-case-schema';
+export * from './use-case-catalog';
 export * from './csv';
 export * from './prng';
 export * from './labeled-data';

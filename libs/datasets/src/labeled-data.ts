@@ -10,38 +10,140 @@ export interface LabeledData {
   features: number;
 }
 
-/** True when the table has every feature and the label column of the use case. */
-export function tableFitsUseCase(table: CsvTable, uc: UseCaseDefinition): boolean {
-  const cols = new Set(table.header);
-  return cols.has(uc.label.column) && uc.features.every((f) => cols.has(f.name));
+/** A site's rows do not fit a use case (missing column, wrong type, unknown label): the message says where. */
+export class UseCaseDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UseCaseDataError';
+  }
 }
 
+/**
+ * The model's inputs for a use case, in order: each number feature as it is,
+ * each categorical feature one-hot (`column=value`, unscaled), with the
+ * standardisation of every input ('none': mean 0, std 1).
+ */
+export function modelInputs(uc: UseCaseDefinition): { names: string[]; mean: number[]; std: number[] } {
+  const names: string[] = [];
+  const mean: number[] = [];
+  const std: number[] = [];
+  let k = 0;
+  for (const f of uc.features) {
+    if (f.type === 'number') {
+      names.push(f.name);
+      mean.push(uc.normalization.method === 'standardize' ? uc.normalization.mean[k] : 0);
+      std.push(uc.normalization.method === 'standardize' ? uc.normalization.std[k] : 1);
+      k++;
+    } else {
+      for (const v of f.values) {
+        names.push(`${f.name}=${v}`);
+        mean.push(0);
+        std.push(1);
+      }
+    }
+  }
+  return { names, mean, std };
+}
+
+/** The columns of the use case (features, then the label) that the table lacks. */
+export function missingColumns(table: CsvTable, uc: UseCaseDefinition): string[] {
+  const cols = new Set(table.header);
+  return [...uc.features.map((f) => f.name), uc.label.column].filter((c) => !cols.has(c));
+}
+
+/** True when the table has every feature and the label column of the use case. */
+export function tableFitsUseCase(table: CsvTable, uc: UseCaseDefinition): boolean {
+  return missingColumns(table, uc).length === 0;
+}
+
+/**
+ * Reads a table as a use case's rows, applying its missing-value policy and
+ * one-hot encoding. Throws UseCaseDataError naming the file, line and column
+ * of the first cell that does not fit: the data is refused as a whole, never
+ * partly used.
+ */
 export function toLabeledData(table: CsvTable, uc: UseCaseDefinition, source = 'csv'): LabeledData {
-  const missing = [...uc.features.map((f) => f.name), uc.label.column].filter((c) => !table.header.includes(c));
-  if (missing.length) throw new Error(`${source}: missing column(s) ${missing.join(', ')} for use case '${uc.name}'`);
+  const missing = missingColumns(table, uc);
+  if (missing.length) throw new UseCaseDataError(`${source}: missing column(s) ${missing.join(', ')} for use case '${uc.name}'`);
   const featureIdx = uc.features.map((f) => table.header.indexOf(f.name));
   const labelIdx = table.header.indexOf(uc.label.column);
   const classIndex = new Map(uc.label.classes.map((c, i) => [c, i]));
-  const n = table.rows.length;
-  const F = featureIdx.length;
-  const x = new Float32Array(n * F);
-  const labels = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
-    const row = table.rows[r];
-    for (let f = 0; f < F; f++) {
-      const v = Number(row[featureIdx[f]]);
-      if (row[featureIdx[f]] === '' || !Number.isFinite(v)) {
-        throw new Error(`${source}:${table.lines[r]}: column '${uc.features[f].name}' is not a number: '${row[featureIdx[f]]}'`);
-      }
-      x[r * F + f] = v;
-    }
-    const cls = classIndex.get(row[labelIdx]);
-    if (cls === undefined) {
-      throw new Error(`${source}:${table.lines[r]}: unknown class '${row[labelIdx]}' (expected one of ${uc.label.classes.join(', ')})`);
-    }
-    labels[r] = cls;
+  const categoryIndex = uc.features.map((f) => (f.type === 'categorical' ? new Map(f.values.map((v, i) => [v, i])) : undefined));
+  const offsets: number[] = [];
+  let width = 0;
+  for (const f of uc.features) {
+    offsets.push(width);
+    width += f.type === 'categorical' ? f.values.length : 1;
   }
-  return { x, labels, n, features: F };
+  const policy = uc.missing_values;
+  const markers = new Set(policy.markers);
+  const x = new Float32Array(table.rows.length * width);
+  const labels = new Int32Array(table.rows.length);
+  let imputeMeans = false;
+  let n = 0;
+  rows: for (let r = 0; r < table.rows.length; r++) {
+    const row = table.rows[r];
+    const at = `${source}:${table.lines[r]}`;
+    const label = row[labelIdx];
+    if (markers.has(label)) {
+      if (policy.strategy === 'drop_row') continue;
+      throw new UseCaseDataError(`${at}: label column '${uc.label.column}' has a missing value ('${label}')`);
+    }
+    const cls = classIndex.get(label);
+    if (cls === undefined) {
+      throw new UseCaseDataError(`${at}: unknown class '${label}' (expected one of ${uc.label.classes.join(', ')})`);
+    }
+    const out = x.subarray(n * width, (n + 1) * width);
+    out.fill(0);
+    for (let f = 0; f < featureIdx.length; f++) {
+      const def = uc.features[f];
+      const cell = row[featureIdx[f]];
+      if (markers.has(cell)) {
+        if (policy.strategy === 'drop_row') continue rows;
+        if (policy.strategy === 'reject' || def.type === 'categorical') {
+          throw new UseCaseDataError(`${at}: column '${def.name}' has a missing value ('${cell}')` + (policy.strategy === 'reject' ? '' : ' that cannot be imputed'));
+        }
+        out[offsets[f]] = policy.strategy === 'constant' ? policy.value! : NaN;
+        imputeMeans ||= policy.strategy === 'mean';
+        continue;
+      }
+      if (def.type === 'categorical') {
+        const v = categoryIndex[f]!.get(cell);
+        if (v === undefined) throw new UseCaseDataError(`${at}: column '${def.name}' has an unknown value '${cell}' (expected one of ${def.values.join(', ')})`);
+        out[offsets[f] + v] = 1;
+        continue;
+      }
+      const v = Number(cell);
+      if (cell === '' || !Number.isFinite(v)) throw new UseCaseDataError(`${at}: column '${def.name}' is not a number: '${cell}'`);
+      out[offsets[f]] = v;
+    }
+    labels[n++] = cls;
+  }
+  const data: LabeledData = { x: x.slice(0, n * width), labels: labels.slice(0, n), n, features: width };
+  if (imputeMeans) fillColumnMeans(data, uc, offsets, source);
+  return data;
+}
+
+/** Replaces the NaNs left for missing number cells by the mean of the column's other values. */
+function fillColumnMeans(data: LabeledData, uc: UseCaseDefinition, offsets: number[], source: string): void {
+  const W = data.features;
+  uc.features.forEach((f, i) => {
+    if (f.type !== 'number') return;
+    const c = offsets[i];
+    let sum = 0;
+    let count = 0;
+    for (let r = 0; r < data.n; r++) {
+      const v = data.x[r * W + c];
+      if (!Number.isNaN(v)) {
+        sum += v;
+        count++;
+      }
+    }
+    if (count === data.n) return;
+    if (count === 0) throw new UseCaseDataError(`${source}: column '${f.name}' has no value to take a mean of`);
+    const mean = sum / count;
+    for (let r = 0; r < data.n; r++) if (Number.isNaN(data.x[r * W + c])) data.x[r * W + c] = mean;
+  });
 }
 
 export function loadLabeledCsv(path: string, uc: UseCaseDefinition): LabeledData {

@@ -1,8 +1,9 @@
 import { readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
-import { readCsvFile } from './csv';
-import { concatLabeled, LabeledData, splitTrainTest, tableFitsUseCase, toLabeledData } from './labeled-data';
-import { getUseCase, listUseCases } from './use-case';
+import { basename, extname, join } from 'node:path';
+import { CsvTable, readCsvFile } from './csv';
+import { concatLabeled, LabeledData, missingColumns, splitTrainTest, toLabeledData, UseCaseDataError } from './labeled-data';
+import { UseCaseDefinition } from './use-case';
+import { defaultUseCaseCatalog, UseCaseCatalog } from './use-case-catalog';
 
 export interface SiteSplit {
   train: LabeledData;
@@ -12,12 +13,24 @@ export interface SiteSplit {
 export const TEST_FRACTION = 0.2;
 
 /**
+ * What a site serves: use case -> its train/test split; and what it refused,
+ * use case -> why (its files do not fit the use case's schema). A refused use
+ * case is never served: its rows are not used at all.
+ */
+export class SiteSplits extends Map<string, SiteSplit> {
+  readonly rejected = new Map<string, string>();
+}
+
+/**
  * Loads what a site holds: DATA_PATH is a CSV file or a folder of them. Each
- * file belongs to the use cases whose columns it has; when `useCases` is given
- * only those are served and each must be found. The split is deterministic
+ * file belongs to the use cases whose columns it has. When `useCases` is given
+ * only those are served; one without a fitting file, with a bad cell in one of
+ * its files, or unknown here is refused with the reason (the site still starts,
+ * so that it can say why). Otherwise every use case whose columns a file has is
+ * tried, and one whose rows do not fit is refused. The split is deterministic
  * (seeded, stratified) so a restarted worker holds out the same rows.
  */
-export function loadSiteData(dataPath: string, useCases: string[] | undefined, seed: number): Map<string, SiteSplit> {
+export function loadSiteData(dataPath: string, useCases: string[] | undefined, seed: number, catalog: UseCaseCatalog = defaultUseCaseCatalog()): SiteSplits {
   const st = statSync(dataPath, { throwIfNoEntry: false });
   if (!st) throw new Error(`DATA_PATH ${dataPath} does not exist`);
   const files = st.isDirectory()
@@ -27,21 +40,47 @@ export function loadSiteData(dataPath: string, useCases: string[] | undefined, s
         .map((f) => join(dataPath, f))
     : [dataPath];
   if (files.length === 0) throw new Error(`DATA_PATH ${dataPath} holds no .csv file`);
-  const wanted = useCases?.length ? useCases.map(getUseCase) : listUseCases();
-  const parts = new Map<string, LabeledData[]>();
-  for (const file of files) {
-    const table = readCsvFile(file);
-    for (const uc of wanted) {
-      if (!tableFitsUseCase(table, uc)) continue;
-      const list = parts.get(uc.name) ?? [];
-      list.push(toLabeledData(table, uc, file));
-      parts.set(uc.name, list);
+  const tables = files.map((file) => ({ file, table: readCsvFile(file) }));
+  const out = new SiteSplits();
+  const requested = useCases?.length ? [...new Set(useCases)] : undefined;
+  const candidates: UseCaseDefinition[] = [];
+  for (const name of requested ?? catalog.list().map((u) => u.name)) {
+    const uc = catalog.find(name);
+    if (uc) candidates.push(uc);
+    else {
+      out.rejected.set(
+        name,
+        `unknown use case at this site (known: ${catalog.list().map((u) => u.name).join(', ')}); ` +
+          'a use case stored at the gateway must also be put in the site\'s USE_CASES_DIR as <name>.json',
+      );
     }
   }
-  const missing = wanted.filter((uc) => useCases?.length && !parts.has(uc.name)).map((uc) => uc.name);
-  if (missing.length) throw new Error(`DATA_PATH ${dataPath}: no file with the columns of use case(s) ${missing.join(', ')}`);
-  if (parts.size === 0) throw new Error(`DATA_PATH ${dataPath}: no file matches a known use case (${wanted.map((u) => u.name).join(', ')})`);
-  const out = new Map<string, SiteSplit>();
-  for (const [name, list] of parts) out.set(name, splitTrainTest(concatLabeled(list), TEST_FRACTION, seed));
+  for (const uc of candidates) {
+    const fitting = tables.filter((t) => missingColumns(t.table, uc).length === 0);
+    if (fitting.length === 0) {
+      if (requested) out.rejected.set(uc.name, noFileReason(tables, uc));
+      continue;
+    }
+    try {
+      const parts = fitting.map((t) => toLabeledData(t.table, uc, t.file)).filter((p) => p.n > 0);
+      if (parts.length === 0) throw new UseCaseDataError(`no row left in ${fitting.map((t) => basename(t.file)).join(', ')} after dropping rows with missing values`);
+      out.set(uc.name, splitTrainTest(concatLabeled(parts), TEST_FRACTION, seed));
+    } catch (err) {
+      if (!(err instanceof UseCaseDataError)) throw err;
+      out.rejected.set(uc.name, err.message);
+    }
+  }
+  if (out.size === 0 && out.rejected.size === 0) {
+    throw new Error(`DATA_PATH ${dataPath}: no file matches a known use case (${catalog.list().map((u) => u.name).join(', ')})`);
+  }
   return out;
+}
+
+/** Why no file serves the use case: the file closest to it, and the columns it lacks. */
+function noFileReason(tables: { file: string; table: CsvTable }[], uc: UseCaseDefinition): string {
+  const closest = tables
+    .map((t) => ({ file: t.file, missing: missingColumns(t.table, uc) }))
+    .sort((a, b) => a.missing.length - b.missing.length)[0];
+  const shown = closest.missing.slice(0, 5).join(', ') + (closest.missing.length > 5 ? `, ... (${closest.missing.length} in all)` : '');
+  return `no file has the columns of use case '${uc.name}': ${closest.file} lacks ${shown}`;
 }

@@ -1,58 +1,68 @@
+export interface NumberFeature {
+  name: string;
+  type: 'number';
+}
+
+/** A column holding one of a few listed values; the model sees it one-hot, one input per value. */
+export interface CategoricalFeature {
+  name: string;
+  type: 'categorical';
+  values: string[];
+}
+
+export type FeatureDefinition = NumberFeature | CategoricalFeature;
+
+export const MISSING_STRATEGIES = ['reject', 'drop_row', 'mean', 'constant'] as const;
+export type MissingStrategy = (typeof MISSING_STRATEGIES)[number];
+
 /**
- * A use case: what a site's data looks like and how the model sees it.
- * Data, not code: adding one is adding a definition (issue "new use cases
- * need no code" turns this into files validated by a schema).
+ * What a site does with a missing cell (one of `markers`): `reject` refuses the
+ * site's data for the use case, `drop_row` leaves the row out, `mean` fills a
+ * number column with the mean of the file's other values in that column,
+ * `constant` fills it with `value`. A missing label or categorical value can
+ * only be rejected or dropped.
+ */
+export interface MissingValues {
+  strategy: MissingStrategy;
+  value?: number;
+  markers: string[];
+}
+
+/**
+ * Feature standardisation (x - mean) / std, baked into the model's graphs so
+ * that the registered model takes raw measurements. One mean and std per
+ * number feature, in order; one-hot inputs of categorical features are not
+ * scaled.
+ */
+export type Normalization = { method: 'standardize'; mean: number[]; std: number[]; source?: string } | { method: 'none' };
+
+export interface TrainingDefaults {
+  learning_rate: number;
+  batch_size: number;
+  local_epochs: number;
+}
+
+/**
+ * A use case: what a site's data looks like and how the model sees it. Data,
+ * not code: each is a JSON file validated by `parseUseCase` (see
+ * libs/datasets/use-cases/ for the shipped ones).
  */
 export interface UseCaseDefinition {
   name: string;
   description: string;
-  features: { name: string; type: 'number' }[];
+  features: FeatureDefinition[];
   label: { column: string; classes: string[] };
-  /**
-   * Feature standardisation (x - mean) / std, baked into the model's graphs so
-   * that the registered model takes raw measurements.
-   */
-  normalization: { mean: number[]; std: number[]; source: string };
-  model: { hidden: number[]; defaults: { learning_rate: number; batch_size: number; local_epochs: number } };
+  missing_values: MissingValues;
+  normalization: Normalization;
+  model: { hidden: number[]; defaults: TrainingDefaults };
 }
-
-export const IRIS: UseCaseDefinition = {
-  name: 'iris',
-  description: "Fisher's iris: three species from four flower measurements in cm",
-  features: [
-    { name: 'sepal-length', type: 'number' },
-    { name: 'sepal-width', type: 'number' },
-    { name: 'petal-length', type: 'number' },
-    { name: 'petal-width', type: 'number' },
-  ],
-  label: { column: 'class', classes: ['Iris-setosa', 'Iris-versicolor', 'Iris-virginica'] },
-  normalization: {
-    mean: [5.84, 3.05, 3.76, 1.2],
-    std: [0.83, 0.43, 1.76, 0.76],
-    source: "summary statistics published with the data set's description (UCI iris.names), not computed from any site's rows",
-  },
-  model: { hidden: [], defaults: { learning_rate: 0.3, batch_size: 8, local_epochs: 10 } },
-};
-
-const BUILT_IN: ReadonlyMap<string, UseCaseDefinition> = new Map([[IRIS.name, IRIS]]);
 
 export class UnknownUseCaseError extends Error {
-  constructor(readonly useCase: string) {
-    super(`unknown use case '${useCase}' (known: ${[...BUILT_IN.keys()].join(', ')})`);
+  constructor(
+    readonly useCase: string,
+    known: string[],
+  ) {
+    super(`unknown use case '${useCase}' (known: ${known.join(', ')})`);
     this.name = 'UnknownUseCaseError';
   }
-}
-
-export function listUseCases(): UseCaseDefinition[] {
-  return [...BUILT_IN.values()];
-}
-
-export function findUseCase(name: string): UseCaseDefinition | undefined {
-  return BUILT_IN.get(name);
-}
-
-export function getUseCase(name: string): UseCaseDefinition {
-  const uc = BUILT_IN.get(name);
-  if (!uc) throw new UnknownUseCaseError(name);
-  return uc;
 }

@@ -41,6 +41,11 @@ export class BaseConfig {
   @IsInt() @Min(0) @Max(20) MLFLOW_HTTP_REQUEST_MAX_RETRIES = 4;
   /** After SIGTERM or SIGINT an app finishes what it holds; past this many seconds it exits anyway. */
   @IsNumber() @Min(0) @Max(3600) SHUTDOWN_GRACE_S = 10;
+  /**
+   * A folder of use case files (`<name>.json`) beside the shipped ones (iris, breast_cancer, digits).
+   * An edge worker can serve only use cases it has a file for.
+   */
+  @IsOptional() @IsString() USE_CASES_DIR?: string;
   /** json: one JSON object per line (pino), for log collectors; pretty: Nest's console format, for development. */
   @IsIn(['json', 'pretty']) LOG_FORMAT: 'json' | 'pretty' = 'json';
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';

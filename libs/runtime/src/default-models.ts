@@ -1,24 +1,42 @@
-import { getUseCase } from '@fl/datasets';
+import { DataSource } from 'typeorm';
+import { findUseCase, modelInputs, UseCaseDefinition } from '@fl/datasets';
 import { buildClassifierPackage, modelPackageFiles } from '@fl/models';
 import { ModelRegistry, ModelVersionInfo, publishModelPackage } from '@fl/registry';
+import { readStoredUseCase, UnknownStoredUseCaseError } from './stored-use-cases';
 
 /**
  * Publishes the default model of a use case under the use case's name: a
  * softmax classifier (an MLP when the use case asks for hidden layers) with
  * the use case's feature normalisation built into its graphs. The package is
  * deterministic, so publishing it again returns the existing version.
+ *
+ * The use case is a file one (shipped or USE_CASES_DIR) or one stored at the
+ * gateway (`POST /use-cases`), read from `dataSource` (the platform's
+ * database; without it only file use cases are found).
  */
-export async function publishDefaultModel(registry: ModelRegistry, useCase: string): Promise<{ version: ModelVersionInfo; created: boolean }> {
-  const uc = getUseCase(useCase);
+export async function publishDefaultModel(
+  registry: ModelRegistry,
+  useCase: string,
+  opts: { dataSource?: DataSource } = {},
+): Promise<{ version: ModelVersionInfo; created: boolean }> {
+  const uc = findUseCase(useCase) ?? (await storedUseCase(useCase, opts.dataSource));
+  const inputs = modelInputs(uc);
   const pkg = buildClassifierPackage({
     name: uc.name,
-    featureNames: uc.features.map((f) => f.name),
+    featureNames: inputs.names,
     classes: uc.label.classes,
     hidden: uc.model.hidden,
-    normalization: { mean: uc.normalization.mean, std: uc.normalization.std },
+    normalization: { mean: inputs.mean, std: inputs.std },
     seed: 0,
     defaults: uc.model.defaults,
   });
   await registry.createModel(uc.name, { description: `default model of use case '${uc.name}': ${uc.description}`, tags: { use_case: uc.name } });
   return publishModelPackage(registry, uc.name, modelPackageFiles(pkg), { use_case: uc.name });
 }
+
+async function storedUseCase(name: string, ds: DataSource | undefined): Promise<UseCaseDefinition> {
+  const uc = ds ? await readStoredUseCase(ds, name) : undefined;
+  if (!uc) throw new UnknownStoredUseCaseError(name, ds !== undefined);
+  return uc;
+}
+

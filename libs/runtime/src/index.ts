@@ -3,3 +3,4 @@ export * from './infra';
 export * from './sql';
 export * from './default-models';
 export * from './observability';
+export * from './stored-use-cases';

@@ -39,7 +39,7 @@ export class EdgeWorkerRegistry {
          VALUES ($1, $2, $3::jsonb, 'online', $4::jsonb, now(), now())
          ON CONFLICT (name) DO UPDATE SET use_cases = EXCLUDED.use_cases, examples = EXCLUDED.examples,
            status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
-        [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null })],
+        [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null, rejected_use_cases: p.rejected_use_cases ?? {} })],
       );
       const wasOnline = prev[0]?.status === 'online' && (kind === 'heartbeat' || prev[0].recent);
       return wasOnline ? 'present' : 'joined';

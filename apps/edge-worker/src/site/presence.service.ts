@@ -24,7 +24,16 @@ export class PresenceService implements OnApplicationShutdown {
   private payload(): NodePresencePayload {
     const examples: NodePresencePayload['examples'] = {};
     for (const [uc, s] of this.site.splits) examples[uc] = { train: s.train.n, test: s.test.n };
-    return { task_id: 0, round: 0, sender: this.config.NODE_NAME, use_cases: this.site.useCases, examples, version: '0.1.0' };
+    const rejected = this.site.rejected;
+    return {
+      task_id: 0,
+      round: 0,
+      sender: this.config.NODE_NAME,
+      use_cases: this.site.useCases,
+      examples,
+      version: '0.1.0',
+      ...(rejected.size ? { rejected_use_cases: Object.fromEntries(rejected) } : {}),
+    };
   }
 
   private announce(name: MsgName): Promise<void> {
@@ -38,7 +47,10 @@ export class PresenceService implements OnApplicationShutdown {
 
   async start(): Promise<void> {
     await this.announceNow();
-    this.log.log(`${this.config.NODE_NAME} registered for ${this.site.useCases.join(', ')}`);
+    const refused = [...this.site.rejected.keys()];
+    this.log.log(
+      `${this.config.NODE_NAME} registered for ${this.site.useCases.join(', ') || 'no use case'}` + (refused.length ? `; refusing ${refused.join(', ')} (see above)` : ''),
+    );
     this.timer = setInterval(() => {
       this.announce(Msg.NodeHeartbeat).catch((err) => this.log.warn(`heartbeat not sent: ${err}`));
     }, this.config.HEARTBEAT_INTERVAL_S * 1000);

@@ -1,7 +1,6 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiSecurity, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { listUseCases } from '@fl/datasets';
 import { DATA_SOURCE } from '@fl/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config';
 
@@ -9,6 +8,11 @@ export class NodeDto {
   @ApiProperty({ example: 'site-1' }) name: string;
   @ApiProperty({ example: ['iris'] }) use_cases: string[];
   @ApiProperty({ example: { iris: { train: 40, test: 10 } } }) examples: Record<string, { train: number; test: number }>;
+  @ApiProperty({
+    example: { digits: "/data/site-1/digits.csv:12: column 'px3' is not a number: 'dark'" },
+    description: 'Use cases the site was told to serve but refuses, with the reason (its data does not fit the use case); it never trains on them.',
+  })
+  rejected_use_cases: Record<string, string>;
   @ApiProperty({
     example: 'online',
     enum: ['online', 'offline', 'enrolled', 'revoked'],
@@ -20,15 +24,6 @@ export class NodeDto {
   @ApiProperty({ example: null, nullable: true, type: String }) enrolled_at: string | null;
   @ApiProperty({ example: null, nullable: true, type: String }) revoked_at: string | null;
 }
-
-export class UseCaseDto {
-  @ApiProperty({ example: 'iris' }) name: string;
-  @ApiProperty({ example: "Fisher's iris" }) description: string;
-  @ApiProperty({ example: ['sepal-length', 'sepal-width', 'petal-length', 'petal-width'] }) features: string[];
-  @ApiProperty({ example: 'class' }) label: string;
-  @ApiProperty({ example: ['Iris-setosa', 'Iris-versicolor', 'Iris-virginica'] }) classes: string[];
-}
-
 
 @ApiTags('nodes')
 @ApiBearerAuth()
@@ -45,10 +40,11 @@ export class NodesController {
   @ApiOkResponse({ type: NodeDto, isArray: true })
   async nodes(): Promise<NodeDto[]> {
     const rows: {
-      name: string; use_cases: string[]; examples: NodeDto['examples']; status: string; last_seen_at: Date; registered_at: Date;
+      name: string; use_cases: string[]; examples: NodeDto['examples']; info: { rejected_use_cases?: Record<string, string> } | null;
+      status: string; last_seen_at: Date; registered_at: Date;
       enrolled_at: Date | null; revoked_at: Date | null; online: boolean;
     }[] = await this.db.query(
-      `SELECT name, use_cases, examples, status, last_seen_at, registered_at, enrolled_at, revoked_at,
+      `SELECT name, use_cases, examples, info, status, last_seen_at, registered_at, enrolled_at, revoked_at,
          status = 'online' AND last_seen_at > now() - make_interval(secs => $1) AS online
        FROM coordinator.nodes ORDER BY name`,
       [this.config.NODE_ONLINE_WINDOW_S],
@@ -57,18 +53,12 @@ export class NodesController {
       name: r.name,
       use_cases: r.use_cases,
       examples: r.examples,
+      rejected_use_cases: r.info?.rejected_use_cases ?? {},
       status: r.status === 'revoked' || r.status === 'enrolled' ? r.status : r.online ? 'online' : 'offline',
       last_seen_at: r.last_seen_at.toISOString(),
       registered_at: r.registered_at.toISOString(),
       enrolled_at: r.enrolled_at?.toISOString() ?? null,
       revoked_at: r.revoked_at?.toISOString() ?? null,
     }));
-  }
-
-  @Get('use-cases')
-  @ApiOperation({ summary: 'List use cases' })
-  @ApiOkResponse({ type: UseCaseDto, isArray: true })
-  useCases(): UseCaseDto[] {
-    return listUseCases().map((u) => ({ name: u.name, description: u.description, features: u.features.map((f) => f.name), label: u.label.column, classes: u.label.classes }));
   }
 }
