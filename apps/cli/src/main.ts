@@ -4,11 +4,18 @@ import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgre
 import { ModelRegistry } from '@fl/registry';
 import { createDatabaseIfMissing, createRegistry, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom } from '@fl/runtime';
 import { CliConfig } from './config';
+import { buildImportPackage, MAX_ONNX_IMPORT_BYTES, parseImportArgs, publishImportedPackage, readOnnxFile } from './models-import';
 import { enrolSite, EnrolResult, revokeSite, RevokeResult } from './nodes';
+import { UsageError } from './usage-error';
 
 const USAGE = `usage: npm run cli -- <command>
 
   models publish <use case> [--json]   publish the use case's default model; prints name and version
+  models import <file.onnx> --use-case <name> --loss <loss> [--optimizer sgd|momentum|adam|adamw]
+        [--name <model name>] [--learning-rate <lr>] [--no-normalization] [--json]
+                                       make an ONNX graph (e.g. from torch.onnx.export) a trainable model
+                                       package for the use case and publish it; loss: softmax_cross_entropy,
+                                       binary_cross_entropy_with_logits or mean_squared_error
   models list [--json]                 list registered models
   nodes enroll <site> [--json]         give a site its own RabbitMQ user; prints the site's configuration
   nodes revoke <site> [--json]         remove the site's RabbitMQ user; coordinators stop using it at once
@@ -21,12 +28,14 @@ is the platform's) through RABBITMQ_MANAGEMENT_URL, or print the rabbitmqctl
 commands to run when that is unset; they record the change in DATABASE_URL's
 node list and audit log.`;
 
-class UsageError extends Error {}
-
-async function withRegistry<T>(config: CliConfig, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
+/** `ds`: the platform's database (use cases stored at the gateway live there); none for MLflow without DATABASE_URL. */
+async function withRegistry<T>(config: CliConfig, fn: (r: ModelRegistry, ds?: DataSource) => Promise<T>): Promise<T> {
   const settings = registrySettingsFrom(config);
-  if (settings.backend === 'mlflow') return fn(createRegistry(settings));
-  return withDatabase(config, (ds) => fn(createRegistry(settings, ds)));
+  if (settings.backend === 'mlflow') {
+    if (!config.DATABASE_URL) return fn(createRegistry(settings));
+    return withDatabase(config, (ds) => fn(createRegistry(settings), ds));
+  }
+  return withDatabase(config, (ds) => fn(createRegistry(settings, ds), ds));
 }
 
 async function withDatabase<T>(config: CliConfig, fn: (ds: DataSource) => Promise<T>): Promise<T> {
@@ -52,9 +61,23 @@ async function main(argv: string[]): Promise<void> {
   const [group, command, arg] = args;
   if (group === 'models' && command === 'publish') {
     if (!arg) throw new UsageError('models publish needs a use case, e.g. `npm run cli -- models publish iris`');
-    const { version, created } = await withRegistry(config, (r) => publishDefaultModel(r, arg));
+    const { version, created } = await withRegistry(config, (r, dataSource) => publishDefaultModel(r, arg, { dataSource }));
     if (json) console.log(JSON.stringify({ name: version.name, version: version.version }));
     else console.log(`${created ? 'published' : 'already published'}: model '${version.name}' version ${version.version}`);
+    return;
+  }
+  if (group === 'models' && command === 'import') {
+    const importArgs = parseImportArgs(args.slice(2));
+    // Everything is checked before the registry is touched: a bad file publishes nothing.
+    const onnx = readOnnxFile(importArgs.file, MAX_ONNX_IMPORT_BYTES);
+    const { pkg, useCase } = buildImportPackage(importArgs, onnx);
+    const { version, created } = await withRegistry(config, (r) => publishImportedPackage(r, pkg, useCase.name));
+    if (json) console.log(JSON.stringify({ name: version.name, version: version.version }));
+    else {
+      const m = pkg.manifest;
+      console.log(`${created ? 'published' : 'already published'}: model '${version.name}' version ${version.version}`);
+      console.log(`  imported ${importArgs.file} for use case '${useCase.name}': ${m.parameters.length} weight tensors, loss ${m.loss}, ${importArgs.optimizer}`);
+    }
     return;
   }
   if (group === 'models' && command === 'list') {

@@ -1,6 +1,6 @@
 /** @jest-environment ./libs/models/test/ort-environment.js */
 import * as ort from 'onnxruntime-node';
-import { ModelManifest, ModelPackage } from './manifest';
+import { ClassifierManifest, ModelPackage } from './manifest';
 import { logSoftmaxRows, ParamValues, referenceForward, referenceLossAndGradients, referenceTrainStep } from './reference';
 import { NamedTensors } from './safetensors';
 import { maxAbsDiff, randomBatch, smallPackage } from './test/fixtures';
@@ -40,7 +40,7 @@ function perturbedWeights(pkg: ModelPackage): NamedTensors {
 
 describe.each([[[]], [[8]], [[6, 5]]])('classifier graphs, hidden %j', (hidden: number[]) => {
   const pkg = smallPackage(hidden);
-  const manifest: ModelManifest = pkg.manifest;
+  const manifest: ClassifierManifest = pkg.manifest;
   const weights = perturbedWeights(pkg);
   let runner: Awaited<ReturnType<typeof trainStepRunner>>;
 

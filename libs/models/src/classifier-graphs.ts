@@ -8,7 +8,7 @@
  * backward pass followed by one plain SGD update; reference.ts is the same
  * computation in plain TypeScript.
  */
-import { ModelManifest } from './manifest';
+import { ClassifierManifest } from './manifest';
 import { floatTensor, int64Tensor, OnnxGraphBuilder } from './onnx';
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT, for Cast
@@ -21,11 +21,11 @@ interface Forward {
   preActivations: string[];
 }
 
-function declareParameters(g: OnnxGraphBuilder, m: ModelManifest): void {
+function declareParameters(g: OnnxGraphBuilder, m: ClassifierManifest): void {
   for (const p of m.parameters) g.input(p.name, 'float', p.shape);
 }
 
-function buildForward(g: OnnxGraphBuilder, m: ModelManifest): Forward {
+function buildForward(g: OnnxGraphBuilder, m: ClassifierManifest): Forward {
   const features = m.inputs.features.length;
   const mean = g.initializer('normalization.mean', floatTensor([features], m.normalization.mean));
   const std = g.initializer('normalization.std', floatTensor([features], m.normalization.std));
@@ -43,7 +43,7 @@ function buildForward(g: OnnxGraphBuilder, m: ModelManifest): Forward {
 }
 
 /** Inputs: parameters, x [N, F] (raw features). Outputs: logits, probabilities [N, C]. */
-export function buildInferenceGraph(m: ModelManifest): Buffer {
+export function buildInferenceGraph(m: ClassifierManifest): Buffer {
   const g = new OnnxGraphBuilder(`${m.name}.inference`);
   const classes = m.classes.length;
   declareParameters(g, m);
@@ -59,7 +59,7 @@ export function buildInferenceGraph(m: ModelManifest): Buffer {
  * Inputs: parameters, x [N, F] raw features, y [N, C] one-hot, lr scalar.
  * Outputs: `<param>.next` for every parameter (manifest order), then loss.
  */
-export function buildTrainStepGraph(m: ModelManifest): Buffer {
+export function buildTrainStepGraph(m: ClassifierManifest): Buffer {
   const g = new OnnxGraphBuilder(`${m.name}.train_step`);
   const classes = m.classes.length;
   declareParameters(g, m);

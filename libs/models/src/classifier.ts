@@ -1,5 +1,5 @@
 import { buildInferenceGraph, buildTrainStepGraph } from './classifier-graphs';
-import { layerSizes, MODEL_PACKAGE_FORMAT, mlpParameters, ModelManifest, ModelPackage, Normalization, TrainingDefaults, validateManifest } from './manifest';
+import { layerSizes, MODEL_PACKAGE_FORMAT, mlpParameters, ClassifierManifest, ClassifierPackage, Normalization, TrainingDefaults, validateManifest } from './manifest';
 import { seededRandom } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
 
@@ -18,7 +18,7 @@ export interface ClassifierSpec {
 export const DEFAULT_TRAINING: TrainingDefaults = { learning_rate: 0.1, batch_size: 32, local_epochs: 1 };
 
 /** Glorot-uniform weights, zero biases, deterministic in `seed`. */
-export function initialClassifierWeights(manifest: ModelManifest, seed: number): NamedTensors {
+export function initialClassifierWeights(manifest: ClassifierManifest, seed: number): NamedTensors {
   const rand = seededRandom(seed);
   const weights: NamedTensors = new Map();
   for (const p of manifest.parameters) {
@@ -33,13 +33,13 @@ export function initialClassifierWeights(manifest: ModelManifest, seed: number):
   return weights;
 }
 
-export function buildClassifierManifest(spec: ClassifierSpec): ModelManifest {
+export function buildClassifierManifest(spec: ClassifierSpec): ClassifierManifest {
   const base = {
     inputs: { name: 'x' as const, features: [...spec.featureNames] },
     classes: [...spec.classes],
     architecture: { type: 'mlp' as const, hidden: [...spec.hidden] },
   };
-  const manifest: ModelManifest = {
+  const manifest: ClassifierManifest = {
     format: MODEL_PACKAGE_FORMAT,
     name: spec.name,
     task: 'classification',
@@ -51,10 +51,10 @@ export function buildClassifierManifest(spec: ClassifierSpec): ModelManifest {
     graphs: { inference: 'inference.onnx', train_step: 'train_step.onnx' },
     weights: 'weights.safetensors',
   };
-  return validateManifest(manifest);
+  return validateManifest(manifest) as ClassifierManifest;
 }
 
-export function buildClassifierPackage(spec: ClassifierSpec): ModelPackage {
+export function buildClassifierPackage(spec: ClassifierSpec): ClassifierPackage {
   const manifest = buildClassifierManifest(spec);
   return {
     manifest,

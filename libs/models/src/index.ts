@@ -8,3 +8,5 @@ export * from './package-files';
 export * from './reference';
 export * from './trainer';
 export * from './autodiff';
+export * from './onnx-import';
+export * from './imported-model-runner';

@@ -78,7 +78,7 @@ describe('model package files', () => {
     expect(() => readModelPackage({ ...files(), 'manifest.json': Buffer.from('{oops') })).toThrow('manifest.json is not valid JSON');
     expect(() => readModelPackage(without('train_step.onnx'))).toThrow('missing train-step graph file "train_step.onnx"');
     expect(() => readModelPackage(without('weights.safetensors'))).toThrow('missing weights file "weights.safetensors"');
-    expect(() => readModelPackage(withManifest((m) => (m.format = 'other/2')))).toThrow('format must be "fl-model-package/1", got "other/2"');
+    expect(() => readModelPackage(withManifest((m) => (m.format = 'other/2')))).toThrow('format must be one of "fl-model-package/1", "fl-model-package/2", got "other/2"');
     expect(() => readModelPackage(withManifest((m) => (m.classes = ['only'])))).toThrow('at least two class names');
     expect(() => readModelPackage(withManifest((m) => (m.normalization.std[2] = 0)))).toThrow('normalization.std values must be > 0');
     expect(() => readModelPackage(withManifest((m) => (m.parameters[0].shape = [4, 8])))).toThrow(

@@ -1,17 +1,23 @@
-import { checkWeights, ModelPackage, validateManifest } from './manifest';
-import { decodeSafetensors, encodeSafetensors } from './safetensors';
+import { checkTensors, checkWeights, isImportedManifest, ModelPackage, validateManifest } from './manifest';
+import { optimizerState } from './autodiff/optimizers';
+import { decodeSafetensors, encodeSafetensors, NamedTensors } from './safetensors';
 
 export const MANIFEST_FILE = 'manifest.json';
 
 /** The files of a model package, keyed by the names the manifest uses. */
 export function modelPackageFiles(pkg: ModelPackage): Record<string, Buffer> {
   const m = pkg.manifest;
-  return {
+  const files: Record<string, Buffer> = {
     [MANIFEST_FILE]: Buffer.from(JSON.stringify(m, null, 2) + '\n', 'utf8'),
     [m.graphs.inference]: pkg.inferenceOnnx,
     [m.graphs.train_step]: pkg.trainStepOnnx,
     [m.weights]: encodeSafetensors(pkg.initialWeights, { model: m.name }),
   };
+  if (isImportedManifest(m) && m.optimizer_state) {
+    if (!pkg.initialState) throw new Error(`model package "${m.name}": the manifest names ${m.optimizer_state} but the package has no initial optimizer state`);
+    files[m.optimizer_state] = encodeSafetensors(pkg.initialState, { model: m.name, optimizer: m.optimizer });
+  }
+  return files;
 }
 
 /** Reads and validates package files (e.g. from decodePackageBundle). */
@@ -32,13 +38,19 @@ export function readModelPackage(files: Record<string, Uint8Array>): ModelPackag
   const manifest = validateManifest(parsed);
   const inferenceOnnx = file(manifest.graphs.inference, 'inference graph');
   const trainStepOnnx = file(manifest.graphs.train_step, 'train-step graph');
-  const weightsFile = file(manifest.weights, 'weights');
-  let initialWeights;
-  try {
-    initialWeights = decodeSafetensors(weightsFile).tensors;
-    checkWeights(manifest, initialWeights);
-  } catch (e) {
-    throw new Error(`model package: ${manifest.weights}: ${(e as Error).message}`);
-  }
-  return { manifest, inferenceOnnx, trainStepOnnx, initialWeights };
+  const readTensors = (name: string, role: string, check: (t: NamedTensors) => void): NamedTensors => {
+    const bytes = file(name, role);
+    try {
+      const tensors = decodeSafetensors(bytes).tensors;
+      check(tensors);
+      return tensors;
+    } catch (e) {
+      throw new Error(`model package: ${name}: ${(e as Error).message}`);
+    }
+  };
+  const initialWeights = readTensors(manifest.weights, 'weights', (t) => checkWeights(manifest, t));
+  if (!isImportedManifest(manifest) || !manifest.optimizer_state) return { manifest, inferenceOnnx, trainStepOnnx, initialWeights };
+  const slots = optimizerState(manifest.optimizer, manifest.parameters);
+  const initialState = readTensors(manifest.optimizer_state, 'optimizer state', (t) => checkTensors(slots, t, 'optimizer state', 'state'));
+  return { manifest, inferenceOnnx, trainStepOnnx, initialWeights, initialState };
 }

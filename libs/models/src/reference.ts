@@ -3,7 +3,7 @@
  * the same forward pass, mean softmax cross-entropy, backward pass and SGD
  * step, in float64. Too slow for training; tests compare the graphs to it.
  */
-import { layerSizes, ModelManifest } from './manifest';
+import { layerSizes, ClassifierManifest } from './manifest';
 import { NamedTensors } from './safetensors';
 
 /** Parameters with any numeric storage (float64 for finite differences). */
@@ -24,7 +24,7 @@ function param(params: ParamValues, name: string): ArrayLike<number> {
   return p.data;
 }
 
-export function referenceForward(manifest: ModelManifest, params: ParamValues, x: ArrayLike<number>, n: number): ReferenceForward {
+export function referenceForward(manifest: ClassifierManifest, params: ParamValues, x: ArrayLike<number>, n: number): ReferenceForward {
   const sizes = layerSizes(manifest);
   const { mean, std } = manifest.normalization;
   const features = sizes[0];
@@ -69,7 +69,7 @@ export function logSoftmaxRows(logits: ArrayLike<number>, n: number, classes: nu
 
 /** Mean softmax cross-entropy over the batch and its gradient for every parameter. */
 export function referenceLossAndGradients(
-  manifest: ModelManifest,
+  manifest: ClassifierManifest,
   params: ParamValues,
   x: ArrayLike<number>,
   y: ArrayLike<number>,
@@ -123,7 +123,7 @@ export function referenceLossAndGradients(
 
 /** One plain SGD step: p.next = p - lr * dL/dp, returned as float32. */
 export function referenceTrainStep(
-  manifest: ModelManifest,
+  manifest: ClassifierManifest,
   params: ParamValues,
   x: ArrayLike<number>,
   y: ArrayLike<number>,

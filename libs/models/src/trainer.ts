@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { checkWeights, ModelManifest, ModelPackage } from './manifest';
+import { checkWeights, ClassifierManifest, isImportedManifest, ModelManifest, ModelPackage } from './manifest';
 import { seededRandom, shuffleInPlace } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
 
@@ -39,7 +39,7 @@ export interface EvalResult {
   examples: number;
 }
 
-function checkSessionIO(session: ort.InferenceSession, graph: string, inputs: string[], outputs: string[]): void {
+export function checkSessionIO(session: ort.InferenceSession, graph: string, inputs: string[], outputs: string[]): void {
   const missingIn = inputs.filter((n) => !session.inputNames.includes(n));
   const missingOut = outputs.filter((n) => !session.outputNames.includes(n));
   if (missingIn.length || missingOut.length) {
@@ -49,13 +49,50 @@ function checkSessionIO(session: ort.InferenceSession, graph: string, inputs: st
   }
 }
 
+/** What an edge worker needs of a model package, whatever its format. */
+export interface ModelRunner {
+  readonly manifest: ModelManifest;
+  /** Local training from `weights`; returns the tensors to send back (the manifest's exchanged tensors). */
+  train(weights: NamedTensors, data: LabeledData, cfg: TrainConfig): Promise<TrainResult>;
+  /** Loss (the package's loss) and argmax accuracy over all rows. */
+  evaluate(weights: NamedTensors, data: LabeledData): Promise<EvalResult>;
+  /** Class probabilities (or scores), [n, classes] row-major. */
+  predict(weights: NamedTensors, x: Float32Array, n: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+export function sessionOptions(opts: RunnerOptions): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: opts.intraOpNumThreads ?? 1,
+    interOpNumThreads: opts.interOpNumThreads ?? 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+  };
+}
+
+export function checkTrainConfig(cfg: TrainConfig): void {
+  if (!Number.isSafeInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`train: epochs must be a positive integer, got ${cfg.epochs}`);
+  if (!Number.isSafeInteger(cfg.batchSize) || cfg.batchSize < 1) throw new Error(`train: batchSize must be a positive integer, got ${cfg.batchSize}`);
+  if (!(Number.isFinite(cfg.learningRate) && cfg.learningRate > 0)) throw new Error(`train: learningRate must be > 0, got ${cfg.learningRate}`);
+}
+
+export function checkLabeledData(data: LabeledData, features: number, classes: number): void {
+  const { n, x, labels } = data;
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`data: n must be a positive integer, got ${n}`);
+  if (x.length !== n * features) throw new Error(`data: x has ${x.length} values, expected n * ${features} = ${n * features}`);
+  if (labels.length !== n) throw new Error(`data: labels has ${labels.length} entries, expected ${n}`);
+  for (let i = 0; i < n; i++) {
+    if (!(labels[i] >= 0 && labels[i] < classes)) throw new Error(`data: label ${labels[i]} at row ${i} is outside [0, ${classes})`);
+  }
+}
+
 /** Runs a classifier package's inference and train-step graphs with onnxruntime-node. */
-export class OnnxClassifierRunner {
+export class OnnxClassifierRunner implements ModelRunner {
   private readonly features: number;
   private readonly classes: number;
 
   private constructor(
-    readonly manifest: ModelManifest,
+    readonly manifest: ClassifierManifest,
     private readonly inference: ort.InferenceSession,
     private readonly trainStep: ort.InferenceSession,
   ) {
@@ -64,12 +101,9 @@ export class OnnxClassifierRunner {
   }
 
   static async create(pkg: ModelPackage, opts: RunnerOptions = {}): Promise<OnnxClassifierRunner> {
-    const options: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: opts.intraOpNumThreads ?? 1,
-      interOpNumThreads: opts.interOpNumThreads ?? 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-    };
+    const manifest = pkg.manifest;
+    if (isImportedManifest(manifest)) throw new Error(`model "${manifest.name}" is an imported model (${manifest.format}); run it with OnnxModelRunner`);
+    const options = sessionOptions(opts);
     const params = pkg.manifest.parameters.map((p) => p.name);
     const inference = await ort.InferenceSession.create(pkg.inferenceOnnx, options);
     let trainStep: ort.InferenceSession;
@@ -81,15 +115,13 @@ export class OnnxClassifierRunner {
       await inference.release();
       throw e;
     }
-    return new OnnxClassifierRunner(pkg.manifest, inference, trainStep);
+    return new OnnxClassifierRunner(manifest, inference, trainStep);
   }
 
   async train(weights: NamedTensors, data: LabeledData, cfg: TrainConfig): Promise<TrainResult> {
     this.checkData(data);
     checkWeights(this.manifest, weights);
-    if (!Number.isSafeInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`train: epochs must be a positive integer, got ${cfg.epochs}`);
-    if (!Number.isSafeInteger(cfg.batchSize) || cfg.batchSize < 1) throw new Error(`train: batchSize must be a positive integer, got ${cfg.batchSize}`);
-    if (!(Number.isFinite(cfg.learningRate) && cfg.learningRate > 0)) throw new Error(`train: learningRate must be > 0, got ${cfg.learningRate}`);
+    checkTrainConfig(cfg);
 
     const { n } = data;
     const F = this.features;
@@ -177,12 +209,6 @@ export class OnnxClassifierRunner {
   }
 
   private checkData(data: LabeledData): void {
-    const { n, x, labels } = data;
-    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`data: n must be a positive integer, got ${n}`);
-    if (x.length !== n * this.features) throw new Error(`data: x has ${x.length} values, expected n * ${this.features} = ${n * this.features}`);
-    if (labels.length !== n) throw new Error(`data: labels has ${labels.length} entries, expected ${n}`);
-    for (let i = 0; i < n; i++) {
-      if (!(labels[i] >= 0 && labels[i] < this.classes)) throw new Error(`data: label ${labels[i]} at row ${i} is outside [0, ${this.classes})`);
-    }
+    checkLabeledData(data, this.features, this.classes);
   }
 }

@@ -1,15 +1,16 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { decodePackageBundle, OnnxClassifierRunner, readModelPackage, sha256Hex } from '@fl/models';
+import { createModelRunner, decodePackageBundle, ModelRunner, readModelPackage, sha256Hex } from '@fl/models';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 
 interface Entry {
-  runner: OnnxClassifierRunner;
+  runner: ModelRunner;
   classes: number;
 }
 
 /**
  * Model packages received from coordinators, by content hash, with their
- * onnxruntime sessions ready. Only a few are kept: a site trains one or two
+ * onnxruntime sessions ready: the built-in classifier or an imported model,
+ * whichever runner the package's manifest asks for. Only a few are kept: a site trains one or two
  * models at a time.
  */
 @Injectable()
@@ -28,7 +29,7 @@ export class PackageCache implements OnApplicationShutdown {
     const actual = sha256Hex(bundle);
     if (actual !== sha256) throw new Error(`model package does not match its sha256 (expected ${sha256}, got ${actual})`);
     const pkg = readModelPackage(decodePackageBundle(bundle));
-    const runner = await OnnxClassifierRunner.create(pkg, { intraOpNumThreads: this.config.ORT_THREADS });
+    const runner = await createModelRunner(pkg, { intraOpNumThreads: this.config.ORT_THREADS });
     this.entries.set(sha256, { runner, classes: pkg.manifest.classes.length });
     while (this.entries.size > PackageCache.CAPACITY) {
       const [oldest, entry] = this.entries.entries().next().value as [string, Entry];
@@ -37,7 +38,7 @@ export class PackageCache implements OnApplicationShutdown {
     }
   }
 
-  get(sha256: string): OnnxClassifierRunner {
+  get(sha256: string): ModelRunner {
     const e = this.entries.get(sha256);
     if (!e) throw new Error(`model package ${sha256.slice(0, 12)}… was not received by this worker`);
     return e.runner;

@@ -1,7 +1,7 @@
 /** @jest-environment ./libs/models/test/ort-environment.js */
 import * as ort from 'onnxruntime-node';
 import { attr, decodeModel, floatTensor, int64Tensor, OnnxGraphBuilder } from '../onnx';
-import { ModelManifest } from '../manifest';
+import { ClassifierManifest } from '../manifest';
 import { referenceTrainStep } from '../reference';
 import { NamedTensors } from '../safetensors';
 import { randomBatch, smallPackage } from '../test/fixtures';
@@ -10,7 +10,7 @@ import { buildTrainStep } from './train-step';
 import { ADAM_STEP } from './optimizers';
 
 /** The classifier of classifier-graphs.ts as an exported graph would hold it: weights as initializers. */
-function mlpOnnx(m: ModelManifest, weights: NamedTensors, opset = 13): Buffer {
+function mlpOnnx(m: ClassifierManifest, weights: NamedTensors, opset = 13): Buffer {
   const g = new OnnxGraphBuilder('mlp', { opsetVersion: opset });
   const F = m.inputs.features.length;
   g.input('features', 'float', ['batch', F]);

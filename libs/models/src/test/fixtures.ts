@@ -1,5 +1,5 @@
 import { buildClassifierPackage, ClassifierSpec } from '../classifier';
-import { ModelPackage } from '../manifest';
+import { ClassifierPackage } from '../manifest';
 import { seededRandom } from '@fl/datasets';
 
 export function smallSpec(hidden: number[], overrides: Partial<ClassifierSpec> = {}): ClassifierSpec {
@@ -14,7 +14,7 @@ export function smallSpec(hidden: number[], overrides: Partial<ClassifierSpec> =
   };
 }
 
-export function smallPackage(hidden: number[], overrides: Partial<ClassifierSpec> = {}): ModelPackage {
+export function smallPackage(hidden: number[], overrides: Partial<ClassifierSpec> = {}): ClassifierPackage {
   return buildClassifierPackage(smallSpec(hidden, overrides));
 }
 
@@ -24,7 +24,7 @@ function noise(rand: () => number): number {
 }
 
 /** Random raw features around the spec's normalisation, labels and one-hot targets. */
-export function randomBatch(pkg: ModelPackage, n: number, seed: number) {
+export function randomBatch(pkg: ClassifierPackage, n: number, seed: number) {
   const rand = seededRandom(seed);
   const F = pkg.manifest.inputs.features.length;
   const C = pkg.manifest.classes.length;
@@ -41,7 +41,7 @@ export function randomBatch(pkg: ModelPackage, n: number, seed: number) {
 }
 
 /** Linearly separable clusters: class c is centred at mean + 3·std·e_c (raw units). */
-export function separableData(pkg: ModelPackage, n: number, seed: number) {
+export function separableData(pkg: ClassifierPackage, n: number, seed: number) {
   const rand = seededRandom(seed);
   const F = pkg.manifest.inputs.features.length;
   const C = pkg.manifest.classes.length;
