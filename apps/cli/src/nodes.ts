@@ -48,7 +48,8 @@ export async function enrolSite(config: CliConfig, db: Queryable, name: string |
   const node = checkName(name);
   const amqpUrl = requireAmqpUrl(config, 'nodes enroll');
   const grant = siteGrant(node, { vhost: vhostOf(amqpUrl), suffix: config.SITE_USER_SUFFIX });
-  const password = randomBytes(24).toString('base64url');
+  // Hex: never starts with '-', which rabbitmqctl would read as an option.
+  const password = randomBytes(24).toString('hex');
   const commands = rabbitmqctlEnrolCommands(grant, password);
   const applied = !!config.RABBITMQ_MANAGEMENT_URL;
   if (applied) await new RabbitMqManagement(config.RABBITMQ_MANAGEMENT_URL!).enrol(grant, password);
