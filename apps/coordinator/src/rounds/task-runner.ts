@@ -13,7 +13,7 @@ import { seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
-import { PlatformMetrics, TaskLogger } from '@fl/runtime';
+import { isDatabaseUnavailable, PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
@@ -144,6 +144,8 @@ export class TaskRunner {
   private async loadPackage(): Promise<void> {
     const { model_name, model_version } = this.spec;
     const artifacts = await this.deps.registry.downloadArtifacts(model_name, model_version).catch((err: Error) => {
+      // The local registry lives in the database: an outage there is waited out, not the model's fault.
+      if (isDatabaseUnavailable(err)) throw err;
       throw new TaskFailure(`model '${model_name}' version ${model_version} could not be loaded from the registry: ${err.message}`);
     });
     const files: Record<string, Buffer> = {};

@@ -1,20 +1,35 @@
-import { Controller } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
 import { Msg, parsePayload, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
+import { retryWhileDatabaseUnavailable } from '@fl/runtime';
 import { TaskSupervisor } from './task-supervisor.service';
+
+/** How long a submission or cancel waits, unacknowledged, for the database to come back before it is dead-lettered. */
+const DATABASE_OUTAGE_WAIT_MS = 5 * 60_000;
 
 @Controller()
 export class TaskIntakeController {
+  private readonly log = new Logger(TaskIntakeController.name);
+
   constructor(private readonly supervisor: TaskSupervisor) {}
+
+  /** A cancel dead-lettered during a database outage would be lost: it waits for the database instead. */
+  private stored(op: () => Promise<void>): Promise<void> {
+    return retryWhileDatabaseUnavailable(op, {
+      maxWaitMs: DATABASE_OUTAGE_WAIT_MS,
+      onRetry: (err) => this.log.warn(`database unavailable (${(err as Error)?.message ?? err}); the message waits for it`),
+    });
+  }
 
   @EventPattern(Msg.TaskSubmitted)
   submitted(@Payload() raw: unknown): Promise<void> {
-    return this.supervisor.submit(parsePayload(TaskSubmittedPayload, raw).spec);
+    const { spec } = parsePayload(TaskSubmittedPayload, raw);
+    return this.stored(() => this.supervisor.submit(spec));
   }
 
   @EventPattern(Msg.TaskCancelRequested)
   cancelRequested(@Payload() raw: unknown): Promise<void> {
     const p = parsePayload(TaskCancelRequestedPayload, raw);
-    return this.supervisor.cancel(p.task_id, p.reason ?? 'cancelled by request');
+    return this.stored(() => this.supervisor.cancel(p.task_id, p.reason ?? 'cancelled by request'));
   }
 }

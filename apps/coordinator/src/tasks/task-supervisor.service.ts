@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
-import { BUS, METRICS, MODEL_REGISTRY, PlatformMetrics, TaskLogger } from '@fl/runtime';
+import { BUS, isDatabaseUnavailable, METRICS, MODEL_REGISTRY, PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { EdgeWorkerRegistry } from '../nodes/node-registry.service';
 import { ResultRouter } from '../rounds/result-router';
@@ -30,6 +30,8 @@ interface Running {
 export class TaskSupervisor implements OnApplicationShutdown {
   private readonly log = new Logger(TaskSupervisor.name);
   private readonly running = new Map<number, Running>();
+  /** Tasks this coordinator stopped because the database went away: the sweep claims them again once it is back. */
+  private readonly interrupted = new Set<number>();
   private sweepTimer?: NodeJS.Timeout;
   private stopping = false;
 
@@ -89,7 +91,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
 
   private async sweep(): Promise<void> {
     if (this.stopping) return;
-    for (const taskId of await this.leases.claimable()) await this.tryStart(taskId);
+    // Its own interrupted tasks first: their lease is still this coordinator's, so they are not claimable yet.
+    for (const taskId of new Set([...this.interrupted, ...(await this.leases.claimable())])) {
+      await this.tryStart(taskId);
+      this.interrupted.delete(taskId);
+    }
   }
 
   private async tryStart(taskId: number): Promise<void> {
@@ -187,6 +193,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
         await this.leases.release(taskId);
       } else if (why === 'lease-lost') {
         log.warn(`task ${taskId}: lease lost to another coordinator; stopped here`);
+      } else if (isDatabaseUnavailable(err)) {
+        // Not the task's fault: it resumes from its last checkpoint once the database is back.
+        log.warn(`task ${taskId}: the database is unavailable (${(err as Error)?.message ?? err}); the task will resume from its last checkpoint`);
+        this.interrupted.add(taskId);
+        await tracking.settle();
       } else {
         const reason = err instanceof TaskFailure ? err.message : `internal error in the coordinator: ${(err as Error)?.message ?? err}`;
         if (!(err instanceof TaskFailure)) log.error(`task ${taskId}: ${(err as Error)?.stack ?? err}`);
