@@ -7,6 +7,7 @@ import { nestLoggerOptions, useJsonLoggerIfSet } from '@fl/runtime';
 import { EdgeWorkerConfig } from './config';
 import { EdgeWorkerModule } from './edge-worker.module';
 import { PresenceService } from './site/presence.service';
+import { TrainingCancellations } from './training/training-cancellations';
 
 /**
  * An edge worker needs nothing but its broker connection (no database, no
@@ -26,6 +27,7 @@ export async function createEdgeWorkerApp(config: EdgeWorkerConfig, bus: Message
     { inheritAppConfig: true },
   );
   await app.startAllMicroservices();
+  await app.get(TrainingCancellations).start();
   if (config.HEALTH_PORT > 0) await app.listen(config.HEALTH_PORT);
   else await app.init();
   await app.get(PresenceService).start();

@@ -7,6 +7,7 @@ import { PresenceController } from './site/presence.controller';
 import { PresenceService } from './site/presence.service';
 import { SiteData } from './site/site-data.service';
 import { PackageCache } from './training/package-cache';
+import { TrainingCancellations } from './training/training-cancellations';
 import { TrainingController } from './training/training.controller';
 
 const OWNS_BUS = Symbol('OWNS_BUS');
@@ -33,6 +34,7 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
         { provide: SITE_SPLITS, useValue: splits },
         SiteData,
         PackageCache,
+        TrainingCancellations,
         PresenceService,
       ],
     };

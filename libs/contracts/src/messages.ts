@@ -15,6 +15,8 @@ export const Msg = {
   NodeLeaving: 'node.leaving',
   /** An admin revoked a site (`npm run cli -- nodes revoke`): coordinators stop using it at once. */
   NodeRevoked: 'node.revoked',
+  /** A task was cancelled: workers stop its local training after the batch they are on. */
+  TrainingStopRequested: 'task.stop-training',
   PresenceRequested: 'node.presence-requested',
   ModelPackage: 'model.package',
   RoundFit: 'round.fit',
@@ -33,6 +35,7 @@ export type MsgName = (typeof Msg)[keyof typeof Msg];
  *  - worker.<node>.<msg>                one edge worker (model packages)
  *  - workers.<use case>.<msg>           every worker serving a use case (round broadcasts)
  *  - nodes.all.<msg>                    every edge worker (a coordinator asking who is there)
+ *  - control.all.<msg>                  every edge worker's control queue, read while it trains (cancel)
  */
 export const Routes = {
   allCoordinators: (msg: MsgName) => `coordinators.all.${msg}`,
@@ -41,12 +44,15 @@ export const Routes = {
   worker: (node: string, msg: MsgName) => `worker.${node}.${msg}`,
   useCaseWorkers: (useCase: string, msg: MsgName) => `workers.${useCase}.${msg}`,
   allWorkers: (msg: MsgName) => `nodes.all.${msg}`,
+  workerControl: (msg: MsgName) => `control.all.${msg}`,
 } as const;
 
 export const Bindings = {
   coordinator: (id: string) => ['coordinators.all.#', `coordinator.${id}.#`],
   gateway: () => ['gateway.#'],
   worker: (node: string, useCases: string[]) => [`worker.${node}.#`, 'nodes.all.#', ...useCases.map((u) => `workers.${u}.#`)],
+  /** A worker's second queue, fl.worker.<node>.control: consumed beside the work queue, so a cancel is not stuck behind the training it stops. */
+  workerControl: () => ['control.all.#'],
 } as const;
 
 /** A name that can stand as one word of a routing key and as a queue suffix. */

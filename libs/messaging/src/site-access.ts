@@ -3,7 +3,7 @@ import { DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_EXCHANGE } from './message-bus';
 
 /**
  * What a site's own RabbitMQ user may do, and nothing more:
- *  - configure: only its queue fl.worker.<node> (declare it; it cannot delete or redeclare anything else);
+ *  - configure: only its queues fl.worker.<node> and fl.worker.<node>.control (declare them; nothing else);
  *  - write: its queue (bind it), the event exchange (publish) and the dead-letter exchange (which its
  *    queue's declaration names);
  *  - read: its queue (consume) and the event exchange (bind to it);
@@ -37,7 +37,8 @@ export function siteGrant(node: string, opts: { vhost: string; suffix?: string; 
   if (!NODE_NAME.test(node)) throw new Error(`site name '${node}' must be 1-64 letters, digits, _ or -`);
   const exchange = opts.exchange ?? DEFAULT_EXCHANGE;
   const dlx = opts.deadLetterExchange ?? DEFAULT_DEAD_LETTER_EXCHANGE;
-  const queue = escapeRegex(`fl.worker.${node}`);
+  // Its work queue and its control queue (cancels, read while it trains).
+  const queue = `${escapeRegex(`fl.worker.${node}`)}(\\.control)?`;
   const n = escapeRegex(node);
   return {
     node,
@@ -49,7 +50,7 @@ export function siteGrant(node: string, opts: { vhost: string; suffix?: string; 
     topic: {
       exchange,
       write: `^(coordinators\\.all\\.node\\.(registered|heartbeat|leaving)|coordinator\\.${WORD}\\.round\\.(fit|evaluate)-result)$`,
-      read: `^(worker\\.${n}\\.#|nodes\\.all\\.#|workers\\.${WORD}\\.#)$`,
+      read: `^(worker\\.${n}\\.#|nodes\\.all\\.#|control\\.all\\.#|workers\\.${WORD}\\.#)$`,
     },
   };
 }

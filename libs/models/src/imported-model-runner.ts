@@ -5,7 +5,9 @@ import { NamedTensors } from './safetensors';
 import {
   checkLabeledData,
   checkSessionIO,
+  afterBatch,
   checkTrainConfig,
+  TrainingCancelledError,
   EvalResult,
   LabeledData,
   ModelRunner,
@@ -97,6 +99,7 @@ export class OnnxModelRunner implements ModelRunner {
     checkLabeledData(data, this.features, this.classes);
     checkWeights(this.manifest, weights);
     checkTrainConfig(cfg);
+    if (cfg.signal?.aborted) throw new TrainingCancelledError(0);
 
     const { n } = data;
     const F = this.features;
@@ -140,6 +143,7 @@ export class OnnxModelRunner implements ModelRunner {
         for (const name of this.carried) feeds[name] = out[`${name}.next`];
         lossSum += loss * m;
         steps++;
+        afterBatch(cfg, steps);
       }
     }
     const next: NamedTensors = new Map();

@@ -22,6 +22,24 @@ export interface TrainConfig {
   learningRate: number;
   /** Seed of the per-epoch shuffles. */
   seed: number;
+  /** Checked after every batch: once aborted, training stops there with a TrainingCancelledError. */
+  signal?: AbortSignal;
+  /** Called after every batch with the number of batches run so far. */
+  onStep?: (steps: number) => void;
+}
+
+/** Local training stopped because its task was cancelled; `steps` batches had run. */
+export class TrainingCancelledError extends Error {
+  constructor(readonly steps: number) {
+    super(`training cancelled after ${steps} batch(es)`);
+    this.name = 'TrainingCancelledError';
+  }
+}
+
+/** After each batch: report progress, and stop if the task was cancelled meanwhile. */
+export function afterBatch(cfg: TrainConfig, steps: number): void {
+  cfg.onStep?.(steps);
+  if (cfg.signal?.aborted) throw new TrainingCancelledError(steps);
 }
 
 export interface TrainResult {
@@ -122,6 +140,7 @@ export class OnnxClassifierRunner implements ModelRunner {
     this.checkData(data);
     checkWeights(this.manifest, weights);
     checkTrainConfig(cfg);
+    if (cfg.signal?.aborted) throw new TrainingCancelledError(0);
 
     const { n } = data;
     const F = this.features;
@@ -163,6 +182,7 @@ export class OnnxClassifierRunner implements ModelRunner {
         for (const p of params) feeds[p.name] = out[`${p.name}.next`];
         lossSum += (out.loss.data as Float32Array)[0] * m;
         steps++;
+        afterBatch(cfg, steps);
       }
     }
     const next: NamedTensors = new Map();

@@ -38,4 +38,10 @@ export class TaskEventsPublisher {
   cancelled(taskId: number, round: number, reason: string): Promise<void> {
     return this.emit(Msg.TaskCancelled, taskId, round, { reason });
   }
+
+  /** To every worker's control queue: stop the task's local training after the current batch. */
+  stopTraining(taskId: number): Promise<void> {
+    const name = Msg.TrainingStopRequested;
+    return this.bus.publish(Routes.workerControl(name), { name, payload: { task_id: taskId, round: 0, sender: this.config.COORDINATOR_ID } });
+  }
 }

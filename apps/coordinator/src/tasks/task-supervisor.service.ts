@@ -82,6 +82,8 @@ export class TaskSupervisor implements OnApplicationShutdown {
     if (run) {
       this.log.log(`task ${taskId}: cancel requested, stopping`);
       run.abort.abort('cancelled');
+      // Workers training for it stop after their current batch instead of finishing the round.
+      await this.events.stopTraining(taskId).catch((err) => this.log.warn(`task ${taskId}: workers not told to stop training: ${err}`));
       return;
     }
     if (state && (await this.leases.cancelIfQueued(taskId))) {

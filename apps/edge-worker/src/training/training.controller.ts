@@ -2,11 +2,12 @@ import { Controller, Inject, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { EvaluateResultPayload, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload } from '@fl/contracts';
 import { BusContext, MessageBus } from '@fl/messaging';
-import { decodeSafetensors, encodeSafetensors, NamedTensors, sha256Hex } from '@fl/models';
+import { decodeSafetensors, encodeSafetensors, NamedTensors, sha256Hex, TrainingCancelledError } from '@fl/models';
 import { BUS, TaskLogger } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from '../site/site-data.service';
 import { PackageCache } from './package-cache';
+import { TrainingCancellations } from './training-cancellations';
 
 /**
  * Trains and evaluates next to the data. What leaves the site: weights (as
@@ -24,6 +25,7 @@ export class TrainingController {
     @Inject(WORKER_CONFIG) private readonly config: EdgeWorkerConfig,
     private readonly site: SiteData,
     private readonly packages: PackageCache,
+    private readonly cancellations: TrainingCancellations,
   ) {}
 
   private get me(): string {
@@ -45,15 +47,20 @@ export class TrainingController {
     const started = Date.now();
     let answer: FitResultPayload;
     let attachment: Buffer | undefined;
+    const run = this.cancellations.begin(p.task_id);
     try {
+      if (this.cancellations.isCancelled(p.task_id)) throw new TrainingCancelledError(0);
       if (!p.config) throw new Error('fit instruction without a training configuration');
       const { weights, split } = this.prepare(p, ctx.attachment);
       const runner = this.packages.get(p.package_sha256);
+      this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)`);
       const out = await runner.train(weights, split.train, {
         epochs: p.config.local_epochs,
         batchSize: p.config.batch_size,
         learningRate: p.config.learning_rate,
         seed: p.config.seed,
+        signal: run.signal,
+        onStep: run.onStep,
       });
       attachment = encodeSafetensors(out.weights);
       // FedAvg weighs by the site's number of training examples, not by examples x epochs.
@@ -61,7 +68,14 @@ export class TrainingController {
       this.taskLog(p).log(`round ${p.round}: trained on ${split.train.n} examples in ${answer.duration_ms} ms, loss ${out.meanLoss.toFixed(4)}`);
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, train_loss: 0, duration_ms: Date.now() - started };
-      this.taskLog(p).warn(`task ${p.task_id} round ${p.round} fit failed: ${(err as Error).message}`);
+      if (err instanceof TrainingCancelledError) {
+        const at = run.stepsAtCancel === undefined ? 'before training' : `the cancel arrived after batch ${run.stepsAtCancel}`;
+        this.taskLog(p).log(`task ${p.task_id} round ${p.round}: training stopped after ${err.steps} batch(es), task cancelled (${at})`);
+      } else {
+        this.taskLog(p).warn(`task ${p.task_id} round ${p.round} fit failed: ${(err as Error).message}`);
+      }
+    } finally {
+      run.end();
     }
     await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
   }
