@@ -11,6 +11,7 @@ import { ClientRateLimit } from './common/rate-limit.guard';
 import { createValidationPipe } from './common/validation';
 import { ModelsController } from './models/models.controller';
 import { NodesController } from './nodes/nodes.controller';
+import { StrategiesController } from './strategies/strategies.controller';
 import { TasksModule } from './tasks/tasks.module';
 import { UseCasesModule } from './use-cases/use-cases.module';
 
@@ -39,7 +40,7 @@ export class GatewayModule {
         TasksModule,
         UseCasesModule,
       ],
-      controllers: [AppController, ModelsController, NodesController],
+      controllers: [AppController, ModelsController, NodesController, StrategiesController],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_GUARD, useClass: ClientRateLimit },

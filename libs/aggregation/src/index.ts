@@ -11,6 +11,7 @@ export * from './linear-strategy';
 export * from './robust-strategy';
 export * from './robust-rules';
 export * from './registry';
+export * from './server-state';
 export * from './strategies/fedavg.strategy';
 export * from './strategies/fedavgm.strategy';
 export * from './strategies/fedprox.strategy';

@@ -62,9 +62,12 @@ export class LinearFitAggregation implements FitAggregation {
   finish(): AggregateFitResult {
     const sums = this.live();
     if (this.count === 0) throw new Error('no update to aggregate');
-    const inv = 1 / this.total;
+    // A division, not a product with 1 / total: the same float64 operations as
+    // FedAvgAggregator, so that tasks run through a strategy keep FedAvg's
+    // results to the bit; it runs once per round, not per update.
+    const total = this.total;
     for (const sum of sums.values()) {
-      for (let i = 0; i < sum.length; i++) sum[i] *= inv;
+      for (let i = 0; i < sum.length; i++) sum[i] /= total;
     }
     const parameters = this.step(sums);
     this.sums = null;

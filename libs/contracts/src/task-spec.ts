@@ -1,7 +1,7 @@
 import { Type } from 'class-transformer';
 import {
-  IsIn,
   IsInt,
+  IsObject,
   IsNumber,
   IsString,
   Matches,
@@ -14,12 +14,15 @@ import {
 } from 'class-validator';
 import { WORD_PATTERN } from './messages';
 
-export const STRATEGIES = ['fedavg'] as const;
-export type StrategyName = (typeof STRATEGIES)[number];
+/** The one strategy before tasks could choose theirs; still accepted, and shown as written. */
+export const LEGACY_STRATEGY = 'fedavg';
 
 /** Federated-learning settings of a task, every one with a default. */
 export class FlSettings {
-  @IsIn(STRATEGIES as unknown as string[]) strategy: StrategyName = 'fedavg';
+  /** A strategy of the registry in libs/aggregation (its name in any case); the gateway and the coordinator check it there. */
+  @IsString() @Matches(/^[A-Za-z][A-Za-z0-9]{0,63}$/) strategy: string = LEGACY_STRATEGY;
+  /** The strategy's parameters as the registry resolved them (defaults applied); absent for tasks stored before strategies could be chosen. */
+  @IsOptional() @IsObject() strategy_params?: Record<string, number>;
   @IsInt() @Min(1) @Max(10_000) min_fit_clients = 1;
   @IsNumber() @Min(0) @Max(1) fraction_fit = 1;
   @IsInt() @Min(1) @Max(10_000) local_epochs = 10;

@@ -15,6 +15,14 @@ export interface ParticipantRecord {
   reason?: string;
 }
 
+export interface Checkpoint {
+  round: number;
+  weights: Buffer;
+  sha256: string;
+  /** The strategy's server-side state after the round; null when it has none. */
+  strategy_state: Buffer | null;
+}
+
 /** The coordinator's record of rounds: figures, who took part how, and a checkpoint per round. */
 @Injectable()
 export class RoundsRepository {
@@ -55,7 +63,7 @@ export class RoundsRepository {
    * Stores a round's figures, the checkpoint of the new global weights and the
    * task's progress together, before the next round starts.
    */
-  async complete(taskId: number, round: number, f: RoundFigures, checkpoint: Buffer, sha256: string): Promise<void> {
+  async complete(taskId: number, round: number, f: RoundFigures, checkpoint: Buffer, sha256: string, strategyState: Buffer | null = null): Promise<void> {
     const qr = this.db.createQueryRunner();
     await qr.connect();
     try {
@@ -67,9 +75,9 @@ export class RoundsRepository {
         [taskId, round, f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms],
       );
       await qr.query(
-        `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, created_at) VALUES ($1, $2, $3, $4, now())
-         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, created_at = now()`,
-        [taskId, round, checkpoint, sha256],
+        `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, created_at) VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state, created_at = now()`,
+        [taskId, round, checkpoint, sha256, strategyState],
       );
       await qr.query(`UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`, [taskId, round]);
       await qr.commitTransaction();
@@ -81,9 +89,9 @@ export class RoundsRepository {
     }
   }
 
-  async latestCheckpoint(taskId: number): Promise<{ round: number; weights: Buffer; sha256: string } | null> {
-    const rows: { round: number; weights: Buffer; sha256: string }[] = await this.db.query(
-      `SELECT c.round, c.weights, c.sha256 FROM coordinator.checkpoints c
+  async latestCheckpoint(taskId: number): Promise<Checkpoint | null> {
+    const rows: Checkpoint[] = await this.db.query(
+      `SELECT c.round, c.weights, c.sha256, c.strategy_state FROM coordinator.checkpoints c
        JOIN coordinator.rounds r ON r.task_id = c.task_id AND r.round = c.round AND r.status = 'completed'
        WHERE c.task_id = $1 ORDER BY c.round DESC LIMIT 1`,
       [taskId],

@@ -8,7 +8,7 @@ import {
   Routes,
   TaskSpec,
 } from '@fl/contracts';
-import { FedAvgAggregator, weightedMean, WeightMap } from '@fl/aggregation';
+import { createStrategy, FitAggregation, hasServerState, ServerStateError, StateMap, Strategy, StrategyParameterError, weightedMean, WeightMap } from '@fl/aggregation';
 import { seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
@@ -19,7 +19,8 @@ import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
 import { Answer, ResultRouter } from './result-router';
 import { NodeRoundFigures } from '../tracking/task-tracking';
 import { RoundCollector } from './round-collector';
-import { ParticipantRecord, RoundsRepository } from './rounds.repository';
+import { Checkpoint, ParticipantRecord, RoundsRepository } from './rounds.repository';
+import { decodeStrategyState, encodeStrategyState, StrategyStateError } from './strategy-state';
 
 export class TaskFailure extends Error {
   constructor(message: string) {
@@ -72,10 +73,11 @@ interface RoundOutcome {
 
 /**
  * Runs one task's rounds: each round broadcasts the global weights once to the
- * use case's workers, folds the updates of the chosen ones into FedAvg as they
- * arrive, evaluates the new weights on every online worker's held-out split,
- * and stores figures and checkpoint before the next round. The global weights
- * carry from round to round; a task resumes from its last checkpoint.
+ * use case's workers, folds the updates of the chosen ones into the task's
+ * strategy as they arrive, evaluates the new weights on every online worker's
+ * held-out split, and stores figures and checkpoint before the next round. The
+ * global weights and the strategy's server-side state carry from round to
+ * round; a task resumes from its last checkpoint, state included.
  */
 export class TaskRunner {
   private readonly log: TaskLogger;
@@ -83,6 +85,8 @@ export class TaskRunner {
   private pkg!: ModelPackage;
   private bundle!: Buffer;
   private bundleSha!: string;
+  /** The strategy's server-side state after the last completed round (empty for stateless strategies). */
+  private serverState: StateMap = new Map();
 
   constructor(
     private readonly deps: TaskRunnerDeps,
@@ -102,6 +106,7 @@ export class TaskRunner {
 
   async run(): Promise<TaskResult> {
     const { spec } = this;
+    const probe = this.newStrategy();
     await this.loadPackage();
     let weights = this.pkg.initialWeights;
     let firstRound = 1;
@@ -109,6 +114,7 @@ export class TaskRunner {
     if (checkpoint) {
       weights = decodeSafetensors(checkpoint.weights).tensors as NamedTensors;
       firstRound = checkpoint.round + 1;
+      this.restoreServerState(probe, checkpoint, weights);
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
     }
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
@@ -138,6 +144,42 @@ export class TaskRunner {
         }
         this.log.warn(`${err.message}; running round ${round} again (retry ${attempt} of ${retries})`);
       }
+    }
+  }
+
+  /** The task's strategy, a new instance per round attempt; a name or parameter the registry refuses fails the task naming it. */
+  private newStrategy(): Strategy {
+    const s = this.spec.settings;
+    // Tasks stored before strategies could be chosen carry no strategy_params: FedAvg, whose parameters are the sampling ones.
+    const params = s.strategy_params ?? { min_fit_clients: s.min_fit_clients, fraction_fit: s.fraction_fit };
+    try {
+      return createStrategy(s.strategy, params, { seed: s.seed });
+    } catch (err) {
+      if (err instanceof StrategyParameterError) throw new TaskFailure(err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * The server-side state stored with the checkpoint. A checkpoint written
+   * before strategies kept state has none: the state then starts afresh, said
+   * in the log. State that does not fit the strategy or the model fails the task.
+   */
+  private restoreServerState(strategy: Strategy, checkpoint: Checkpoint, weights: NamedTensors): void {
+    if (!hasServerState(strategy)) return;
+    if (!checkpoint.strategy_state) {
+      this.log.warn(`the checkpoint of round ${checkpoint.round} holds no ${strategy.name} state: its server-side state starts afresh`);
+      return;
+    }
+    try {
+      const state = decodeStrategyState(strategy.name, checkpoint.strategy_state);
+      strategy.loadServerState(state, weights as WeightMap);
+      this.serverState = state;
+    } catch (err) {
+      if (err instanceof StrategyStateError || err instanceof ServerStateError) {
+        throw new TaskFailure(`the checkpoint of round ${checkpoint.round} cannot be resumed: ${err.message}`);
+      }
+      throw err;
     }
   }
 
@@ -245,16 +287,37 @@ export class TaskRunner {
     await deps.rounds.start(spec.task_id, round, chosen.length);
     await deps.rounds.participants(spec.task_id, round, 'fit', chosen.map((node) => ({ node, status: 'selected' as const })));
 
+    // Fit: fold each update into the aggregate as it arrives. A new strategy
+    // per attempt, from the state of the last completed round, so that a round
+    // run again does not step the server state twice.
+    const strategy = this.newStrategy();
+    if (hasServerState(strategy) && this.serverState.size) strategy.loadServerState(this.serverState, global as WeightMap);
+    const aggregator = strategy.beginFit(round, global as WeightMap);
+    try {
+      return await this.runPhases(round, started, online, chosen, global, strategy, aggregator);
+    } finally {
+      aggregator.dispose();
+    }
+  }
+
+  private async runPhases(
+    round: number,
+    started: Date,
+    online: OnlineNode[],
+    chosen: string[],
+    global: NamedTensors,
+    strategy: Strategy,
+    aggregator: FitAggregation,
+  ): Promise<RoundOutcome> {
+    const { spec, deps } = this;
+    const s = spec.settings;
     const perNode = new Map<string, NodeRoundFigures>();
     const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
-
-    // Fit: fold each update into the aggregate as it arrives.
-    const aggregator = new FedAvgAggregator(global as WeightMap);
     const trainLosses: { value: number; examples: number }[] = [];
     const problems: string[] = [];
     const fitRecords: ParticipantRecord[] = [];
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
-      const reason = this.foldUpdate(aggregator, p, attachment);
+      const reason = this.foldUpdate(aggregator, node, p, attachment);
       if (p.status === 'error') this.forgetPackage(node);
       if (reason) {
         problems.push(`${node}: ${reason}`);
@@ -275,7 +338,14 @@ export class TaskRunner {
       const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
       throw new RoundShortfall(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
     }
-    const next = aggregator.result() as NamedTensors;
+    const participants = aggregator.updates;
+    const examples = aggregator.examples;
+    let next: NamedTensors;
+    try {
+      next = aggregator.finish().parameters as NamedTensors;
+    } catch (err) {
+      throw new TaskFailure(`round ${round}: ${strategy.name} could not aggregate ${participants} update(s): ${(err as Error).message}`);
+    }
     const nextBuf = encodeSafetensors(next);
 
     // Evaluate the new global weights on the held-out split of every worker online at the round's start.
@@ -303,8 +373,8 @@ export class TaskRunner {
 
     const finished = new Date();
     const figures: RoundFigures = {
-      participants: aggregator.updates,
-      examples: aggregator.examples,
+      participants,
+      examples,
       train_loss: weightedMean(trainLosses),
       eval_loss: weightedMean(evals.map((e) => ({ value: e.loss, examples: e.examples }))),
       eval_accuracy: weightedMean(evals.map((e) => ({ value: e.accuracy, examples: e.examples }))),
@@ -313,7 +383,9 @@ export class TaskRunner {
       finished_at: finished.toISOString(),
       duration_ms: finished.getTime() - started.getTime(),
     };
-    await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf));
+    const state = hasServerState(strategy) ? strategy.saveServerState() : new Map<string, Float64Array>();
+    await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf), encodeStrategyState(strategy.name, state));
+    this.serverState = state;
     deps.metrics.rounds.inc({ outcome: 'completed' });
     deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
     return { weights: next, figures, nodes: [...perNode.values()] };
@@ -329,12 +401,12 @@ export class TaskRunner {
   }
 
   /** Validates one fit answer and folds it in; returns why it was not used, or null. */
-  private foldUpdate(aggregator: FedAvgAggregator, p: FitResultPayload, attachment: Buffer | undefined): string | null {
+  private foldUpdate(aggregator: FitAggregation, node: string, p: FitResultPayload, attachment: Buffer | undefined): string | null {
     if (p.status !== 'ok') return `worker reported an error: ${p.error ?? 'unknown'}`;
     if (!attachment) return 'no weights attached';
     if (p.weights_sha256 && sha256Hex(attachment) !== p.weights_sha256) return 'weights do not match their sha256';
     try {
-      aggregator.add(decodeSafetensors(attachment).tensors as WeightMap, p.examples);
+      aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples });
       return null;
     } catch (err) {
       return (err as Error).message;

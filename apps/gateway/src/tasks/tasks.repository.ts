@@ -34,7 +34,8 @@ export type NewTask = Omit<TaskDto, 'id' | 'status' | 'reason' | 'current_round'
 /** A task's federated-learning settings, as stored and as sent to the coordinators. */
 export function settingsOf(task: NewTask): FlSettings {
   return {
-    strategy: task.strategy as FlSettings['strategy'],
+    strategy: task.strategy,
+    strategy_params: task.strategy_params,
     min_fit_clients: task.min_fit_clients,
     fraction_fit: task.fraction_fit,
     local_epochs: task.local_epochs,
@@ -59,6 +60,8 @@ function toDto(r: TaskRow): TaskDto {
     run_name: r.run_name,
     experiment_name: r.experiment_name,
     strategy: s.strategy,
+    // Tasks stored before strategies could be chosen ran FedAvg, whose parameters are the sampling ones.
+    strategy_params: s.strategy_params ?? { min_fit_clients: s.min_fit_clients, fraction_fit: s.fraction_fit },
     min_fit_clients: s.min_fit_clients,
     fraction_fit: s.fraction_fit,
     local_epochs: s.local_epochs,

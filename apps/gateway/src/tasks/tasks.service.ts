@@ -1,5 +1,6 @@
-import { Inject, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
 import { DEFAULT_FL_SETTINGS, Msg, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
+import { StrategyParameterError } from '@fl/aggregation';
 import { findUseCase } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
@@ -8,6 +9,7 @@ import { CreateTaskDto } from './dto/create-task.dto';
 import { DeleteTasksResultDto, RoundDto, TaskDto } from './dto/task.dto';
 import { settingsOf, TasksRepository } from './tasks.repository';
 import { isFinal } from './task-status';
+import { resolveTaskStrategy, TaskStrategy } from './task-strategy';
 
 export const GATEWAY_SENDER = 'gateway';
 /** How long an HTTP request waits for the broker to confirm a message. */
@@ -28,6 +30,7 @@ export class TasksService {
    * stores the task `pending` and hands it to the coordinators.
    */
   async create(body: CreateTaskDto, correlationId: string): Promise<TaskDto> {
+    const strategy = this.strategyOf(body);
     if (!findUseCase(body.use_case)) {
       throw new UnprocessableEntityException({ message: `unknown use case '${body.use_case}'`, details: [{ field: 'use_case', reason: 'no such use case' }] });
     }
@@ -54,9 +57,7 @@ export class TasksService {
       num_global_iterations: body.num_global_iterations,
       run_name: body.run_name,
       experiment_name: body.experiment_name,
-      strategy: body.strategy ?? d.strategy,
-      min_fit_clients: body.min_fit_clients ?? d.min_fit_clients,
-      fraction_fit: body.fraction_fit ?? d.fraction_fit,
+      ...strategy,
       local_epochs: body.local_epochs ?? d.local_epochs,
       batch_size: body.batch_size ?? d.batch_size,
       learning_rate: body.learning_rate ?? d.learning_rate,
@@ -67,6 +68,17 @@ export class TasksService {
     await this.withoutWaitingOnBroker(this.publishSubmitted(task), `task ${task.id}: not yet handed to the coordinators`);
     this.log.log({ msg: `task ${task.id} submitted: ${task.use_case}, ${task.model_name} v${task.model_version}, ${task.num_global_iterations} rounds`, task_id: task.id, correlation_id: correlationId });
     return task;
+  }
+
+  /** The body's strategy checked against the registry: a bad name or parameter is a 400 naming it. */
+  private strategyOf(body: CreateTaskDto): TaskStrategy {
+    try {
+      return resolveTaskStrategy(body);
+    } catch (err) {
+      if (!(err instanceof StrategyParameterError)) throw err;
+      const field = err.parameter === null ? 'strategy' : err.parameter === 'min_fit_clients' || err.parameter === 'fraction_fit' ? err.parameter : `strategy_params.${err.parameter}`;
+      throw new BadRequestException({ message: err.message, details: [{ field, reason: err.message }] });
+    }
   }
 
   /**

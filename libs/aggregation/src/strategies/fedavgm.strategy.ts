@@ -1,4 +1,5 @@
 import { LinearStrategy } from '../linear-strategy';
+import { packState, ServerStateful, unpackState } from '../server-state';
 import { SamplingParameters } from '../strategy';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
@@ -13,9 +14,17 @@ export interface FedAvgMParameters extends SamplingParameters {
  * g = w_t - avg_t:  m_t = server_momentum * m_{t-1} + g (m_1 = g),
  * w_{t+1} = w_t - server_learning_rate * m_t. Without momentum, m_t = g.
  */
-export class FedAvgM extends LinearStrategy<FedAvgMParameters> {
+export class FedAvgM extends LinearStrategy<FedAvgMParameters> implements ServerStateful {
   readonly name = 'FedAvgM';
   private momentum: StateMap | null = null;
+
+  saveServerState(): StateMap {
+    return packState('momentum', this.momentum, new Map());
+  }
+
+  loadServerState(state: StateMap, template: WeightMap): void {
+    this.momentum = unpackState(this.name, state, ['momentum'], template)?.get('momentum') ?? null;
+  }
 
   serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
     const { server_learning_rate: lr, server_momentum: beta } = this.parameters;

@@ -1,4 +1,5 @@
 import { LinearStrategy } from '../linear-strategy';
+import { packState, ServerStateful, unpackState } from '../server-state';
 import { ClientConfig, SamplingParameters } from '../strategy';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
@@ -21,9 +22,21 @@ export interface FedOptParameters extends SamplingParameters {
  * The client learning rate eta_l is sent in the fit config for workers that
  * take their learning rate from the strategy.
  */
-export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends LinearStrategy<P> {
+export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends LinearStrategy<P> implements ServerStateful {
   private m: StateMap | null = null;
   private v: StateMap | null = null;
+
+  saveServerState(): StateMap {
+    const out: StateMap = new Map();
+    packState('m', this.m, out);
+    return packState('v', this.v, out);
+  }
+
+  loadServerState(state: StateMap, template: WeightMap): void {
+    const slots = unpackState(this.name, state, ['m', 'v'], template);
+    this.m = slots?.get('m') ?? null;
+    this.v = slots?.get('v') ?? null;
+  }
 
   /** The second-moment update for one coordinate: v_{t-1}, delta_t -> v_t. */
   protected abstract secondMoment(v: number, delta: number): number;

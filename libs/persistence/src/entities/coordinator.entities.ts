@@ -172,6 +172,10 @@ export class CheckpointEntity {
   @Column({ type: 'text' })
   sha256: string;
 
+  /** The strategy's server-side state after the round (safetensors bytes); null when it has none. */
+  @Column({ name: 'strategy_state', type: 'bytea', nullable: true })
+  strategyState: Buffer | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 }

@@ -1,6 +1,40 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Length, Matches, Max, MaxLength, Min } from 'class-validator';
-import { DEFAULT_FL_SETTINGS, STRATEGIES, WORD_PATTERN } from '@fl/contracts';
+import {
+  IsInt,
+  IsNotEmpty,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  Validate,
+  ValidationArguments,
+  ValidatorConstraint,
+  ValidatorConstraintInterface,
+} from 'class-validator';
+import { listStrategies, strategySpec } from '@fl/aggregation';
+import { DEFAULT_FL_SETTINGS, LEGACY_STRATEGY, WORD_PATTERN } from '@fl/contracts';
+
+/** A name the strategy registry knows, in any case; its parameters are checked by the service against the registry. */
+@ValidatorConstraint({ name: 'knownStrategy' })
+class KnownStrategy implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    try {
+      strategySpec(String(value));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  defaultMessage(args: ValidationArguments): string {
+    return `strategy must be one of ${listStrategies().map((s) => s.name).join(', ')} (any case), got ${JSON.stringify(args.value)}`;
+  }
+}
 
 /**
  * The predecessor's task body, unchanged, plus optional federated-learning
@@ -38,9 +72,23 @@ export class CreateTaskDto {
   @IsString() @MaxLength(200)
   experiment_name: string;
 
-  @ApiPropertyOptional({ enum: STRATEGIES, example: DEFAULT_FL_SETTINGS.strategy, default: DEFAULT_FL_SETTINGS.strategy, description: 'Aggregation strategy.' })
-  @IsOptional() @IsIn(STRATEGIES as unknown as string[])
-  strategy?: (typeof STRATEGIES)[number];
+  @ApiPropertyOptional({
+    enum: [...listStrategies().map((s) => s.name), LEGACY_STRATEGY],
+    example: 'FedAvgM',
+    default: DEFAULT_FL_SETTINGS.strategy,
+    description: "Aggregation strategy, named as Flower names it (any case; 'fedavg' is FedAvg). GET /strategies lists them with their parameters.",
+  })
+  @IsOptional() @IsString() @MaxLength(64) @Validate(KnownStrategy)
+  strategy?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'number' },
+    example: { server_momentum: 0.9 },
+    description: "The strategy's parameters (GET /strategies); the ones left out take their defaults. min_fit_clients and fraction_fit may be given here or at the top level.",
+  })
+  @IsOptional() @IsObject()
+  strategy_params?: Record<string, unknown>;
 
   @ApiPropertyOptional({ example: 3, minimum: 1, default: DEFAULT_FL_SETTINGS.min_fit_clients, description: 'Fewest edge workers a round may train on; the task waits for them.' })
   @IsOptional() @IsInt() @Min(1) @Max(10000)

@@ -1,5 +1,4 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { STRATEGIES } from '@fl/contracts';
 import { TASK_STATUSES, TaskStatus } from '../task-status';
 
 export class TaskMetricsDto {
@@ -20,7 +19,9 @@ export class TaskDto {
   @ApiProperty({ example: 3 }) num_global_iterations: number;
   @ApiProperty({ example: 'test_run' }) run_name: string;
   @ApiProperty({ example: 'Default' }) experiment_name: string;
-  @ApiProperty({ enum: STRATEGIES, example: 'fedavg' }) strategy: string;
+  @ApiProperty({ example: 'FedAvgM', description: "As the registry spells it; 'fedavg' for tasks that asked for it so (FedAvg)." }) strategy: string;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'number' }, example: { server_learning_rate: 1, server_momentum: 0.9, min_fit_clients: 3, fraction_fit: 1 }, description: 'Every parameter the strategy runs with, defaults applied.' })
+  strategy_params: Record<string, number>;
   @ApiProperty({ example: 1 }) min_fit_clients: number;
   @ApiProperty({ example: 1 }) fraction_fit: number;
   @ApiProperty({ example: 5 }) local_epochs: number;

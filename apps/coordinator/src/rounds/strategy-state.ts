@@ -1,0 +1,66 @@
+import { endianness } from 'os';
+import { StateMap } from '@fl/aggregation';
+import { decodeSafetensorsAny, encodeSafetensors } from '@fl/models';
+
+/**
+ * A strategy's server-side state as a checkpoint holds it: safetensors with
+ * one U8 tensor per float64 buffer (the format has no F64 here), little
+ * endian, and the strategy's name in the metadata so that state is never
+ * given to another strategy.
+ */
+const FORMAT = 'f64-le';
+const HOST_IS_LE = endianness() === 'LE';
+
+export class StrategyStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StrategyStateError';
+  }
+}
+
+/** Null when there is no state to keep (stateless strategies, FedAvgM without momentum). */
+export function encodeStrategyState(strategy: string, state: StateMap): Buffer | null {
+  if (state.size === 0) return null;
+  const tensors = new Map<string, { dtype: 'U8'; shape: number[]; data: Uint8Array }>();
+  for (const [key, values] of state) tensors.set(key, { dtype: 'U8', shape: [values.byteLength], data: toLittleEndian(values) });
+  return encodeSafetensors(tensors, { strategy, format: FORMAT });
+}
+
+/** The state saved by `encodeStrategyState` for `strategy`; throws StrategyStateError naming what does not fit. */
+export function decodeStrategyState(strategy: string, buf: Buffer): StateMap {
+  let decoded: ReturnType<typeof decodeSafetensorsAny>;
+  try {
+    decoded = decodeSafetensorsAny(buf);
+  } catch (err) {
+    throw new StrategyStateError(`strategy state is not readable: ${(err as Error).message}`);
+  }
+  const { tensors, metadata } = decoded;
+  if (metadata.format !== FORMAT) throw new StrategyStateError(`strategy state has format ${JSON.stringify(metadata.format)}, expected '${FORMAT}'`);
+  if (metadata.strategy !== strategy) throw new StrategyStateError(`strategy state was saved by ${JSON.stringify(metadata.strategy)}, not by ${strategy}`);
+  const out: StateMap = new Map();
+  for (const [key, t] of tensors) {
+    if (t.dtype !== 'U8' || t.data.byteLength % 8 !== 0) throw new StrategyStateError(`strategy state '${key}' is not a float64 buffer`);
+    out.set(key, fromLittleEndian(t.data));
+  }
+  return out;
+}
+
+function toLittleEndian(values: Float64Array): Uint8Array {
+  if (HOST_IS_LE) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.byteLength);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat64(i * 8, values[i], true);
+  return out;
+}
+
+/** Copies: the bytes may sit at any offset in the checkpoint, and a Float64Array needs 8-byte alignment. */
+function fromLittleEndian(bytes: Uint8Array): Float64Array {
+  const out = new Float64Array(bytes.byteLength / 8);
+  if (HOST_IS_LE) {
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
+  return out;
+}

@@ -1,0 +1,68 @@
+import { listStrategies, StrategyParameterError } from '@fl/aggregation';
+import { platformStrategies, resolveTaskStrategy } from './task-strategy';
+
+describe('resolveTaskStrategy', () => {
+  it("keeps the legacy 'fedavg' (also the default) as written, with FedAvg's parameters", () => {
+    const expected = { strategy: 'fedavg', strategy_params: { min_fit_clients: 1, fraction_fit: 1 }, min_fit_clients: 1, fraction_fit: 1 };
+    expect(resolveTaskStrategy({})).toEqual(expected);
+    expect(resolveTaskStrategy({ strategy: 'fedavg' })).toEqual(expected);
+  });
+
+  it('spells other names as the registry does and applies the defaults', () => {
+    expect(resolveTaskStrategy({ strategy: 'fedavgm', strategy_params: { server_momentum: 0.9 }, min_fit_clients: 3 })).toEqual({
+      strategy: 'FedAvgM',
+      strategy_params: { server_learning_rate: 1, server_momentum: 0.9, min_fit_clients: 3, fraction_fit: 1 },
+      min_fit_clients: 3,
+      fraction_fit: 1,
+    });
+    expect(resolveTaskStrategy({ strategy: 'FedAdam' }).strategy_params).toEqual({ eta: 0.1, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-9, min_fit_clients: 1, fraction_fit: 1 });
+  });
+
+  it('takes min_fit_clients and fraction_fit from strategy_params too, and refuses two different values', () => {
+    const r = resolveTaskStrategy({ strategy: 'Krum', strategy_params: { num_malicious_clients: 1, min_fit_clients: 5 } });
+    expect(r.min_fit_clients).toBe(5);
+    expect(r.strategy_params.min_fit_clients).toBe(5);
+    expect(resolveTaskStrategy({ strategy: 'FedMedian', min_fit_clients: 3, strategy_params: { min_fit_clients: 3 } }).min_fit_clients).toBe(3);
+    expect(() => resolveTaskStrategy({ strategy: 'FedMedian', min_fit_clients: 3, strategy_params: { min_fit_clients: 2 } })).toThrow(
+      "strategy 'FedMedian': parameter 'min_fit_clients' is given twice with different values: 3 at the top level, 2 in strategy_params",
+    );
+  });
+
+  it.each([
+    [{ strategy: 'FedNothing' }, null, 'is not a known strategy'],
+    [{ strategy: 'FedAdam', strategy_params: { beta_1: 1.5 } }, 'beta_1', 'must be >= 0 and < 1, got 1.5'],
+    [{ strategy: 'FedAvgM', strategy_params: { momentum: 0.9 } }, 'momentum', 'is not a parameter of FedAvgM'],
+    [{ strategy: 'FedTrimmedAvg', strategy_params: { beta: 'a lot' } }, 'beta', 'must be a finite number, got "a lot"'],
+    [{ strategy: 'FedProx' }, 'proximal_mu', 'is required'],
+    [{ strategy: 'Krum', strategy_params: { num_malicious_clients: 1 } }, 'min_fit_clients', 'must be at least 5'],
+    [{ strategy: 'FedAvg', strategy_params: { min_available_clients: 3 } }, 'min_available_clients', 'is not used here'],
+    [{ strategy: 'QFedAvg' }, null, 'is not available here: edge workers do not report loss_before_fit'],
+  ])('refuses %j naming %s', (input, parameter, problem) => {
+    let caught: unknown;
+    try {
+      resolveTaskStrategy(input as never);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(StrategyParameterError);
+    expect((caught as StrategyParameterError).parameter).toBe(parameter);
+    expect((caught as StrategyParameterError).message).toContain(problem);
+  });
+});
+
+describe('platformStrategies', () => {
+  it("lists every strategy of the registry with the parameters a task takes, the task's sampling defaults, and what runs differently here", () => {
+    const list = platformStrategies();
+    expect(list.map((s) => s.name)).toEqual(listStrategies().map((s) => s.name));
+    const fedavgm = list.find((s) => s.name === 'FedAvgM')!;
+    expect(fedavgm.parameters.map((p) => [p.name, p.default])).toEqual([
+      ['server_learning_rate', 1],
+      ['server_momentum', 0],
+      ['fraction_fit', 1],
+      ['min_fit_clients', 1],
+    ]);
+    expect(fedavgm).toMatchObject({ available: true, limitation: null, streaming: true });
+    expect(list.find((s) => s.name === 'QFedAvg')).toMatchObject({ available: false, limitation: expect.stringContaining('not available') });
+    expect(list.find((s) => s.name === 'FedProx')!.limitation).toContain('server side only');
+  });
+});
