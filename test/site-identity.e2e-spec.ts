@@ -70,10 +70,17 @@ describe('site identity enforced by the broker', () => {
   }
 
   it('connects every site as its own broker user, and audits each one joining once', async () => {
+    // The management API lists connections from statistics it gathers every few seconds: poll it.
     const mgmt = platform.managementUrl.replace(/\/\/[^@]*@/, '//');
-    const res = await fetch(`${mgmt}/api/connections`, { headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` } });
-    const connections = ((await res.json()) as { user: string; vhost: string }[]).filter((c) => c.vhost === platform.vhostName);
-    for (const node of ['site-1', 'site-2', 'site-3']) expect(connections.map((c) => c.user)).toContain(user(node));
+    const users = async () => {
+      const res = await fetch(`${mgmt}/api/connections`, { headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` } });
+      return ((await res.json()) as { user: string; vhost: string }[]).filter((c) => c.vhost === platform.vhostName).map((c) => c.user);
+    };
+    const sites = ['site-1', 'site-2', 'site-3'].map(user);
+    await platform.until('the broker lists a connection of each site user', async () => {
+      const seen = await users();
+      return sites.every((u) => seen.includes(u));
+    });
 
     const enrolled = await auditRows('site.enrolled');
     expect(enrolled.map((r) => r.target_id).sort()).toEqual(['site-1', 'site-2', 'site-3']);
