@@ -2,6 +2,7 @@ import { aggregateBench } from './aggregate.bench';
 import { demoBench } from './demo.bench';
 import { messagingBench } from './messaging.bench';
 import { roundBench } from './round.bench';
+import { trainStepBench } from './train-step.bench';
 
 /**
  * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3]`
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   messaging: () => messagingBench({ iterations: option('iterations', 200) }),
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
   demo: () => demoBench({ runs: option('runs', 3) }),
+  'train-step': () => trainStepBench({ threads: option('threads', 2), iterations: option('iterations', 500) }),
   aggregate: () => aggregateBench({ maxValues: option('max-values', 1e7), repeats: option('repeats', 3) }),
 };
 
