@@ -1,3 +1,4 @@
+import { QueryRunnerAlreadyReleasedError } from 'typeorm';
 import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from './sql';
 
 describe('database outages', () => {
@@ -11,6 +12,8 @@ describe('database outages', () => {
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
     // TypeORM's QueryFailedError carries the driver's error.
     expect(isDatabaseUnavailable(Object.assign(new Error('wrapped'), { driverError: pgError('57P01') }))).toBe(true);
+    // TypeORM's own error once a transaction lost its connection (the real one, not a look-alike).
+    expect(isDatabaseUnavailable(new QueryRunnerAlreadyReleasedError())).toBe(true);
     expect(isDatabaseUnavailable(pgError('23505', 'duplicate key value violates unique constraint'))).toBe(false);
     expect(isDatabaseUnavailable(pgError('42P01', 'relation does not exist'))).toBe(false);
     expect(isDatabaseUnavailable(undefined)).toBe(false);

@@ -25,6 +25,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     const code = typeof e.code === 'string' ? e.code : '';
     if (UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08') || UNAVAILABLE_SOCKET_CODES.has(code)) return true;
     if (/Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(String(e.message ?? ''))) return true;
+    // TypeORM, when a transaction's connection was lost under it: the query runner is released, later queries refuse.
+    if ((e as { name?: unknown }).name === 'QueryRunnerAlreadyReleasedError') return true;
   }
   return false;
 }
