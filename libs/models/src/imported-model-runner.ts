@@ -1,12 +1,11 @@
 import * as ort from 'onnxruntime-node';
-import { seededRandom, shuffleInPlace } from '@fl/datasets';
 import { checkWeights, exchangedTensors, ImportedModelManifest, isImportedManifest, ModelPackage, ParameterSpec } from './manifest';
 import { NamedTensors } from './safetensors';
 import {
   checkLabeledData,
   checkSessionIO,
-  afterBatch,
   checkTrainConfig,
+  runTrainingLoop,
   TrainingCancelledError,
   EvalResult,
   LabeledData,
@@ -101,7 +100,6 @@ export class OnnxModelRunner implements ModelRunner {
     checkTrainConfig(cfg);
     if (cfg.signal?.aborted) throw new TrainingCancelledError(0);
 
-    const { n } = data;
     const F = this.features;
     const W = this.width;
     const feeds: Record<string, ort.Tensor> = {};
@@ -113,42 +111,21 @@ export class OnnxModelRunner implements ModelRunner {
       if (s.kind === 'optimizer') feeds[s.name] = new ort.Tensor('float32', this.optimizerState.get(s.name)!.data, s.shape);
     }
 
-    // Batch buffers are reused; the last partial batch uses prefix views of them.
-    const batch = Math.min(cfg.batchSize, n);
-    const xb = new Float32Array(batch * F);
-    const yb = new Float32Array(batch * W);
-    const batchTensors = (m: number) => ({
-      x: new ort.Tensor('float32', m === batch ? xb : xb.subarray(0, m * F), this.batchDims(m)),
-      y: new ort.Tensor('float32', m === batch ? yb : yb.subarray(0, m * W), [m, W]),
+    const { steps, meanLoss } = await runTrainingLoop({
+      session: this.trainStep,
+      feeds,
+      carried: this.carried,
+      data,
+      cfg,
+      xWidth: F,
+      yWidth: W,
+      xDims: (m) => this.batchDims(m),
+      fillBatch: (order, start, m, xb, yb) => this.fillBatch(data, order, start, m, xb, yb),
+      requireFiniteLoss: true,
     });
-    const full = batchTensors(batch);
-    const tail = n % batch ? batchTensors(n % batch) : full;
-
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    const rand = seededRandom(cfg.seed);
-    let steps = 0;
-    let lossSum = 0;
-    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      shuffleInPlace(order, rand);
-      lossSum = 0;
-      for (let start = 0; start < n; start += batch) {
-        const m = Math.min(batch, n - start);
-        this.fillBatch(data, order, start, m, xb, yb);
-        const t = m === batch ? full : tail;
-        feeds.x = t.x;
-        feeds.y = t.y;
-        const out = await this.trainStep.run(feeds);
-        const loss = (out.loss.data as Float32Array)[0];
-        if (!Number.isFinite(loss)) throw new Error(`train: the loss is ${loss} at step ${steps + 1} (epoch ${epoch + 1}); lower the learning rate`);
-        for (const name of this.carried) feeds[name] = out[`${name}.next`];
-        lossSum += loss * m;
-        steps++;
-        afterBatch(cfg, steps);
-      }
-    }
     const next: NamedTensors = new Map();
     for (const t of this.exchanged) next.set(t.name, { shape: [...t.shape], data: feeds[t.name].data as Float32Array });
-    return { weights: next, meanLoss: lossSum / n, steps, examples: n * cfg.epochs };
+    return { weights: next, meanLoss, steps, examples: data.n * cfg.epochs };
   }
 
   /** Features of rows order[start..start+m) into xb, their targets into yb. */

@@ -57,6 +57,71 @@ export interface EvalResult {
   examples: number;
 }
 
+
+/** What differs between the runners' training loops; everything else is `runTrainingLoop`'s. */
+export interface TrainingLoopSpec {
+  session: ort.InferenceSession;
+  /** Weights, state and hyper-parameters; updated in place from the step's `<name>.next` outputs. */
+  feeds: Record<string, ort.Tensor>;
+  /** Inputs carried from one step to the next (`<name>` <- `<name>.next`). */
+  carried: readonly string[];
+  data: LabeledData;
+  cfg: TrainConfig;
+  /** Floats per example in x and in y. */
+  xWidth: number;
+  yWidth: number;
+  /** Shape of x for a batch of m examples. */
+  xDims(m: number): number[];
+  /** Rows order[start..start+m) into xb and their targets into yb (yb's first m rows must be written whole). */
+  fillBatch(order: Int32Array, start: number, m: number, xb: Float32Array, yb: Float32Array): void;
+  /** Stop with an error naming the step when the loss is not finite. */
+  requireFiniteLoss?: boolean;
+}
+
+/**
+ * Local training, one train-step run per batch: epochs of seeded shuffles, batch buffers reused
+ * (the last partial batch uses prefix views of them), progress and cancellation after each batch.
+ * Returns the batches run and the example-weighted mean loss of the last epoch.
+ */
+export async function runTrainingLoop(spec: TrainingLoopSpec): Promise<{ steps: number; meanLoss: number }> {
+  const { session, feeds, carried, data, cfg, xWidth, yWidth } = spec;
+  const { n } = data;
+  const batch = Math.min(cfg.batchSize, n);
+  const xb = new Float32Array(batch * xWidth);
+  const yb = new Float32Array(batch * yWidth);
+  const batchTensors = (m: number) => ({
+    x: new ort.Tensor('float32', m === batch ? xb : xb.subarray(0, m * xWidth), spec.xDims(m)),
+    y: new ort.Tensor('float32', m === batch ? yb : yb.subarray(0, m * yWidth), [m, yWidth]),
+  });
+  const full = batchTensors(batch);
+  const tail = n % batch ? batchTensors(n % batch) : full;
+
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  const rand = seededRandom(cfg.seed);
+  let steps = 0;
+  let lossSum = 0;
+  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+    shuffleInPlace(order, rand);
+    lossSum = 0;
+    for (let start = 0; start < n; start += batch) {
+      const m = Math.min(batch, n - start);
+      spec.fillBatch(order, start, m, xb, yb);
+      const t = m === batch ? full : tail;
+      feeds.x = t.x;
+      feeds.y = t.y;
+      const out = await session.run(feeds);
+      const loss = (out.loss.data as Float32Array)[0];
+      if (spec.requireFiniteLoss && !Number.isFinite(loss)) {
+        throw new Error(`train: the loss is ${loss} at step ${steps + 1} (epoch ${epoch + 1}); lower the learning rate`);
+      }
+      for (const name of carried) feeds[name] = out[`${name}.next`];
+      lossSum += loss * m;
+      steps++;
+      afterBatch(cfg, steps);
+    }
+  }
+  return { steps, meanLoss: lossSum / n };
+}
 export function checkSessionIO(session: ort.InferenceSession, graph: string, inputs: string[], outputs: string[]): void {
   const missingIn = inputs.filter((n) => !session.inputNames.includes(n));
   const missingOut = outputs.filter((n) => !session.outputNames.includes(n));
@@ -142,52 +207,32 @@ export class OnnxClassifierRunner implements ModelRunner {
     checkTrainConfig(cfg);
     if (cfg.signal?.aborted) throw new TrainingCancelledError(0);
 
-    const { n } = data;
     const F = this.features;
     const C = this.classes;
     const params = this.manifest.parameters;
     const feeds: Record<string, ort.Tensor> = { lr: new ort.Tensor('float32', Float32Array.of(cfg.learningRate), []) };
     for (const p of params) feeds[p.name] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
-
-    // Batch buffers are reused; the last partial batch uses prefix views of them.
-    const batch = Math.min(cfg.batchSize, n);
-    const xb = new Float32Array(batch * F);
-    const yb = new Float32Array(batch * C);
-    const batchTensors = (m: number) => ({
-      x: new ort.Tensor('float32', m === batch ? xb : xb.subarray(0, m * F), [m, F]),
-      y: new ort.Tensor('float32', m === batch ? yb : yb.subarray(0, m * C), [m, C]),
-    });
-    const full = batchTensors(batch);
-    const tail = n % batch ? batchTensors(n % batch) : full;
-
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    const rand = seededRandom(cfg.seed);
-    let steps = 0;
-    let lossSum = 0;
-    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      shuffleInPlace(order, rand);
-      lossSum = 0;
-      for (let start = 0; start < n; start += batch) {
-        const m = Math.min(batch, n - start);
+    const { steps, meanLoss } = await runTrainingLoop({
+      session: this.trainStep,
+      feeds,
+      carried: params.map((p) => p.name),
+      data,
+      cfg,
+      xWidth: F,
+      yWidth: C,
+      xDims: (m) => [m, F],
+      fillBatch: (order, start, m, xb, yb) => {
         yb.fill(0, 0, m * C);
         for (let r = 0; r < m; r++) {
           const row = order[start + r];
           xb.set(data.x.subarray(row * F, row * F + F), r * F);
           yb[r * C + data.labels[row]] = 1;
         }
-        const t = m === batch ? full : tail;
-        feeds.x = t.x;
-        feeds.y = t.y;
-        const out = await this.trainStep.run(feeds);
-        for (const p of params) feeds[p.name] = out[`${p.name}.next`];
-        lossSum += (out.loss.data as Float32Array)[0] * m;
-        steps++;
-        afterBatch(cfg, steps);
-      }
-    }
+      },
+    });
     const next: NamedTensors = new Map();
     for (const p of params) next.set(p.name, { shape: [...p.shape], data: feeds[p.name].data as Float32Array });
-    return { weights: next, meanLoss: lossSum / n, steps, examples: n * cfg.epochs };
+    return { weights: next, meanLoss, steps, examples: data.n * cfg.epochs };
   }
 
   /** Mean cross-entropy and argmax accuracy over all rows. */
