@@ -1,29 +1,28 @@
-import { checkUpdate, WeightMap } from './weights';
+import { WeightedSum } from './fold/weighted-sum';
+import { checkUpdateLayout, WeightMap } from './weights';
 
 /**
  * FedAvg (McMahan et al. 2017): the new global weights are the average of the
  * sites' weights, each weighted by its number of training examples,
  *   w = sum_k n_k w_k / sum_k n_k.
- * Updates are folded in as they arrive, into float64 sums, so memory is one
- * model's worth whatever the number of sites, and the order of arrival does
- * not change the result beyond float64 rounding.
+ * Updates are folded in as they arrive (WeightedSum, the fold of every linear
+ * strategy, so FedAvg through the registry gives the same bits), so memory is
+ * two models' worth whatever the number of sites, and the order of arrival
+ * does not change the result beyond float32 rounding.
  */
 export class FedAvgAggregator {
-  private readonly sums = new Map<string, Float64Array>();
+  private readonly sum: WeightedSum;
   private totalExamples = 0;
   private count = 0;
 
   constructor(private readonly template: WeightMap) {
-    for (const [name, t] of template) this.sums.set(name, new Float64Array(t.data.length));
+    this.sum = new WeightedSum(template);
   }
 
   /** Validates and folds one site's update in; throws UpdateRejectedError and changes nothing if it is bad. */
   add(update: WeightMap, examples: number): void {
-    checkUpdate(this.template, update, examples);
-    for (const [name, sum] of this.sums) {
-      const d = update.get(name)!.data;
-      for (let i = 0; i < sum.length; i++) sum[i] += examples * d[i];
-    }
+    checkUpdateLayout(this.template, update, examples);
+    this.sum.add(update, examples);
     this.totalExamples += examples;
     this.count++;
   }
@@ -39,11 +38,7 @@ export class FedAvgAggregator {
   result(): WeightMap {
     if (this.count === 0) throw new Error('FedAvg: no update to aggregate');
     const out: WeightMap = new Map();
-    for (const [name, sum] of this.sums) {
-      const data = new Float32Array(sum.length);
-      for (let i = 0; i < sum.length; i++) data[i] = sum[i] / this.totalExamples;
-      out.set(name, { shape: [...this.template.get(name)!.shape], data });
-    }
+    for (const [name, data] of this.sum.mean(this.totalExamples)) out.set(name, { shape: [...this.template.get(name)!.shape], data });
     return out;
   }
 }

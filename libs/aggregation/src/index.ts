@@ -29,3 +29,4 @@ export * from './privacy/privacy-parameters';
 export * from './privacy/clipping';
 export * from './privacy/dp-strategy';
 export * from './privacy/rdp-accountant';
+export * from './fold/weighted-sum';

@@ -39,6 +39,9 @@ export function l2Distance(a: WeightMap, b?: WeightMap): number {
 /** Per-parameter float64 buffers the size of a model: the server state of stateful strategies. */
 export type StateMap = Map<string, Float64Array>;
 
+/** A round's average per parameter, as linear strategies' server steps get it: float32 from the streaming fold, float64 where a wrapper computes it itself (differential privacy). */
+export type AverageMap = ReadonlyMap<string, Float32Array | Float64Array>;
+
 export function stateLike(template: WeightMap): StateMap {
   const out: StateMap = new Map();
   for (const [name, t] of template) out.set(name, new Float64Array(t.data.length));

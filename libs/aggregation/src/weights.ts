@@ -41,27 +41,10 @@ export interface UpdateLimits {
  * `limits.reference` if given, else of the update).
  */
 export function checkUpdate(template: WeightMap, update: WeightMap, examples: number, limits: UpdateLimits = {}): number {
-  if (!Number.isInteger(examples) || examples <= 0) {
-    throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
-  }
-  if (limits.maxExamples !== undefined && examples > limits.maxExamples) {
-    throw new UpdateRejectedError(`example count ${examples} is beyond the ${limits.maxExamples} the worker registered`, 'too-many-examples');
-  }
-  for (const name of update.keys()) {
-    if (!template.has(name)) throw new UpdateRejectedError(`unexpected parameter '${name}'`, 'unexpected-parameter');
-  }
+  checkUpdateLayout(template, update, examples, limits);
   let squares = 0;
-  for (const [name, t] of template) {
-    const u = update.get(name);
-    if (!u) throw new UpdateRejectedError(`missing parameter '${name}'`, 'missing-parameter');
-    if (!(u.data instanceof Float32Array)) throw new UpdateRejectedError(`parameter '${name}' is not float32`, 'wrong-dtype');
-    if (u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
-      throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${t.shape}]`, 'wrong-shape');
-    }
-    if (u.data.length !== t.data.length) {
-      throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${t.data.length}`, 'wrong-shape');
-    }
-    const d = u.data;
+  for (const name of template.keys()) {
+    const d = update.get(name)!.data;
     const ref = limits.reference?.get(name)?.data;
     if (limits.reference && (!ref || ref.length !== d.length)) throw new Error(`reference weights do not match the template at '${name}'`);
     const [s, bad] = ref ? squaresAndPoison(d, ref) : squaresAndPoison(d, null);
@@ -78,6 +61,33 @@ export function checkUpdate(template: WeightMap, update: WeightMap, examples: nu
     throw new UpdateRejectedError(`${of} is ${norm.toPrecision(6)}, beyond the bound ${limits.maxL2Norm}`, 'norm-too-large');
   }
   return norm;
+}
+
+/**
+ * The part of checkUpdate that does not read the values: example count and
+ * layout. For folds that check the values as they go (WeightedSum).
+ */
+export function checkUpdateLayout(template: WeightMap, update: WeightMap, examples: number, limits: Pick<UpdateLimits, 'maxExamples'> = {}): void {
+  if (!Number.isInteger(examples) || examples <= 0) {
+    throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
+  }
+  if (limits.maxExamples !== undefined && examples > limits.maxExamples) {
+    throw new UpdateRejectedError(`example count ${examples} is beyond the ${limits.maxExamples} the worker registered`, 'too-many-examples');
+  }
+  for (const name of update.keys()) {
+    if (!template.has(name)) throw new UpdateRejectedError(`unexpected parameter '${name}'`, 'unexpected-parameter');
+  }
+  for (const [name, t] of template) {
+    const u = update.get(name);
+    if (!u) throw new UpdateRejectedError(`missing parameter '${name}'`, 'missing-parameter');
+    if (!(u.data instanceof Float32Array)) throw new UpdateRejectedError(`parameter '${name}' is not float32`, 'wrong-dtype');
+    if (u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
+      throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${t.shape}]`, 'wrong-shape');
+    }
+    if (u.data.length !== t.data.length) {
+      throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${t.data.length}`, 'wrong-shape');
+    }
+  }
 }
 
 /**

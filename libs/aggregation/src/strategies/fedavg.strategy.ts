@@ -1,6 +1,6 @@
 import { LinearStrategy, toWeights } from '../linear-strategy';
 import { SamplingParameters } from '../strategy';
-import { StateMap } from '../weight-arithmetic';
+import { AverageMap } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export type FedAvgParameters = SamplingParameters;
@@ -9,7 +9,7 @@ export type FedAvgParameters = SamplingParameters;
 export class FedAvg extends LinearStrategy<FedAvgParameters> {
   readonly name: string = 'FedAvg';
 
-  serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
     return toWeights(current, average);
   }
 }

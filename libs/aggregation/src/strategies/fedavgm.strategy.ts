@@ -1,7 +1,7 @@
 import { LinearStrategy } from '../linear-strategy';
 import { packState, ServerStateful, unpackState } from '../server-state';
 import { SamplingParameters } from '../strategy';
-import { StateMap, stateLike } from '../weight-arithmetic';
+import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export interface FedAvgMParameters extends SamplingParameters {
@@ -26,7 +26,7 @@ export class FedAvgM extends LinearStrategy<FedAvgMParameters> implements Server
     this.momentum = unpackState(this.name, state, ['momentum'], template)?.get('momentum') ?? null;
   }
 
-  serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
     const { server_learning_rate: lr, server_momentum: beta } = this.parameters;
     const first = this.momentum === null;
     if (beta > 0 && first) this.momentum = stateLike(current);

@@ -1,0 +1,136 @@
+import { seededRandom } from '@fl/datasets';
+import { UpdateRejectedError, WeightMap } from '../weights';
+import { FoldEngine, WeightedSum } from './weighted-sum';
+
+/** Odd sizes: a parameter smaller than a kernel step, one crossing a 64 Ki-value chunk, one not a multiple of 16. */
+const LAYOUT: Record<string, number> = { bias: 3, big: 70_001, weight: 1_000 };
+/** For many updates: the same odd sizes but one chunk (jest's typed arrays make JavaScript loops slow here). */
+const SMALL: Record<string, number> = { bias: 3, weight: 4_099 };
+
+function layout(fill: (name: string, i: number) => number, sizes = LAYOUT): WeightMap {
+  const out: WeightMap = new Map();
+  for (const [name, n] of Object.entries(sizes)) {
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = fill(name, i);
+    out.set(name, { shape: [n], data });
+  }
+  return out;
+}
+
+function randomUpdates(count: number, seed: number, sizes = LAYOUT): { update: WeightMap; weight: number }[] {
+  const rand = seededRandom(seed);
+  return Array.from({ length: count }, () => {
+    // Signs and magnitudes vary (1e-3 to 1e2), as trained weights do; a shared offset makes averages far from zero.
+    const scale = 10 ** (rand() * 5 - 3);
+    return { update: layout(() => (rand() - 0.3) * scale, sizes), weight: 1 + Math.floor(rand() * 5000) };
+  });
+}
+
+const bits = (m: Map<string, Float32Array>) => [...m].map(([name, d]) => [name, Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64')]);
+
+describe('WeightedSum', () => {
+  const engines: FoldEngine[] = ['wasm', 'js'];
+
+  it('runs WebAssembly SIMD on this Node for models of 16 Ki values and more, JavaScript below', () => {
+    expect(new WeightedSum(layout(() => 0)).engine).toBe('wasm');
+    expect(new WeightedSum(new Map([['w', { shape: [10], data: new Float32Array(10) }]])).engine).toBe('js');
+  });
+
+  it('gives the same bits with the WebAssembly kernel and the JavaScript loop', () => {
+    const updates = randomUpdates(4, 3);
+    const [wasm, js] = engines.map((engine) => {
+      const sum = new WeightedSum(layout(() => 0), { engine });
+      for (const u of updates) sum.add(u.update, u.weight);
+      return sum.mean(updates.reduce((a, u) => a + u.weight, 0));
+    });
+    expect(bits(wasm)).toEqual(bits(js));
+  });
+
+  it('divides to the same bits in float32 (totals up to 2^24) and float64 (beyond, or not whole)', () => {
+    const updates = randomUpdates(2, 8, SMALL);
+    const [wasm, js] = engines.map((engine) => {
+      const sum = new WeightedSum(layout(() => 0, SMALL), { engine });
+      for (const u of updates) sum.add(u.update, u.weight);
+      return sum;
+    });
+    for (const total of [3, 1234, 2 ** 24, 2 ** 24 + 1, 2 ** 31 + 7, 1234.5]) expect(bits(wasm.mean(total))).toEqual(bits(js.mean(total)));
+  });
+
+  it('holds the mean of 100 updates within 1e-6 of a float64 reference, relative to sum n|w| / sum n', () => {
+    const updates = randomUpdates(100, 11, SMALL);
+    const total = updates.reduce((a, u) => a + u.weight, 0);
+    const means = engines.map((engine) => {
+      const sum = new WeightedSum(layout(() => 0, SMALL), { engine });
+      for (const u of updates) sum.add(u.update, u.weight);
+      return sum.mean(total);
+    });
+    expect(bits(means[0])).toEqual(bits(means[1]));
+    let worst = 0;
+    for (const [name, n] of Object.entries(SMALL)) {
+      const exact = new Float64Array(n);
+      const magnitude = new Float64Array(n);
+      for (const u of updates) {
+        const x = u.update.get(name)!.data;
+        for (let i = 0; i < n; i++) {
+          exact[i] += u.weight * x[i];
+          magnitude[i] += u.weight * Math.abs(x[i]);
+        }
+      }
+      const mean = means[0].get(name)!;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(mean[i] - exact[i] / total) / (magnitude[i] / total));
+    }
+    expect(worst).toBeLessThan(1e-6);
+    expect(worst).toBeGreaterThan(0); // float32 sums: not the float64 result, only close to it
+  });
+
+  it.each(engines)('%s: an update with a value that is not finite is refused wherever it is, and changes nothing', (engine) => {
+    const good = randomUpdates(3, 5);
+    const reference = new WeightedSum(layout(() => 0), { engine });
+    for (const u of good) reference.add(u.update, u.weight);
+    const expected = bits(reference.mean(1234));
+
+    const sum = new WeightedSum(layout(() => 0), { engine });
+    sum.add(good[0].update, good[0].weight);
+    for (const [name, index, value] of [['big', 69_999, NaN], ['bias', 0, Infinity], ['weight', 999, -Infinity], ['big', 0, NaN]] as const) {
+      const bad = layout((n, i) => (n === name && i === index ? value : 1));
+      expect(() => sum.add(bad, 7)).toThrow(new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${index}`, 'non-finite'));
+    }
+    sum.add(good[1].update, good[1].weight);
+    sum.add(good[2].update, good[2].weight);
+    expect(bits(sum.mean(1234))).toEqual(expected);
+  });
+
+  it.each(engines)('%s: refuses an update whose weighted values take the float32 sum beyond its range, and changes nothing', (engine) => {
+    const sum = new WeightedSum(layout(() => 0), { engine });
+    sum.add(layout(() => 1), 1);
+    const huge = layout((name, i) => (name === 'weight' && i === 10 ? 3e38 : 1));
+    expect(() => sum.add(huge, 10)).toThrow(/parameter 'weight' at index 10: 10 x 3\.0\d*e\+38 takes the float32 sum of the round beyond 3\.4e38/);
+    expect([...sum.mean(1).values()].every((d) => d.every((v) => v === 1))).toBe(true);
+  });
+
+  it("hands its memory to the next sum, which starts from nothing of the last one's", () => {
+    const first = new WeightedSum(layout(() => 0));
+    first.add(layout(() => 5), 3);
+    first.add(layout(() => 7), 1);
+    first.dispose();
+    expect(() => first.add(layout(() => 1), 1)).toThrow('disposed');
+    const next = new WeightedSum(layout(() => 0));
+    expect([...next.mean(1).values()].every((d) => d.every((v) => v === 0))).toBe(true);
+    next.add(layout((_, i) => i % 3), 2);
+    const mean = next.mean(2);
+    expect(mean.get('big')!.every((v, i) => v === i % 3)).toBe(true);
+    expect(Array.from(mean.get('bias')!)).toEqual([0, 1, 2]);
+  });
+
+  it('accepts large finite values that overflow only the running check of a chunk', () => {
+    const big = layout(() => 2 ** 120); // 16 Ki of these per lane overflow the check, not the sums
+    const [wasm, js] = engines.map((engine) => {
+      const sum = new WeightedSum(layout(() => 0), { engine });
+      sum.add(big, 1);
+      sum.add(big, 2);
+      return sum.mean(3);
+    });
+    expect(bits(wasm)).toEqual(bits(js));
+    expect(wasm.get('big')!.every((v) => v === 2 ** 120)).toBe(true);
+  });
+});
