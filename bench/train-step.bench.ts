@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import {
   buildClassifierPackage,
   buildTrainStep,
+  buildTrainStepGraph,
   ClassifierManifest,
   floatTensor,
   NamedTensors,
@@ -18,7 +19,10 @@ import { median } from './support/stats';
  *  - the train-step graph the gradient pass builds from an exported inference graph (`models import`);
  *  - the hand-derived train-step graph of the built-in classifier packages;
  *  - the plain TypeScript reference (float64 loops), the baseline.
- * Both graphs run in onnxruntime-node on `threads` intra-op threads.
+ * Then both graphs' FedProx variants (inputs mu and `<param>.global`), which FedProx tasks run
+ * instead, and the gradient pass's with mu = 0: what every task would pay if the term were always
+ * in the one graph. Graphs run in onnxruntime-node on `threads` intra-op threads, their runs
+ * interleaved in blocks so that a busy machine weighs on all alike.
  */
 export interface TrainStepBenchOptions {
   threads: number;
@@ -41,6 +45,23 @@ function exportedMlp(m: ClassifierManifest, weights: NamedTensors): Buffer {
   g.node('Identity', [h], ['logits']);
   g.output('logits', 'float', ['batch', C]);
   return g.toBuffer();
+}
+
+/** Each step `iterations` times, in ten interleaved blocks, after a warm-up of each. */
+async function timeInterleaved(iterations: number, steps: (() => Promise<void>)[]): Promise<number[][]> {
+  for (const step of steps) for (let i = 0; i < Math.min(20, iterations); i++) await step();
+  const times = steps.map(() => [] as number[]);
+  const block = Math.max(1, Math.round(iterations / 10));
+  for (let done = 0; done < iterations; done += block) {
+    for (const [k, step] of steps.entries()) {
+      for (let i = 0; i < Math.min(block, iterations - done); i++) {
+        const t0 = performance.now();
+        await step();
+        times[k].push(performance.now() - t0);
+      }
+    }
+  }
+  return times;
 }
 
 async function timeRuns(iterations: number, step: () => Promise<void>): Promise<number[]> {
@@ -74,17 +95,32 @@ export async function trainStepBench(opts: TrainStepBenchOptions): Promise<void>
     return feeds;
   };
 
-  // The gradient pass's graph.
+  // The gradient pass's graph, and the hand-derived graph of the built-in packages.
   const imported = buildTrainStep(exportedMlp(m, weights), { loss: 'softmax_cross_entropy', optimizer: 'sgd' });
   const autodiff = await ort.InferenceSession.create(imported.trainStepOnnx, session);
   const autodiffFeeds = feedsFor({ weight: (p) => p, x: 'x', y: 'y' });
   for (const h of imported.hyperParameters) autodiffFeeds[h.name] = new ort.Tensor('float32', Float32Array.from(h.name === 'lr' ? [lr] : h.default), h.shape);
-  const autodiffTimes = await timeRuns(opts.iterations, async () => void (await autodiff.run(autodiffFeeds)));
-
-  // The hand-derived graph of the built-in packages.
   const handmade = await ort.InferenceSession.create(pkg.trainStepOnnx, session);
   const handFeeds = { ...feedsFor({ weight: (p) => p, x: 'x', y: 'y' }), lr: new ort.Tensor('float32', Float32Array.of(lr), []) };
-  const handTimes = await timeRuns(opts.iterations, async () => void (await handmade.run(handFeeds)));
+
+  // Their FedProx variants; the global weights are the weights, as in a round's first step.
+  const proximal = (feeds: Record<string, ort.Tensor>, mu: number) => {
+    const out: Record<string, ort.Tensor> = { ...feeds, mu: new ort.Tensor('float32', Float32Array.of(mu), []) };
+    for (const p of m.parameters) out[`${p.name}.global`] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
+    return out;
+  };
+  const importedProx = buildTrainStep(exportedMlp(m, weights), { loss: 'softmax_cross_entropy', optimizer: 'sgd', fedProx: true });
+  const autodiffProx = await ort.InferenceSession.create(importedProx.trainStepOnnx, session);
+  const handProx = await ort.InferenceSession.create(buildTrainStepGraph(m, { fedProx: true }), session);
+
+  const ways: [string, ort.InferenceSession, Record<string, ort.Tensor>][] = [
+    ['gradient pass (models import)', autodiff, autodiffFeeds],
+    ['hand-derived graph (built-in packages)', handmade, handFeeds],
+    ['gradient pass, FedProx step', autodiffProx, proximal(autodiffFeeds, 0.01)],
+    ['hand-derived graph, FedProx step', handProx, proximal(handFeeds, 0.01)],
+    ['gradient pass, FedProx step at mu = 0', autodiffProx, proximal(autodiffFeeds, 0)],
+  ];
+  const graphTimes = await timeInterleaved(opts.iterations, ways.map(([, s, feeds]) => async () => void (await s.run(feeds))));
 
   // Same step, same numbers: the gradient pass's result against the reference.
   const ref = referenceTrainStep(m, weights, x, y, BATCH, lr);
@@ -98,15 +134,13 @@ export async function trainStepBench(opts: TrainStepBenchOptions): Promise<void>
 
   const refIterations = Math.max(5, Math.round(opts.iterations / 20));
   const refTimes = await timeRuns(refIterations, async () => void referenceTrainStep(m, weights, x, y, BATCH, lr));
-  await autodiff.release();
-  await handmade.release();
+  await Promise.all([autodiff.release(), handmade.release(), autodiffProx.release(), handProx.release()]);
 
   const rows = [
-    { way: 'gradient pass (models import)', medianMs: median(autodiffTimes), runs: autodiffTimes.length },
-    { way: 'hand-derived graph (built-in packages)', medianMs: median(handTimes), runs: handTimes.length },
+    ...ways.map(([way], i) => ({ way, medianMs: median(graphTimes[i]), runs: graphTimes[i].length })),
     { way: 'TypeScript reference (baseline)', medianMs: median(refTimes), runs: refTimes.length },
   ];
-  const baseline = rows[2].medianMs;
+  const baseline = rows[rows.length - 1].medianMs;
   console.log(`one SGD train step, ${F}-${H}-${C} MLP, batch ${BATCH}, ${opts.threads} thread(s)`);
   console.log('way                                      median ms   runs   x faster than the reference');
   for (const r of rows) console.log(`${r.way.padEnd(40)} ${r.medianMs.toFixed(3).padStart(9)} ${String(r.runs).padStart(6)}   ${(baseline / r.medianMs).toFixed(1)}`);

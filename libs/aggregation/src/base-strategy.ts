@@ -63,7 +63,7 @@ export abstract class BaseStrategy<P extends SamplingParameters = SamplingParame
   ) {}
 
   /** Config entries this strategy sends to every fit client (FedProx's proximal_mu, ...). */
-  protected fitConfig(): ClientConfig {
+  fitConfig(_serverRound: number): ClientConfig {
     return {};
   }
 
@@ -78,7 +78,7 @@ export abstract class BaseStrategy<P extends SamplingParameters = SamplingParame
       seed: this.options.seed ?? 0,
     });
     this.sampledPerRound.set(serverRound, nodes.length);
-    const config = { ...baseConfig, ...this.fitConfig() };
+    const config = { ...baseConfig, ...this.fitConfig(serverRound) };
     return nodes.map((node) => ({ node, config: { ...config } }));
   }
 
@@ -128,6 +128,11 @@ export abstract class BaseStrategy<P extends SamplingParameters = SamplingParame
   /** Clients configureFit chose for this round, if it was asked. */
   sampledClients(serverRound: number): number | undefined {
     return this.sampledPerRound.get(serverRound);
+  }
+
+  /** For a caller that samples the round's clients itself: how many it chose (DP's fixed denominator). */
+  setSampledClients(serverRound: number, count: number): void {
+    this.sampledPerRound.set(serverRound, count);
   }
 
   /** Options for update checks, given the global weights of the round. */

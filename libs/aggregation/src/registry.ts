@@ -142,7 +142,7 @@ const ENTRIES: RegistryEntry[] = (
     linear: false,
     parameters: [
       { name: 'q_param', type: 'number', default: 0.2, minimum: 0, description: 'Fairness parameter q; 0 is plain averaging of the steps.' },
-      { name: 'qffl_learning_rate', type: 'number', default: 0.1, exclusiveMinimum: 0, description: 'Learning rate the workers use; its inverse estimates the Lipschitz constant.' },
+      { name: 'qffl_learning_rate', type: 'number', default: 0.1, exclusiveMinimum: 0, description: "The step size the server assumes the workers' updates took: its inverse estimates the Lipschitz constant L; larger values take larger steps." },
     ],
     create: (p, o) => new QFedAvg(p as never, o),
   },

@@ -93,6 +93,12 @@ export interface Strategy {
   /** True when `add` folds updates in (memory independent of the number of workers). */
   readonly streaming: boolean;
   configureFit(serverRound: number, availableNodes: readonly string[], baseConfig?: ClientConfig): ClientInstruction[];
+  /**
+   * What configureFit adds to every worker's config (FedProx's proximal_mu,
+   * QFedAvg's request for loss_before_fit, ...), for a caller that samples the
+   * round's workers itself.
+   */
+  fitConfig(serverRound: number): ClientConfig;
   beginFit(serverRound: number, current: WeightMap): FitAggregation;
   aggregateFit(serverRound: number, current: WeightMap, results: FitRes[], failures?: Failure[]): AggregateFitResult;
   configureEvaluate(serverRound: number, availableNodes: readonly string[], baseConfig?: ClientConfig): ClientInstruction[];

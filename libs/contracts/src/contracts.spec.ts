@@ -1,5 +1,5 @@
 import { Bindings, Msg, Routes } from './messages';
-import { FitResultPayload, RoundInstructionPayload, TaskSubmittedPayload } from './payloads';
+import { FitResultPayload, RoundInstructionPayload, TaskSubmittedPayload, UseCaseDefinedPayload } from './payloads';
 import { parsePayload, ContractViolation } from './validate';
 
 describe('contracts', () => {
@@ -29,6 +29,20 @@ describe('contracts', () => {
     }
   });
 
+  it("carries what a strategy asks of the workers in the fit config, and a worker's loss_before_fit, checked", () => {
+    const instruction = (config: Record<string, unknown>) => ({
+      task_id: 1, round: 1, sender: 'c', use_case: 'iris', participants: ['site-1'],
+      package_sha256: 'a'.repeat(64), weights_sha256: 'b'.repeat(64), reply_to: 'coordinator.c.round.fit-result',
+      config: { local_epochs: 1, batch_size: 8, learning_rate: 0.3, seed: 1, ...config },
+    });
+    expect(parsePayload(RoundInstructionPayload, instruction({ proximal_mu: 0.1, report_loss_before_fit: true })).config).toMatchObject({ proximal_mu: 0.1, report_loss_before_fit: true });
+    expect(() => parsePayload(RoundInstructionPayload, instruction({ proximal_mu: -1 }))).toThrow('proximal_mu');
+    expect(() => parsePayload(RoundInstructionPayload, instruction({ report_loss_before_fit: 'yes' }))).toThrow('report_loss_before_fit');
+    const result = { task_id: 1, round: 1, sender: 'site-1', status: 'ok', examples: 40, train_loss: 0.2, duration_ms: 5 };
+    expect(parsePayload(FitResultPayload, { ...result, loss_before_fit: 0.9 }).loss_before_fit).toBe(0.9);
+    expect(() => parsePayload(FitResultPayload, { ...result, loss_before_fit: 'high' })).toThrow('loss_before_fit');
+  });
+
   it('refuses node names that would break routing keys', () => {
     expect(() =>
       parsePayload(RoundInstructionPayload, {
@@ -42,5 +56,14 @@ describe('contracts', () => {
     expect(Routes.worker('site-1', Msg.ModelPackage)).toBe('worker.site-1.model.package');
     expect(Bindings.worker('site-1', ['iris'])).toEqual(['worker.site-1.#', 'nodes.all.#', 'workers.iris.#']);
     expect(Routes.coordinator('c1', Msg.RoundFitResult)).toBe('coordinator.c1.round.fit-result');
+    expect(Routes.allWorkers(Msg.UseCaseDefined)).toBe('nodes.all.use-case.defined');
+    expect(Bindings.useCaseWorkers('flowers')).toBe('workers.flowers.#');
+  });
+
+  it('carries a use case definition as it is, nested objects and arrays included', () => {
+    const definition = { name: 'flowers', features: [{ name: 'a', type: 'categorical', values: ['x', 'y'] }], label: { column: 'c', classes: ['p', 'q'] } };
+    const p = parsePayload(UseCaseDefinedPayload, { task_id: 0, round: 0, sender: 'gateway', definition });
+    expect(p.definition).toEqual(definition);
+    expect(() => parsePayload(UseCaseDefinedPayload, { task_id: 0, round: 0, sender: 'gateway', definition: 'flowers' })).toThrow('definition');
   });
 });

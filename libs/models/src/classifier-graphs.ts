@@ -6,7 +6,8 @@
  *   logits = z_{L-1}
  * The train-step graph appends mean softmax cross-entropy and its hand-written
  * backward pass followed by one plain SGD update; reference.ts is the same
- * computation in plain TypeScript.
+ * computation in plain TypeScript. The FedProx variant adds the gradient of
+ * (mu / 2) ||w - w_global||^2 to every parameter's.
  */
 import { ClassifierManifest } from './manifest';
 import { floatTensor, int64Tensor, OnnxGraphBuilder } from './onnx';
@@ -55,17 +56,36 @@ export function buildInferenceGraph(m: ClassifierManifest): Buffer {
   return g.toBuffer();
 }
 
+export interface TrainStepGraphOptions {
+  /**
+   * FedProx (Li et al. 2020): adds inputs `mu` (scalar) and `<param>.global`
+   * (the round's global weights, fixed for the round) after `lr`, and
+   * mu (w - w_global) to every gradient. The loss output stays the
+   * cross-entropy. A separate graph, so that the plain step pays nothing.
+   */
+  fedProx?: boolean;
+}
+
+/** Names of the FedProx train step's extra inputs, as the gradient pass (autodiff) names them. */
+export const PROXIMAL_MU_INPUT = 'mu';
+export const globalWeightInput = (param: string) => `${param}.global`;
+
 /**
- * Inputs: parameters, x [N, F] raw features, y [N, C] one-hot, lr scalar.
+ * Inputs: parameters, x [N, F] raw features, y [N, C] one-hot, lr scalar
+ * (then mu and `<param>.global` with `fedProx`).
  * Outputs: `<param>.next` for every parameter (manifest order), then loss.
  */
-export function buildTrainStepGraph(m: ClassifierManifest): Buffer {
-  const g = new OnnxGraphBuilder(`${m.name}.train_step`);
+export function buildTrainStepGraph(m: ClassifierManifest, options: TrainStepGraphOptions = {}): Buffer {
+  const g = new OnnxGraphBuilder(`${m.name}.train_step${options.fedProx ? '_fedprox' : ''}`);
   const classes = m.classes.length;
   declareParameters(g, m);
   g.input('x', 'float', ['N', m.inputs.features.length]);
   g.input('y', 'float', ['N', classes]);
   g.input('lr', 'float', []);
+  if (options.fedProx) {
+    g.input(PROXIMAL_MU_INPUT, 'float', []);
+    for (const p of m.parameters) g.input(globalWeightInput(p.name), 'float', p.shape);
+  }
   const { logits, layerInputs, preActivations } = buildForward(g, m);
 
   const logProbs = g.op('LogSoftmax', [logits], { axis: -1 }, 'log_probabilities');
@@ -79,13 +99,17 @@ export function buildTrainStepGraph(m: ClassifierManifest): Buffer {
   // (W + deltaᵀ·h) instead of computing a gradient and a separate W - lr·dW.
   const scale = g.op('Div', [g.op('Neg', ['lr']), n]);
   let delta = g.op('Mul', [g.op('Sub', [g.op('Exp', [logProbs]), 'y']), scale], {}, 'logits.delta');
+  // FedProx: w - lr (dL/dw + mu (w - w_global)) = [w - lr mu (w - w_global)] + (-lr dL/dw), so
+  // the proximal pull goes into the term the fused update adds to.
+  const pull = options.fedProx ? g.op('Mul', [g.op('Neg', ['lr']), PROXIMAL_MU_INPUT], {}, 'proximal.scale') : '';
+  const base = (p: string) => (options.fedProx ? g.op('Add', [p, g.op('Mul', [g.op('Sub', [p, globalWeightInput(p)]), pull])], {}, `${p}.proximal`) : p);
   const batchAxis = g.constant(int64Tensor([1], [0]));
   const zero = layerInputs.length > 1 ? g.constant(floatTensor([], [0])) : '';
   for (let i = layerInputs.length - 1; i >= 0; i--) {
     const w = `layers.${i}.weight`;
     const b = `layers.${i}.bias`;
-    g.op('Gemm', [delta, layerInputs[i], w], { transA: 1 }, `${w}.next`);
-    g.op('Add', [b, g.op('ReduceSum', [delta, batchAxis], { keepdims: 0 })], {}, `${b}.next`);
+    g.op('Gemm', [delta, layerInputs[i], base(w)], { transA: 1 }, `${w}.next`);
+    g.op('Add', [base(b), g.op('ReduceSum', [delta, batchAxis], { keepdims: 0 })], {}, `${b}.next`);
     if (i > 0) {
       const upstream = g.op('MatMul', [delta, w]);
       // ReLU derivative: 1 where the pre-activation is > 0, else 0.

@@ -124,6 +124,84 @@ describe('OnnxModelRunner on torch_mlp.onnx imported for iris', () => {
     }
   });
 
+  it.each(['sgd', 'adam'] as const)("%s with FedProx: each step is the gradient pass's FedProx step, pulled towards the weights training started from", async (optimizer) => {
+    const pkg = importOnnxModel(torchMlp(), { ...IRIS_SPEC, optimizer });
+    const m = pkg.manifest as ImportedModelManifest;
+    const runner = await OnnxModelRunner.create(pkg);
+    const direct = await TrainStepSession.create(torchMlp(), { loss: 'softmax_cross_entropy', optimizer, fedProx: true });
+    try {
+      const n = 20;
+      const sample = rows(data, (r) => r % 7 === 0 && r < 7 * n);
+      const lr = 0.05;
+      const mu = 2;
+      // full batches: one step per epoch; three epochs, so that the proximal term (0 at the first step) acts
+      const cfg = { epochs: 3, batchSize: 64, learningRate: lr, seed: 5, proximalMu: mu };
+      const result = await runner.train(pkg.initialWeights, sample, cfg);
+      const plain = await runner.train(pkg.initialWeights, sample, { ...cfg, proximalMu: 0 });
+
+      const order = Int32Array.from({ length: n }, (_, i) => i);
+      const rand = seededRandom(5);
+      const globals = Object.fromEntries(m.parameters.map((p) => [`${p.name}.global`, tensor(pkg.initialWeights.get(p.name)!.data, p.shape)]));
+      let weights = direct.model.initialWeights;
+      let state = direct.model.initialState;
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        shuffleInPlace(order, rand);
+        const x = new Float32Array(n * 4);
+        const y = new Float32Array(n * 3);
+        order.forEach((row, r) => {
+          for (let j = 0; j < 4; j++) x[r * 4 + j] = (sample.x[row * 4 + j] - m.normalization!.mean[j]) / m.normalization!.std[j];
+          y[r * 3 + sample.labels[row]] = 1;
+        });
+        const out = await direct.run(weights, tensor(x, [n, 4]), tensor(y, [n, 3]), { lr, mu }, state, globals);
+        weights = new Map(m.parameters.map((p) => [p.name, { shape: p.shape, data: out[`${p.name}.next`].data as Float32Array }]));
+        state = new Map([...state].map(([k, t]) => [k, { shape: t.shape, data: out[`${k}.next`].data as Float32Array }]));
+      }
+      for (const p of m.parameters) {
+        expect({ p: p.name, close: maxAbsDiff(result.weights.get(p.name)!.data, weights.get(p.name)!.data) <= 1e-5 }).toEqual({ p: p.name, close: true });
+      }
+      const distance = (w: NamedTensors) => Math.sqrt(m.parameters.reduce((a, p) => a + maxAbsDiff(w.get(p.name)!.data, pkg.initialWeights.get(p.name)!.data) ** 2, 0));
+      expect(distance(result.weights)).toBeLessThan(distance(plain.weights));
+    } finally {
+      await Promise.all([runner.release(), direct.release()]);
+    }
+  });
+
+  it('with FedProx, a larger proximal_mu keeps the local weights closer to the global ones', async () => {
+    const pkg = importOnnxModel(torchMlp(), { ...IRIS_SPEC, optimizer: 'sgd_momentum' });
+    const runner = await OnnxModelRunner.create(pkg);
+    try {
+      const distance = async (proximalMu: number) => {
+        const r = await runner.train(pkg.initialWeights, data, { epochs: 5, batchSize: 16, learningRate: 0.05, seed: 4, proximalMu });
+        let sq = 0;
+        for (const [name, t] of pkg.initialWeights) {
+          const w = r.weights.get(name)!.data;
+          for (let i = 0; i < w.length; i++) sq += (w[i] - t.data[i]) ** 2;
+        }
+        return Math.sqrt(sq);
+      };
+      const distances = [];
+      for (const mu of [0, 0.1, 1, 4]) distances.push(await distance(mu));
+      for (let i = 1; i < distances.length; i++) expect(distances[i]).toBeLessThan(distances[i - 1]);
+      expect(distances[3]).toBeLessThan(distances[0] / 2);
+    } finally {
+      await runner.release();
+    }
+  });
+
+  it('a package imported before the FedProx step trains as before, and refuses proximal_mu > 0 saying what to do', async () => {
+    const { trainStepFedProxOnnx: _, ...older } = importOnnxModel(torchMlp(), IRIS_SPEC);
+    const runner = await OnnxModelRunner.create(older);
+    try {
+      const cfg = { epochs: 1, batchSize: 16, learningRate: 0.05, seed: 1 };
+      await expect(runner.train(older.initialWeights, data, cfg)).resolves.toMatchObject({ steps: 10 });
+      await expect(runner.train(older.initialWeights, data, { ...cfg, proximalMu: 0.1 })).rejects.toThrow(
+        'was imported before packages carried a FedProx train step; import it again to train it with proximal_mu > 0',
+      );
+    } finally {
+      await runner.release();
+    }
+  });
+
   it('evaluates with the loss of the package: mean squared error as the train step computes it', async () => {
     const mse = importOnnxModel(torchMlp(), { ...IRIS_SPEC, loss: 'mean_squared_error' });
     const runner = await OnnxModelRunner.create(mse);

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { checkWeights, exchangedTensors, ImportedModelManifest, isImportedManifest, ModelPackage, ParameterSpec } from './manifest';
 import { NamedTensors } from './safetensors';
+import { globalWeightInput, PROXIMAL_MU_INPUT } from './classifier-graphs';
 import {
   checkLabeledData,
   checkSessionIO,
@@ -11,6 +12,8 @@ import {
   LabeledData,
   ModelRunner,
   OnnxClassifierRunner,
+  ProximalTrainStep,
+  proximalFeeds,
   RunnerOptions,
   sessionOptions,
   TrainConfig,
@@ -37,6 +40,10 @@ function checkNoOtherInputs(session: ort.InferenceSession, graph: string, fed: s
  * from the package's initial state at every call, i.e. every round: sites are
  * sampled afresh each round and a worker may restart, so nothing of a task
  * outlives its round on a site.
+ *
+ * FedProx: the package's second train step (`graphs.train_step_fedprox`,
+ * built at import) adds mu (w - w_global) to the gradients; it is loaded the
+ * first time a task trains with proximal_mu > 0.
  */
 export class OnnxModelRunner implements ModelRunner {
   private readonly features: number;
@@ -46,12 +53,15 @@ export class OnnxModelRunner implements ModelRunner {
   /** Everything fed back from `<name>.next` after a step. */
   private readonly carried: string[];
   private readonly optimizerState: NamedTensors;
+  private readonly proximal: ProximalTrainStep;
 
   private constructor(
     readonly manifest: ImportedModelManifest,
     private readonly inference: ort.InferenceSession,
     private readonly trainStep: ort.InferenceSession,
     initialState: NamedTensors | undefined,
+    fedProxOnnx: Buffer | undefined,
+    options: ort.InferenceSession.SessionOptions,
   ) {
     this.features = manifest.inputs.features.length;
     this.classes = manifest.classes.length;
@@ -59,6 +69,21 @@ export class OnnxModelRunner implements ModelRunner {
     this.exchanged = exchangedTensors(manifest);
     this.carried = [...manifest.parameters.map((p) => p.name), ...manifest.state.map((s) => s.name)];
     this.optimizerState = initialState ?? new Map();
+    this.proximal = new ProximalTrainStep(async () => {
+      if (!fedProxOnnx) {
+        throw new Error(`model "${manifest.name}" was imported before packages carried a FedProx train step; import it again to train it with proximal_mu > 0`);
+      }
+      const session = await ort.InferenceSession.create(fedProxOnnx, options);
+      try {
+        const inputs = [...trainStepInputs(manifest), PROXIMAL_MU_INPUT, ...manifest.parameters.map((p) => globalWeightInput(p.name))];
+        checkSessionIO(session, 'FedProx train-step', inputs, [...this.carried.map((n) => `${n}.next`), 'loss']);
+        checkNoOtherInputs(session, 'FedProx train-step', inputs);
+      } catch (e) {
+        await session.release();
+        throw e;
+      }
+      return session;
+    });
   }
 
   static async create(pkg: ModelPackage, opts: RunnerOptions = {}): Promise<OnnxModelRunner> {
@@ -77,7 +102,7 @@ export class OnnxModelRunner implements ModelRunner {
     try {
       trainStep = await ort.InferenceSession.create(pkg.trainStepOnnx, options);
       const inferenceInputs = [...exchanged, 'x'];
-      const trainInputs = [...carried, 'x', 'y', ...hyper];
+      const trainInputs = trainStepInputs(manifest);
       checkSessionIO(inference, 'inference', inferenceInputs, [manifest.prediction.name]);
       checkSessionIO(trainStep, 'train-step', trainInputs, [...carried.map((n) => `${n}.next`), 'loss']);
       checkNoOtherInputs(inference, 'inference', inferenceInputs);
@@ -87,7 +112,7 @@ export class OnnxModelRunner implements ModelRunner {
       await Promise.all([inference.release(), trainStep?.release()]);
       throw e;
     }
-    return new OnnxModelRunner(manifest, inference, trainStep, pkg.initialState);
+    return new OnnxModelRunner(manifest, inference, trainStep, pkg.initialState, pkg.trainStepFedProxOnnx, options);
   }
 
   private batchDims(m: number): number[] {
@@ -110,9 +135,11 @@ export class OnnxModelRunner implements ModelRunner {
     for (const s of this.manifest.state) {
       if (s.kind === 'optimizer') feeds[s.name] = new ort.Tensor('float32', this.optimizerState.get(s.name)!.data, s.shape);
     }
+    const mu = cfg.proximalMu ?? 0;
+    if (mu > 0) Object.assign(feeds, proximalFeeds(this.manifest.parameters, weights, mu));
 
     const { steps, meanLoss } = await runTrainingLoop({
-      session: this.trainStep,
+      session: mu > 0 ? await this.proximal.get() : this.trainStep,
       feeds,
       carried: this.carried,
       data,
@@ -215,7 +242,7 @@ export class OnnxModelRunner implements ModelRunner {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.inference.release(), this.trainStep.release()]);
+    await Promise.all([this.inference.release(), this.trainStep.release(), this.proximal.release()]);
   }
 
   /** The prediction output, [n, width] row-major. */
@@ -232,6 +259,11 @@ export class OnnxModelRunner implements ModelRunner {
     }
     return z.data as Float32Array;
   }
+}
+
+/** The plain train step's inputs: weights, state, the batch, hyper-parameters. */
+function trainStepInputs(m: ImportedModelManifest): string[] {
+  return [...m.parameters.map((p) => p.name), ...m.state.map((s) => s.name), 'x', 'y', ...m.hyper_parameters.map((h) => h.name)];
 }
 
 /** The runner for a package's format: the built-in classifier or an imported model. */

@@ -25,7 +25,7 @@ describe('importOnnxModel', () => {
       state: [],
       hyper_parameters: [{ name: 'lr', shape: [], default: [expect.closeTo(0.01, 6)] }],
       defaults: { learning_rate: 0.01, batch_size: 32, local_epochs: 1 },
-      graphs: { inference: 'inference.onnx', train_step: 'train_step.onnx' },
+      graphs: { inference: 'inference.onnx', train_step: 'train_step.onnx', train_step_fedprox: 'train_step_fedprox.onnx' },
       weights: 'weights.safetensors',
       source: { file: 'torch_mlp.onnx', opset: 13 },
     });
@@ -45,6 +45,10 @@ describe('importOnnxModel', () => {
     const inference = decodeModel(pkg.inferenceOnnx).graph;
     expect(inference.initializers.find((t) => t.name === NORMALIZATION_MEAN)!.data).toEqual(Float32Array.from(IRIS_SPEC.normalization!.mean));
     expect(inference.inputs.map((i) => i.name)).toEqual([...m.parameters.map((p) => p.name), 'x']);
+    // FedProx's train step: the plain one's inputs, then mu and the round's global weights
+    const plainInputs = decodeModel(pkg.trainStepOnnx).graph.inputs.map((i) => i.name);
+    expect(decodeModel(pkg.trainStepFedProxOnnx!).graph.inputs.map((i) => i.name)).toEqual([...plainInputs, 'mu', ...m.parameters.map((p) => `${p.name}.global`)]);
+    expect(plainInputs).not.toContain('mu');
   });
 
   it('round-trips through the package files and a bundle, and keeps the optimizer state of adam', () => {
@@ -59,7 +63,7 @@ describe('importOnnxModel', () => {
     ]);
     expect(m.hyper_parameters.map((h) => h.name)).toEqual(['lr', 'beta1', 'beta2', 'epsilon']);
     const files = modelPackageFiles(pkg);
-    expect(Object.keys(files).sort()).toEqual(['inference.onnx', 'manifest.json', 'optimizer_state.safetensors', 'train_step.onnx', 'weights.safetensors']);
+    expect(Object.keys(files).sort()).toEqual(['inference.onnx', 'manifest.json', 'optimizer_state.safetensors', 'train_step.onnx', 'train_step_fedprox.onnx', 'weights.safetensors']);
     const back = readModelPackage(decodePackageBundle(encodePackageBundle(files)));
     expect(back.manifest).toEqual(m);
     expect([...back.initialWeights.keys()].sort()).toEqual(m.parameters.map((p) => p.name).sort());
@@ -67,6 +71,12 @@ describe('importOnnxModel', () => {
     expect(back.initialState!.size).toBe(m.parameters.length * 2 + 1);
     expect([...back.initialState!.values()].every((t) => t.data.every((v) => v === 0))).toBe(true);
     expect(back.trainStepOnnx.equals(pkg.trainStepOnnx)).toBe(true);
+    expect(back.trainStepFedProxOnnx!.equals(pkg.trainStepFedProxOnnx!)).toBe(true);
+    // a package imported before the FedProx step existed still reads
+    const { train_step_fedprox: _, ...graphs } = m.graphs;
+    const older: Record<string, Buffer> = { ...files, 'manifest.json': Buffer.from(JSON.stringify({ ...m, graphs })) };
+    delete older['train_step_fedprox.onnx'];
+    expect(readModelPackage(older).trainStepFedProxOnnx).toBeUndefined();
   });
 
   it('imports torch_cnn.onnx for 8x8 digit images: 64 pixel columns reshaped to [1, 8, 8]', () => {

@@ -13,6 +13,10 @@ export function modelPackageFiles(pkg: ModelPackage): Record<string, Buffer> {
     [m.graphs.train_step]: pkg.trainStepOnnx,
     [m.weights]: encodeSafetensors(pkg.initialWeights, { model: m.name }),
   };
+  if (isImportedManifest(m) && m.graphs.train_step_fedprox) {
+    if (!pkg.trainStepFedProxOnnx) throw new Error(`model package "${m.name}": the manifest names ${m.graphs.train_step_fedprox} but the package has no FedProx train-step graph`);
+    files[m.graphs.train_step_fedprox] = pkg.trainStepFedProxOnnx;
+  }
   if (isImportedManifest(m) && m.optimizer_state) {
     if (!pkg.initialState) throw new Error(`model package "${m.name}": the manifest names ${m.optimizer_state} but the package has no initial optimizer state`);
     files[m.optimizer_state] = encodeSafetensors(pkg.initialState, { model: m.name, optimizer: m.optimizer });
@@ -49,8 +53,11 @@ export function readModelPackage(files: Record<string, Uint8Array>): ModelPackag
     }
   };
   const initialWeights = readTensors(manifest.weights, 'weights', (t) => checkWeights(manifest, t));
-  if (!isImportedManifest(manifest) || !manifest.optimizer_state) return { manifest, inferenceOnnx, trainStepOnnx, initialWeights };
+  if (!isImportedManifest(manifest)) return { manifest, inferenceOnnx, trainStepOnnx, initialWeights };
+  const fedProx = manifest.graphs.train_step_fedprox;
+  const pkg: ModelPackage = { manifest, inferenceOnnx, trainStepOnnx, initialWeights, ...(fedProx ? { trainStepFedProxOnnx: file(fedProx, 'FedProx train-step graph') } : {}) };
+  if (!manifest.optimizer_state) return pkg;
   const slots = optimizerState(manifest.optimizer, manifest.parameters);
   const initialState = readTensors(manifest.optimizer_state, 'optimizer state', (t) => checkTensors(slots, t, 'optimizer state', 'state'));
-  return { manifest, inferenceOnnx, trainStepOnnx, initialWeights, initialState };
+  return { ...pkg, initialState };
 }

@@ -1,7 +1,7 @@
 /**
  * Plain-TypeScript specification of the classifier graphs (classifier-graphs.ts):
  * the same forward pass, mean softmax cross-entropy, backward pass and SGD
- * step, in float64. Too slow for training; tests compare the graphs to it.
+ * step (with FedProx's proximal term when given), in float64. Too slow for training; tests compare the graphs to it.
  */
 import { layerSizes, ClassifierManifest } from './manifest';
 import { NamedTensors } from './safetensors';
@@ -67,14 +67,38 @@ export function logSoftmaxRows(logits: ArrayLike<number>, n: number, classes: nu
   return out;
 }
 
-/** Mean softmax cross-entropy over the batch and its gradient for every parameter. */
+/** FedProx's proximal term (mu / 2) ||w - w_global||^2 added to the local objective. */
+export interface ProximalTerm {
+  mu: number;
+  /** The round's global weights. */
+  global: ParamValues;
+}
+
+/** (mu / 2) ||w - w_global||^2 over every parameter. */
+export function proximalPenalty(manifest: ClassifierManifest, params: ParamValues, proximal: ProximalTerm): number {
+  let sq = 0;
+  for (const p of manifest.parameters) {
+    const w = param(params, p.name);
+    const g = param(proximal.global, p.name);
+    for (let i = 0; i < w.length; i++) sq += (w[i] - g[i]) ** 2;
+  }
+  return (proximal.mu / 2) * sq;
+}
+
+/**
+ * Mean softmax cross-entropy over the batch and the gradient of the local
+ * objective for every parameter: the cross-entropy's, plus mu (w - w_global)
+ * with a proximal term. `loss` is the cross-entropy alone (what the train
+ * step reports), `objective` adds the proximal penalty.
+ */
 export function referenceLossAndGradients(
   manifest: ClassifierManifest,
   params: ParamValues,
   x: ArrayLike<number>,
   y: ArrayLike<number>,
   n: number,
-): { loss: number; gradients: Map<string, Float64Array> } {
+  proximal?: ProximalTerm,
+): { loss: number; objective: number; gradients: Map<string, Float64Array> } {
   const sizes = layerSizes(manifest);
   const classes = sizes[sizes.length - 1];
   const fwd = referenceForward(manifest, params, x, n);
@@ -118,10 +142,17 @@ export function referenceLossAndGradients(
       delta = next;
     }
   }
-  return { loss, gradients };
+  if (!proximal) return { loss, objective: loss, gradients };
+  for (const p of manifest.parameters) {
+    const w = param(params, p.name);
+    const wg = param(proximal.global, p.name);
+    const g = gradients.get(p.name)!;
+    for (let i = 0; i < g.length; i++) g[i] += proximal.mu * (w[i] - wg[i]);
+  }
+  return { loss, objective: loss + proximalPenalty(manifest, params, proximal), gradients };
 }
 
-/** One plain SGD step: p.next = p - lr * dL/dp, returned as float32. */
+/** One plain SGD step: p.next = p - lr * dObjective/dp, returned as float32; `loss` is the cross-entropy. */
 export function referenceTrainStep(
   manifest: ClassifierManifest,
   params: ParamValues,
@@ -129,8 +160,9 @@ export function referenceTrainStep(
   y: ArrayLike<number>,
   n: number,
   lr: number,
+  proximal?: ProximalTerm,
 ): { params: NamedTensors; loss: number } {
-  const { loss, gradients } = referenceLossAndGradients(manifest, params, x, y, n);
+  const { loss, gradients } = referenceLossAndGradients(manifest, params, x, y, n, proximal);
   const next: NamedTensors = new Map();
   for (const p of manifest.parameters) {
     const w = param(params, p.name);

@@ -82,6 +82,46 @@ describe('OnnxClassifierRunner', () => {
     for (const [name, t] of params) expect(maxAbsDiff(result.weights.get(name)!.data, t.data)).toBeLessThan(1e-5);
   });
 
+  it('FedProx: matches the reference step by step, the proximal term pulling towards the weights training started from', async () => {
+    const { x, labels, y, n } = randomBatch(pkg, 10, 17);
+    // full batches: one step per epoch, on all rows in one order
+    const cfg = { epochs: 3, batchSize: 64, learningRate: 0.5, seed: 2, proximalMu: 0.8 };
+    const result = await runner.train(pkg.initialWeights, { x, labels, n }, cfg);
+    const plain = await runner.train(pkg.initialWeights, { x, labels, n }, { ...cfg, proximalMu: 0 });
+    const proximal = { mu: cfg.proximalMu, global: pkg.initialWeights };
+    let params: NamedTensors = pkg.initialWeights;
+    let loss = 0;
+    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+      const step = referenceTrainStep(pkg.manifest, params, x, y, n, cfg.learningRate, proximal);
+      params = step.params;
+      loss = step.loss;
+    }
+    // the reported loss is the cross-entropy, without the proximal penalty
+    expect(Math.abs(result.meanLoss - loss)).toBeLessThan(1e-5);
+    for (const [name, t] of params) {
+      expect(maxAbsDiff(result.weights.get(name)!.data, t.data)).toBeLessThan(1e-5);
+      // the first step has no pull (w = w_global), the later ones do
+      expect(maxAbsDiff(result.weights.get(name)!.data, plain.weights.get(name)!.data)).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('FedProx: a larger proximal_mu keeps the local weights closer to the global ones', async () => {
+    const data = separableData(pkg, 120, 5);
+    const distance = async (proximalMu: number) => {
+      const r = await runner.train(pkg.initialWeights, data, { epochs: 5, batchSize: 16, learningRate: 0.2, seed: 4, proximalMu });
+      let sq = 0;
+      for (const [name, t] of pkg.initialWeights) {
+        const w = r.weights.get(name)!.data;
+        for (let i = 0; i < w.length; i++) sq += (w[i] - t.data[i]) ** 2;
+      }
+      return Math.sqrt(sq);
+    };
+    const distances = [];
+    for (const mu of [0, 0.1, 1, 4]) distances.push(await distance(mu));
+    for (let i = 1; i < distances.length; i++) expect(distances[i]).toBeLessThan(distances[i - 1]);
+    expect(distances[3]).toBeLessThan(distances[0] / 2);
+  });
+
   it('predicts probabilities and evaluates with a stable cross-entropy', async () => {
     const { x, labels, n } = randomBatch(pkg, 20, 12);
     const probs = await runner.predict(pkg.initialWeights, x, n);
@@ -110,6 +150,7 @@ describe('OnnxClassifierRunner', () => {
     );
     await expect(runner.train(pkg.initialWeights, { ...data, n: 5 }, cfg)).rejects.toThrow('x has 24 values, expected n * 4 = 20');
     await expect(runner.train(pkg.initialWeights, data, { ...cfg, batchSize: 0 })).rejects.toThrow('batchSize must be a positive integer');
+    await expect(runner.train(pkg.initialWeights, data, { ...cfg, proximalMu: -1 })).rejects.toThrow('proximalMu must be >= 0, got -1');
     await expect(runner.predict(pkg.initialWeights, new Float32Array(7), 2)).rejects.toThrow('x has 7 values');
   });
 

@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { buildTrainStepGraph, globalWeightInput, PROXIMAL_MU_INPUT } from './classifier-graphs';
 import { checkWeights, ClassifierManifest, isImportedManifest, ModelManifest, ModelPackage } from './manifest';
 import { seededRandom, shuffleInPlace } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
@@ -22,6 +23,12 @@ export interface TrainConfig {
   learningRate: number;
   /** Seed of the per-epoch shuffles. */
   seed: number;
+  /**
+   * FedProx: adds (mu / 2) ||w - w_global||^2 to the local loss, w_global being
+   * the weights training starts from (the round's global weights). 0 or absent:
+   * the plain train step.
+   */
+  proximalMu?: number;
   /** Checked after every batch: once aborted, training stops there with a TrainingCancelledError. */
   signal?: AbortSignal;
   /** Called after every batch with the number of batches run so far. */
@@ -157,6 +164,41 @@ export function checkTrainConfig(cfg: TrainConfig): void {
   if (!Number.isSafeInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`train: epochs must be a positive integer, got ${cfg.epochs}`);
   if (!Number.isSafeInteger(cfg.batchSize) || cfg.batchSize < 1) throw new Error(`train: batchSize must be a positive integer, got ${cfg.batchSize}`);
   if (!(Number.isFinite(cfg.learningRate) && cfg.learningRate > 0)) throw new Error(`train: learningRate must be > 0, got ${cfg.learningRate}`);
+  const mu = cfg.proximalMu;
+  if (mu !== undefined && !(Number.isFinite(mu) && mu >= 0)) throw new Error(`train: proximalMu must be >= 0, got ${mu}`);
+}
+
+/**
+ * The FedProx train-step session, created on first use: a package trains
+ * with FedProx only in FedProx tasks, so the others never pay for it.
+ */
+export class ProximalTrainStep {
+  private session?: Promise<ort.InferenceSession>;
+
+  constructor(
+    private readonly create: () => Promise<ort.InferenceSession>,
+  ) {}
+
+  get(): Promise<ort.InferenceSession> {
+    this.session ??= this.create().catch((err) => {
+      this.session = undefined;
+      throw err;
+    });
+    return this.session;
+  }
+
+  async release(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    if (s) await (await s.catch(() => undefined))?.release();
+  }
+}
+
+/** The FedProx inputs: mu, and the starting weights as `<param>.global` (onnxruntime does not write into its inputs, so they share buffers). */
+export function proximalFeeds(params: readonly { name: string; shape: number[] }[], weights: NamedTensors, mu: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = { [PROXIMAL_MU_INPUT]: new ort.Tensor('float32', Float32Array.of(mu), []) };
+  for (const p of params) feeds[globalWeightInput(p.name)] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
+  return feeds;
 }
 
 export function checkLabeledData(data: LabeledData, features: number, classes: number): void {
@@ -174,13 +216,23 @@ export class OnnxClassifierRunner implements ModelRunner {
   private readonly features: number;
   private readonly classes: number;
 
+  /**
+   * The FedProx step is built here from the manifest, as the package's own
+   * train step was when the package was built (the built-in classifier's
+   * graphs are a function of its manifest), so every published package can
+   * train with FedProx.
+   */
+  private readonly proximal: ProximalTrainStep;
+
   private constructor(
     readonly manifest: ClassifierManifest,
     private readonly inference: ort.InferenceSession,
     private readonly trainStep: ort.InferenceSession,
+    options: ort.InferenceSession.SessionOptions,
   ) {
     this.features = manifest.inputs.features.length;
     this.classes = manifest.classes.length;
+    this.proximal = new ProximalTrainStep(() => ort.InferenceSession.create(buildTrainStepGraph(manifest, { fedProx: true }), options));
   }
 
   static async create(pkg: ModelPackage, opts: RunnerOptions = {}): Promise<OnnxClassifierRunner> {
@@ -198,7 +250,7 @@ export class OnnxClassifierRunner implements ModelRunner {
       await inference.release();
       throw e;
     }
-    return new OnnxClassifierRunner(manifest, inference, trainStep);
+    return new OnnxClassifierRunner(manifest, inference, trainStep, options);
   }
 
   async train(weights: NamedTensors, data: LabeledData, cfg: TrainConfig): Promise<TrainResult> {
@@ -210,10 +262,12 @@ export class OnnxClassifierRunner implements ModelRunner {
     const F = this.features;
     const C = this.classes;
     const params = this.manifest.parameters;
+    const mu = cfg.proximalMu ?? 0;
     const feeds: Record<string, ort.Tensor> = { lr: new ort.Tensor('float32', Float32Array.of(cfg.learningRate), []) };
     for (const p of params) feeds[p.name] = new ort.Tensor('float32', weights.get(p.name)!.data, p.shape);
+    if (mu > 0) Object.assign(feeds, proximalFeeds(params, weights, mu));
     const { steps, meanLoss } = await runTrainingLoop({
-      session: this.trainStep,
+      session: mu > 0 ? await this.proximal.get() : this.trainStep,
       feeds,
       carried: params.map((p) => p.name),
       data,
@@ -260,7 +314,7 @@ export class OnnxClassifierRunner implements ModelRunner {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.inference.release(), this.trainStep.release()]);
+    await Promise.all([this.inference.release(), this.trainStep.release(), this.proximal.release()]);
   }
 
   private async forward(weights: NamedTensors, x: Float32Array, n: number): Promise<{ logits: Float32Array; probabilities: Float32Array }> {

@@ -2,26 +2,28 @@ import { listStrategies, ParameterSpec, resolveStrategyParameters, StrategyParam
 import { DEFAULT_FL_SETTINGS, LEGACY_STRATEGY } from '@fl/contracts';
 
 /**
- * Flower's sampling parameters that are also top-level fields of a task: one
- * value serves both, given in either place.
+ * Strategy parameters that are also top-level fields of a task: one value
+ * serves both, given in either place. Flower's sampling parameters, and the
+ * FedOpt family's client learning rate `eta_l`, which is the task's
+ * `learning_rate` (in Flower eta_l is what the workers' optimiser would be
+ * told; here they are told the task's learning_rate, so the two are one).
  */
-const TASK_SAMPLING = ['min_fit_clients', 'fraction_fit'] as const;
+const TASK_FIELDS = { min_fit_clients: 'min_fit_clients', fraction_fit: 'fraction_fit', eta_l: 'learning_rate' } as const;
+type TaskField = (typeof TASK_FIELDS)[keyof typeof TASK_FIELDS];
+const isTaskField = (parameter: string): parameter is keyof typeof TASK_FIELDS => Object.hasOwn(TASK_FIELDS, parameter);
 
-/** Flower's evaluation sampling, which the coordinator does not use: every online worker evaluates each round. */
-const NOT_USED_HERE = new Set(['fraction_evaluate', 'min_evaluate_clients', 'min_available_clients']);
+/**
+ * Flower's evaluation and availability thresholds take 1 here when a task gives
+ * none (Flower's default is 2), as min_fit_clients does: one site may run a
+ * task. fraction_evaluate keeps Flower's 1.0: every online worker evaluates.
+ */
+const TASK_DEFAULTS: Record<string, number> = { min_evaluate_clients: 1, min_available_clients: 1 };
 
-/** Strategies the edge workers cannot serve yet, and why. */
-const UNAVAILABLE: Record<string, string> = {
-  QFedAvg: 'edge workers do not report loss_before_fit (their loss on the weights they received), by which QFedAvg weighs their updates',
-};
+/** Strategies the edge workers cannot serve, and why (none at present). */
+const UNAVAILABLE: Record<string, string> = {};
 
 /** What runs differently here from the published strategy. */
-const LIMITATIONS: Record<string, string> = {
-  FedProx: 'server side only: edge workers do not add the proximal term to their loss yet, so the task trains as FedAvg',
-  FedAdagrad: "eta_l is not sent to training: edge workers use the task's learning_rate",
-  FedAdam: "eta_l is not sent to training: edge workers use the task's learning_rate",
-  FedYogi: "eta_l is not sent to training: edge workers use the task's learning_rate",
-};
+const LIMITATIONS: Record<string, string> = {};
 
 export interface PlatformStrategySpec extends StrategySpec {
   /** Whether a task may choose it here. */
@@ -34,18 +36,18 @@ export interface PlatformStrategySpec extends StrategySpec {
 export function platformStrategies(): PlatformStrategySpec[] {
   return listStrategies().map((s) => ({
     ...s,
-    parameters: s.parameters.filter((p) => !NOT_USED_HERE.has(p.name)).map(asTaskParameter),
+    parameters: s.parameters.map(asTaskParameter),
     available: !UNAVAILABLE[s.name],
     limitation: UNAVAILABLE[s.name] ? `not available: ${UNAVAILABLE[s.name]}` : (LIMITATIONS[s.name] ?? null),
   }));
 }
 
-/** The sampling parameters take the task's defaults, which differ from Flower's (one worker may train). */
+/** Parameters that are task fields take the task's defaults, which differ from Flower's (one worker may train, learning rate 0.3). */
 function asTaskParameter(p: ParameterSpec): ParameterSpec {
-  if (p.name === 'min_fit_clients' || p.name === 'fraction_fit') {
-    return { ...p, default: DEFAULT_FL_SETTINGS[p.name], description: `${p.description} The same as the task's top-level ${p.name}; give it in either place.` };
-  }
-  return p;
+  if (p.name in TASK_DEFAULTS) return { ...p, default: TASK_DEFAULTS[p.name], description: `${p.description} 1 when not given (Flower: 2), so that one site may run a task.` };
+  if (!isTaskField(p.name)) return p;
+  const field = TASK_FIELDS[p.name];
+  return { ...p, default: DEFAULT_FL_SETTINGS[field], description: `${p.description} The same as the task's top-level ${field}; give it in either place.` };
 }
 
 export interface TaskStrategyInput {
@@ -53,6 +55,7 @@ export interface TaskStrategyInput {
   strategy_params?: Record<string, unknown>;
   min_fit_clients?: number;
   fraction_fit?: number;
+  learning_rate?: number;
 }
 
 export interface TaskStrategy {
@@ -62,6 +65,8 @@ export interface TaskStrategy {
   strategy_params: Record<string, number>;
   min_fit_clients: number;
   fraction_fit: number;
+  /** The workers' learning rate: the task's, or the FedOpt family's eta_l, which is the same. */
+  learning_rate: number;
 }
 
 /**
@@ -73,22 +78,22 @@ export function resolveTaskStrategy(input: TaskStrategyInput): TaskStrategy {
   const asked = input.strategy ?? LEGACY_STRATEGY;
   const name = strategySpec(asked).name;
   if (UNAVAILABLE[name]) throw new StrategyParameterError(name, null, `is not available here: ${UNAVAILABLE[name]}`);
-  const given = { ...(input.strategy_params ?? {}) };
-  for (const key of Object.keys(given)) {
-    if (NOT_USED_HERE.has(key)) throw new StrategyParameterError(name, key, 'is not used here: every online edge worker evaluates each round');
-  }
-  const sampling = {} as Record<(typeof TASK_SAMPLING)[number], number>;
-  for (const key of TASK_SAMPLING) {
-    const top = input[key];
+  const given = { ...TASK_DEFAULTS, ...(input.strategy_params ?? {}) };
+  const takes = new Set(strategySpec(name).parameters.map((p) => p.name));
+  const fields = {} as Record<TaskField, number>;
+  for (const [key, field] of Object.entries(TASK_FIELDS) as [keyof typeof TASK_FIELDS, TaskField][]) {
+    const top = input[field];
     const inner = given[key];
     if (top !== undefined && inner !== undefined && top !== inner) {
-      throw new StrategyParameterError(name, key, `is given twice with different values: ${top} at the top level, ${JSON.stringify(inner)} in strategy_params`);
+      const where = key === field ? 'at the top level' : `as the task's ${field}`;
+      throw new StrategyParameterError(name, key, `is given twice with different values: ${top} ${where}, ${JSON.stringify(inner)} in strategy_params`);
     }
-    given[key] = top ?? inner ?? DEFAULT_FL_SETTINGS[key];
+    fields[field] = (top ?? inner ?? DEFAULT_FL_SETTINGS[field]) as number;
+    // A strategy without the parameter (eta_l outside the FedOpt family) is left to refuse it by name, if given.
+    if (takes.has(key)) given[key] = fields[field];
   }
   const resolved = resolveStrategyParameters(name, given);
   const strategy_params: Record<string, number> = {};
-  for (const [key, value] of Object.entries(resolved.parameters)) if (!NOT_USED_HERE.has(key)) strategy_params[key] = value;
-  for (const key of TASK_SAMPLING) sampling[key] = strategy_params[key];
-  return { strategy: asked === LEGACY_STRATEGY ? LEGACY_STRATEGY : name, strategy_params, ...sampling };
+  for (const [key, value] of Object.entries(resolved.parameters)) strategy_params[key] = value;
+  return { strategy: asked === LEGACY_STRATEGY ? LEGACY_STRATEGY : name, strategy_params, ...fields };
 }

@@ -1,7 +1,7 @@
 import { LinearStrategy } from '../linear-strategy';
 import { packState, ServerStateful, unpackState } from '../server-state';
 import { ClientConfig, SamplingParameters } from '../strategy';
-import { StateMap, stateLike } from '../weight-arithmetic';
+import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export interface FedOptParameters extends SamplingParameters {
@@ -41,11 +41,11 @@ export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> exte
   /** The second-moment update for one coordinate: v_{t-1}, delta_t -> v_t. */
   protected abstract secondMoment(v: number, delta: number): number;
 
-  protected fitConfig(): ClientConfig {
+  fitConfig(): ClientConfig {
     return { eta_l: this.parameters.eta_l };
   }
 
-  serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
     const { eta, beta_1: b1, tau } = this.parameters;
     this.m ??= stateLike(current);
     this.v ??= stateLike(current);

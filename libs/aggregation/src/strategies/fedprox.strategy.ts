@@ -1,6 +1,6 @@
 import { LinearStrategy, toWeights } from '../linear-strategy';
 import { ClientConfig, SamplingParameters } from '../strategy';
-import { StateMap } from '../weight-arithmetic';
+import { AverageMap } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export interface FedProxParameters extends SamplingParameters {
@@ -15,11 +15,11 @@ export interface FedProxParameters extends SamplingParameters {
 export class FedProx extends LinearStrategy<FedProxParameters> {
   readonly name = 'FedProx';
 
-  protected fitConfig(): ClientConfig {
+  fitConfig(): ClientConfig {
     return { proximal_mu: this.parameters.proximal_mu };
   }
 
-  serverStep(_serverRound: number, current: WeightMap, average: StateMap): WeightMap {
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
     return toWeights(current, average);
   }
 }

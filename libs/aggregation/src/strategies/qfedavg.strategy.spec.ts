@@ -5,6 +5,12 @@ import { QFedAvg } from './qfedavg.strategy';
 describe('QFedAvg', () => {
   const current = weights(new Array(9).fill(0));
 
+  it('asks every worker for its loss on the received weights in the fit config', () => {
+    const s = new QFedAvg({ ...DEFAULT_SAMPLING, q_param: 0.2, qffl_learning_rate: 0.1 });
+    expect(s.fitConfig()).toEqual({ report_loss_before_fit: true });
+    for (const i of s.configureFit(1, ['a', 'b'], { local_epochs: 2 })) expect(i.config).toEqual({ local_epochs: 2, report_loss_before_fit: true });
+  });
+
   it('with q = 0 takes the plain average step scaled by L / (L + 0): the mean of the workers\' weights', () => {
     const s = new QFedAvg({ ...DEFAULT_SAMPLING, q_param: 0, qffl_learning_rate: 0.1 });
     const out = s.aggregateFit(1, current, [fit('a', new Array(9).fill(1), 5, { loss_before_fit: 3 }), fit('b', new Array(9).fill(3), 50, { loss_before_fit: 1 })]);

@@ -1,6 +1,6 @@
 import { BaseStrategy } from '../base-strategy';
 import { MetricsAccumulator } from '../metrics';
-import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from '../strategy';
+import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters } from '../strategy';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
 
@@ -11,6 +11,8 @@ export interface QFedAvgParameters extends SamplingParameters {
 
 /** Fit metric carrying a worker's loss on the global weights it received, before training: F_k(w_t). */
 export const QFFL_LOSS_METRIC = 'loss_before_fit';
+/** Fit config entry asking the workers for QFFL_LOSS_METRIC (it costs them one evaluation pass). */
+export const QFFL_LOSS_REQUEST = 'report_loss_before_fit';
 
 /**
  * q-FedAvg (Li et al. 2020, "Fair Resource Allocation in Federated Learning",
@@ -19,11 +21,17 @@ export const QFFL_LOSS_METRIC = 'loss_before_fit';
  *   Delta_k = L (w_t - w_k),  h_k = q F_k^(q-1) ||Delta_k||^2 + L F_k^q,
  *   w_{t+1} = w_t - sum_k F_k^q Delta_k / sum_k h_k.
  * Every term is per update, so the aggregation streams. F_k gets 1e-10 added
- * so that a zero loss with q < 1 does not divide by zero.
+ * so that a zero loss with q < 1 does not divide by zero. The fit config asks
+ * every worker for F_k (QFFL_LOSS_REQUEST); Flower's QFedAvg uses one
+ * server-side loss for all workers instead, which the paper's F_k is not.
  */
 export class QFedAvg extends BaseStrategy<QFedAvgParameters> {
   readonly name = 'QFedAvg';
   readonly streaming = true;
+
+  fitConfig(): ClientConfig {
+    return { [QFFL_LOSS_REQUEST]: true };
+  }
 
   beginFit(_serverRound: number, current: WeightMap): FitAggregation {
     return new QFedAvgAggregation(current, this.parameters, (r) => this.limitsFor(current, r));
