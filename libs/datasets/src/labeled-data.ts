@@ -1,6 +1,6 @@
 import { CsvTable, readCsvFile } from './csv';
 import { seededPermutation } from './prng';
-import { UseCaseDefinition } from './use-case';
+import { hasFederatedStatistics, UseCaseDefinition } from './use-case';
 
 /** Rows of one use case as the trainer needs them: row-major features and class indices. */
 export interface LabeledData {
@@ -21,28 +21,35 @@ export class UseCaseDataError extends Error {
 /**
  * The model's inputs for a use case, in order: each number feature as it is,
  * each categorical feature one-hot (`column=value`, unscaled), with the
- * standardisation of every input ('none': mean 0, std 1).
+ * standardisation of every input ('none': mean 0, std 1). With federated
+ * statistics, `federated` marks the inputs they standardise (the number
+ * features) and mean/std are placeholders (0 and 1) until a task computes them.
  */
-export function modelInputs(uc: UseCaseDefinition): { names: string[]; mean: number[]; std: number[] } {
+export function modelInputs(uc: UseCaseDefinition): { names: string[]; mean: number[]; std: number[]; federated?: boolean[] } {
   const names: string[] = [];
   const mean: number[] = [];
   const std: number[] = [];
+  const standardized: boolean[] = [];
+  const n = uc.normalization;
+  const fixed = n.method === 'standardize' && 'mean' in n ? n : undefined;
   let k = 0;
   for (const f of uc.features) {
     if (f.type === 'number') {
       names.push(f.name);
-      mean.push(uc.normalization.method === 'standardize' ? uc.normalization.mean[k] : 0);
-      std.push(uc.normalization.method === 'standardize' ? uc.normalization.std[k] : 1);
+      mean.push(fixed ? fixed.mean[k] : 0);
+      std.push(fixed ? fixed.std[k] : 1);
+      standardized.push(true);
       k++;
     } else {
       for (const v of f.values) {
         names.push(`${f.name}=${v}`);
         mean.push(0);
         std.push(1);
+        standardized.push(false);
       }
     }
   }
-  return { names, mean, std };
+  return hasFederatedStatistics(n) ? { names, mean, std, federated: standardized } : { names, mean, std };
 }
 
 /** The columns of the use case (features, then the label) that the table lacks. */

@@ -80,6 +80,27 @@ describe('use case files', () => {
     expect(() => parseUseCase({ ...irisJson(), description: '' }, 'my/file.json')).toThrow("my/file.json: invalid use case: description: must not be empty");
   });
 
+  it('takes federated statistics instead of mean and std: number inputs are standardised, one-hot ones are not', () => {
+    const uc = parseUseCase(
+      { ...irisJson(), features: [...irisJson().features, { name: 'site', type: 'categorical', values: ['a', 'b'] }], normalization: { method: 'standardize', statistics: 'federated' } },
+      'f.json',
+    );
+    expect(uc.normalization).toEqual({ method: 'standardize', statistics: 'federated' });
+    expect(modelInputs(uc)).toEqual({
+      names: ['sepal-length', 'sepal-width', 'petal-length', 'petal-width', 'site=a', 'site=b'],
+      mean: [0, 0, 0, 0, 0, 0],
+      std: [1, 1, 1, 1, 1, 1],
+      federated: [true, true, true, true, false, false],
+    });
+    expect(modelInputs(getUseCase('iris')).federated).toBeUndefined();
+    expect(problemsOf({ ...irisJson(), normalization: { method: 'standardize', statistics: 'pooled' } })).toEqual([
+      { field: 'normalization.statistics', reason: "must be 'federated' (or left out, with mean and std given), got 'pooled'" },
+    ]);
+    expect(problemsOf({ ...irisJson(), normalization: { method: 'standardize', statistics: 'federated', mean: 1 } })).toEqual([
+      { field: 'normalization.mean', reason: expect.stringContaining('unknown field') },
+    ]);
+  });
+
   it('accepts categorical features, imputation and no normalisation', () => {
     const uc = parseUseCase(
       {

@@ -125,6 +125,11 @@ function readNormalization(r: Reader, v: unknown, numberFeatures: number | undef
     return { method: 'none' };
   }
   if (v.method !== 'standardize') return r.fail('normalization.method', `must be 'standardize' or 'none', got ${describe(v.method)}`);
+  if (v.statistics !== undefined) {
+    r.object(v, 'normalization', ['method', 'statistics']);
+    if (v.statistics !== 'federated') return r.fail('normalization.statistics', `must be 'federated' (or left out, with mean and std given), got ${describe(v.statistics)}`);
+    return { method: 'standardize', statistics: 'federated' };
+  }
   r.object(v, 'normalization', ['method', 'mean', 'std', 'source']);
   const source = v.source === undefined ? undefined : r.string(v.source, 'normalization.source', { max: 2000 });
   const mean = readPerFeature(r, v.mean, 'normalization.mean', numberFeatures, false);

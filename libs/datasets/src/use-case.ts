@@ -32,9 +32,20 @@ export interface MissingValues {
  * Feature standardisation (x - mean) / std, baked into the model's graphs so
  * that the registered model takes raw measurements. One mean and std per
  * number feature, in order; one-hot inputs of categorical features are not
- * scaled.
+ * scaled. The statistics are either fixed in the definition, or computed
+ * federatedly at the start of each task (`statistics: 'federated'`: every
+ * site sends counts, sums and sums of squares of its training rows, never
+ * rows) and shipped in the trained model's manifest.
  */
-export type Normalization = { method: 'standardize'; mean: number[]; std: number[]; source?: string } | { method: 'none' };
+export type Normalization =
+  | { method: 'standardize'; mean: number[]; std: number[]; source?: string }
+  | { method: 'standardize'; statistics: 'federated' }
+  | { method: 'none' };
+
+/** Whether a use case's standardisation statistics are computed federatedly at the start of a task. */
+export function hasFederatedStatistics(n: Normalization): n is { method: 'standardize'; statistics: 'federated' } {
+  return n.method === 'standardize' && 'statistics' in n && n.statistics === 'federated';
+}
 
 export interface TrainingDefaults {
   learning_rate: number;

@@ -49,7 +49,7 @@ export function siteGrant(node: string, opts: { vhost: string; suffix?: string; 
     read: `^(${queue}|${escapeRegex(exchange)})$`,
     topic: {
       exchange,
-      write: `^(coordinators\\.all\\.node\\.(registered|heartbeat|leaving)|coordinator\\.${WORD}\\.round\\.(fit|evaluate)-result)$`,
+      write: `^(coordinators\\.all\\.node\\.(registered|heartbeat|leaving)|coordinator\\.${WORD}\\.round\\.(fit|evaluate|stats)-result)$`,
       read: `^(worker\\.${n}\\.#|nodes\\.all\\.#|control\\.all\\.#|workers\\.${WORD}\\.#)$`,
     },
   };

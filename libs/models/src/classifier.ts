@@ -2,6 +2,7 @@ import { buildInferenceGraph, buildTrainStepGraph } from './classifier-graphs';
 import { layerSizes, MODEL_PACKAGE_FORMAT, mlpParameters, ClassifierManifest, ClassifierPackage, Normalization, TrainingDefaults, validateManifest } from './manifest';
 import { seededRandom } from '@fl/datasets';
 import { NamedTensors } from './safetensors';
+import { copyNormalization } from './feature-statistics';
 
 export interface ClassifierSpec {
   name: string;
@@ -45,7 +46,7 @@ export function buildClassifierManifest(spec: ClassifierSpec): ClassifierManifes
     task: 'classification',
     ...base,
     parameters: mlpParameters(layerSizes(base)),
-    normalization: { mean: [...spec.normalization.mean], std: [...spec.normalization.std] },
+    normalization: copyNormalization(spec.normalization),
     loss: 'softmax_cross_entropy',
     defaults: { ...DEFAULT_TRAINING, ...spec.defaults },
     graphs: { inference: 'inference.onnx', train_step: 'train_step.onnx' },

@@ -16,6 +16,22 @@ export interface ParameterSpec {
 export interface Normalization {
   mean: number[];
   std: number[];
+  /** Set when the statistics are computed federatedly at the start of a task rather than fixed in the use case. */
+  statistics?: FederatedStatistics;
+}
+
+/**
+ * Standardisation statistics computed from every site's training rows before
+ * round 1 (each site sends counts, sums and sums of squares, never rows).
+ * Until a task has computed them, mean and std are placeholders (0 and 1) and
+ * `computed` is absent; a trained model carries the statistics it was trained
+ * with, so that it can be used for inference as is.
+ */
+export interface FederatedStatistics {
+  method: 'federated';
+  /** Per input: standardised (a number feature) or left as it is (a one-hot column). */
+  standardize: boolean[];
+  computed?: { task_id: number; examples: number; sites: number };
 }
 
 export interface TrainingDefaults {
@@ -80,7 +96,12 @@ export interface ImportedModelManifest {
   /** Train-step inputs besides weights, state and the batch; `lr` is the task's learning rate. */
   hyper_parameters: HyperParameterEntry[];
   defaults: TrainingDefaults;
-  graphs: { inference: string; train_step: string };
+  /**
+   * `train_step_fedprox`: the same train step with FedProx's proximal term,
+   * inputs `mu` and `<parameter>.global` added (a second graph, so that the
+   * plain step pays nothing for it); absent in packages imported before it.
+   */
+  graphs: { inference: string; train_step: string; train_step_fedprox?: string };
   /** The tensors exchanged with the coordinator: `parameters`, then the batch_norm `state`. */
   weights: string;
   /** Initial values of the optimizer state (absent when the optimizer has none). */
@@ -96,6 +117,8 @@ export interface ModelPackage {
   manifest: ModelManifest;
   inferenceOnnx: Buffer;
   trainStepOnnx: Buffer;
+  /** Imported models: the train step with FedProx's proximal term (the manifest's `graphs.train_step_fedprox`). */
+  trainStepFedProxOnnx?: Buffer;
   /** The tensors exchanged with the coordinator (see the manifest's `weights`). */
   initialWeights: NamedTensors;
   /** Imported models with a stateful optimizer: its initial (zero) state. */
@@ -155,6 +178,7 @@ function validateClassifierManifest(value: object): ClassifierManifest {
     fail(`normalization must have finite mean and std arrays of length ${features}`);
   }
   if (!norm!.std.every((s) => s > 0)) fail('normalization.std values must be > 0');
+  validateStatistics(norm!, features);
   const d = m.defaults;
   if (!d || !(Number.isFinite(d.learning_rate) && d.learning_rate > 0) || !isPositiveInt(d.batch_size) || !isPositiveInt(d.local_epochs)) {
     fail('defaults must have learning_rate > 0 and positive integer batch_size, local_epochs');
@@ -178,6 +202,19 @@ function validateClassifierManifest(value: object): ClassifierManifest {
 
 function fail(msg: string): never {
   throw new Error(`model manifest: ${msg}`);
+}
+
+function validateStatistics(norm: Normalization, features: number): void {
+  const st = norm.statistics;
+  if (st === undefined) return;
+  if (st?.method !== 'federated') fail(`normalization.statistics.method must be 'federated', got ${JSON.stringify(st?.method)}`);
+  if (!Array.isArray(st.standardize) || st.standardize.length !== features || !st.standardize.every((b) => typeof b === 'boolean')) {
+    fail(`normalization.statistics.standardize must list ${features} booleans, one per input`);
+  }
+  const c = st.computed;
+  if (c !== undefined && !(isNonNegativeInt(c?.task_id) && isPositiveInt(c.examples) && isPositiveInt(c.sites))) {
+    fail('normalization.statistics.computed must be { task_id, examples > 0, sites > 0 } (integers)');
+  }
 }
 
 const isNonNegativeInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -213,6 +250,7 @@ function validateImportedManifest(value: object): ImportedModelManifest {
     }
     const bad = norm!.std.findIndex((s) => !(s > 0));
     if (bad >= 0) fail(`normalization.std of feature "${inputs!.features[bad]}" must be > 0, got ${norm!.std[bad]}`);
+    validateStatistics(norm!, features);
   }
   const pred = m.prediction;
   if (typeof pred?.name !== 'string' || !pred.name || !isPositiveInt(pred.width)) fail('prediction must be { name: output name, width: positive integer }');
@@ -225,6 +263,10 @@ function validateImportedManifest(value: object): ImportedModelManifest {
     fail('defaults must have learning_rate > 0 and positive integer batch_size, local_epochs');
   }
   if (!isFileName(m.graphs?.inference) || !isFileName(m.graphs!.train_step)) fail('graphs.inference and graphs.train_step must be file names');
+  const fedProx = m.graphs!.train_step_fedprox;
+  if (fedProx !== undefined && (!isFileName(fedProx) || fedProx === m.graphs!.train_step || fedProx === m.graphs!.inference)) {
+    fail('graphs.train_step_fedprox must be a file name of its own when present');
+  }
   if (!isFileName(m.weights)) fail('weights must be a file name');
 
   const names = new Set<string>();

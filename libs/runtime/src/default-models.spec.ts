@@ -1,21 +1,10 @@
 /** @jest-environment ./libs/models/test/ort-environment.js */
 import { join } from 'node:path';
-import { bundledDataDir, getUseCase, loadLabeledCsv, modelInputs, splitTrainTest } from '@fl/datasets';
-import { buildClassifierPackage, modelPackageFiles, OnnxClassifierRunner } from '@fl/models';
+import { bundledDataDir, getUseCase, loadLabeledCsv, splitTrainTest } from '@fl/datasets';
+import { buildClassifierPackage, featureSums, modelPackageFiles, needsFederatedStatistics, OnnxClassifierRunner, standardization, withStandardization } from '@fl/models';
+import { defaultModelPackage } from './default-models';
 
-function packageOf(useCase: string) {
-  const uc = getUseCase(useCase);
-  const inputs = modelInputs(uc);
-  return buildClassifierPackage({
-    name: uc.name,
-    featureNames: inputs.names,
-    classes: uc.label.classes,
-    hidden: uc.model.hidden,
-    normalization: { mean: inputs.mean, std: inputs.std },
-    seed: 0,
-    defaults: uc.model.defaults,
-  });
-}
+const packageOf = (useCase: string) => defaultModelPackage(getUseCase(useCase));
 
 describe('default models of the shipped use cases', () => {
   it('iris from its file is byte for byte the package of the former built-in definition', () => {
@@ -41,8 +30,14 @@ describe('default models of the shipped use cases', () => {
     const uc = getUseCase(name);
     const data = loadLabeledCsv(join(bundledDataDir(), `${name}.csv`), uc);
     const { train, test } = splitTrainTest(data, 0.2, 1);
-    const pkg = packageOf(name);
+    let pkg = packageOf(name);
     expect(pkg.manifest.classes).toHaveLength(classes);
+    const federated = pkg.manifest.normalization.statistics;
+    expect(needsFederatedStatistics(pkg)).toBe(name === 'breast_cancer');
+    if (federated) {
+      // What a task does before round 1, here with one site holding every training row.
+      pkg = withStandardization(pkg, { ...standardization(featureSums(train.x, train.n, train.features), federated.standardize), examples: train.n, sites: 1 }, 1) as typeof pkg;
+    }
     const runner = await OnnxClassifierRunner.create(pkg);
     try {
       const d = uc.model.defaults;

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { findUseCase, modelInputs, UseCaseDefinition } from '@fl/datasets';
-import { buildClassifierPackage, modelPackageFiles } from '@fl/models';
+import { buildClassifierPackage, ClassifierPackage, modelPackageFiles } from '@fl/models';
 import { ModelRegistry, ModelVersionInfo, publishModelPackage } from '@fl/registry';
 import { readStoredUseCase, UnknownStoredUseCaseError } from './stored-use-cases';
 
@@ -20,18 +20,32 @@ export async function publishDefaultModel(
   opts: { dataSource?: DataSource } = {},
 ): Promise<{ version: ModelVersionInfo; created: boolean }> {
   const uc = findUseCase(useCase) ?? (await storedUseCase(useCase, opts.dataSource));
+  const pkg = defaultModelPackage(uc);
+  await registry.createModel(uc.name, { description: `default model of use case '${uc.name}': ${uc.description}`, tags: { use_case: uc.name } });
+  return publishModelPackage(registry, uc.name, modelPackageFiles(pkg), { use_case: uc.name });
+}
+
+/**
+ * The default model of a use case: deterministic (seed 0), with the use
+ * case's standardisation in its graphs, or placeholders for the statistics a
+ * task computes federatedly.
+ */
+export function defaultModelPackage(uc: UseCaseDefinition): ClassifierPackage {
   const inputs = modelInputs(uc);
-  const pkg = buildClassifierPackage({
+  return buildClassifierPackage({
     name: uc.name,
     featureNames: inputs.names,
     classes: uc.label.classes,
     hidden: uc.model.hidden,
-    normalization: { mean: inputs.mean, std: inputs.std },
+    normalization: {
+      mean: inputs.mean,
+      std: inputs.std,
+      // computed from the sites' rows at the start of each task
+      ...(inputs.federated ? { statistics: { method: 'federated' as const, standardize: inputs.federated } } : {}),
+    },
     seed: 0,
     defaults: uc.model.defaults,
   });
-  await registry.createModel(uc.name, { description: `default model of use case '${uc.name}': ${uc.description}`, tags: { use_case: uc.name } });
-  return publishModelPackage(registry, uc.name, modelPackageFiles(pkg), { use_case: uc.name });
 }
 
 async function storedUseCase(name: string, ds: DataSource | undefined): Promise<UseCaseDefinition> {

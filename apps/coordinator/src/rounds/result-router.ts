@@ -2,6 +2,9 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Offer, RoundCollector } from './round-collector';
 import { Phase } from './rounds.repository';
 
+/** The phases answers are collected for: a round's fit and evaluate, and the statistics before round 1. */
+export type CollectPhase = Phase | 'stats';
+
 export interface Answer<P> {
   payload: P;
   attachment?: Buffer;
@@ -15,11 +18,11 @@ export class ResultRouter {
   /** Workers that said goodbye and have not announced themselves since. */
   private readonly departed = new Set<string>();
 
-  private key(taskId: number, round: number, phase: Phase): string {
+  private key(taskId: number, round: number, phase: CollectPhase): string {
     return `${taskId}:${round}:${phase}`;
   }
 
-  register<P>(taskId: number, round: number, phase: Phase, collector: RoundCollector<Answer<P>>): () => void {
+  register<P>(taskId: number, round: number, phase: CollectPhase, collector: RoundCollector<Answer<P>>): () => void {
     const k = this.key(taskId, round, phase);
     this.open.set(k, collector as RoundCollector<Answer<unknown>>);
     // A worker that left between being chosen and being asked is not waited for either.
@@ -40,7 +43,7 @@ export class ResultRouter {
     this.departed.delete(node);
   }
 
-  route(taskId: number, round: number, phase: Phase, node: string, answer: Answer<unknown>): Offer {
+  route(taskId: number, round: number, phase: CollectPhase, node: string, answer: Answer<unknown>): Offer {
     const c = this.open.get(this.key(taskId, round, phase));
     const offer = c ? c.offer(node, answer) : 'closed';
     if (offer !== 'accepted') this.log.log(`task ${taskId} round ${round} ${phase}: answer from ${node} ignored (${offer})`);

@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import { EvaluateResultPayload, FitResultPayload, Msg, parsePayload } from '@fl/contracts';
+import { EvaluateResultPayload, FitResultPayload, Msg, parsePayload, StatsResultPayload } from '@fl/contracts';
 import { BusContext } from '@fl/messaging';
 import { SiteIdentity } from '../nodes/site-identity';
 import { ResultRouter } from './result-router';
@@ -17,6 +17,13 @@ export class ResultsController {
     const p = parsePayload(FitResultPayload, raw);
     await this.identity.verify(ctx, p.sender);
     this.router.route(p.task_id, p.round, 'fit', p.sender, { payload: p, attachment: ctx.attachment });
+  }
+
+  @EventPattern(Msg.RoundStatsResult)
+  async stats(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
+    const p = parsePayload(StatsResultPayload, raw);
+    await this.identity.verify(ctx, p.sender);
+    this.router.route(p.task_id, p.round, 'stats', p.sender, { payload: p, attachment: ctx.attachment });
   }
 
   @EventPattern(Msg.RoundEvaluateResult)
