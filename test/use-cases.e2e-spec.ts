@@ -7,7 +7,10 @@ import { Platform } from './support/platform';
  * Use cases by configuration, against the compiled apps: an admin adds one at
  * the gateway (stored in the database), the CLI publishes its default model,
  * and an edge worker serves it from its USE_CASES_DIR while refusing, with the
- * reason shown in GET /nodes, a use case its data does not fit.
+ * reason shown in GET /nodes, a use case its data does not fit. A use case
+ * added at the gateway reaches the edge workers over the bus, whether they
+ * run when it is added or start later, with the coordinator down meanwhile,
+ * and a federated task trains on it.
  */
 describe('use cases by configuration', () => {
   const platform = new Platform();
@@ -81,4 +84,69 @@ describe('use cases by configuration', () => {
     expect(node.rejected_use_cases).toEqual({ digits: `${join(data, 'digits.csv')}:3: unknown class 'seven' (expected one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)` });
     expect(platform.logOf('site-1')).toContain("refusing use case 'digits'");
   });
+
+  it('a stored use case reaches the workers over the bus, before and after they start, across a coordinator restart; a task trains on it', async () => {
+    const columns = ['sepal_len', 'sepal_wid', 'petal_len', 'petal_wid', 'species'];
+    const petals = {
+      ...iris,
+      name: 'petals',
+      description: 'iris with its columns named otherwise',
+      features: iris.features.map((f: object, i: number) => ({ ...f, name: columns[i] })),
+      label: { ...iris.label, column: 'species' },
+    };
+    const shards = partitionTable(readCsvFile(join(bundledDataDir(), 'iris.csv')), 3, 11);
+    const petalsSite = (name: string, rows: string[][]) => {
+      const dir = join(platform.dir, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'petals.csv'), formatCsv(columns, rows));
+      return dir;
+    };
+    const nodes = async () => (await platform.fetch('GET', '/nodes')).body as { name: string; status: string; use_cases: string[]; rejected_use_cases?: Record<string, string> }[];
+
+    // two sites whose files fit no use case yet: they start, serving none
+    await platform.startSite('petal-a', petalsSite('petal-a', shards[0].rows));
+    await platform.startSite('petal-b', petalsSite('petal-b', shards[1].rows));
+    await platform.until('petal-a and petal-b are online, serving nothing', async () => {
+      const online = (await nodes()).filter((n) => n.name.startsWith('petal-') && n.status === 'online');
+      return online.length === 2 && online.every((n) => n.use_cases.length === 0);
+    });
+
+    // the use case is added while no coordinator runs: the running sites hear it from the gateway
+    await platform.kill('coordinator-1', 'SIGTERM');
+    const created = await platform.fetch('POST', '/use-cases', petals);
+    expect(created.status).toBe(201);
+    await platform.until('petal-a and petal-b serve petals', async () =>
+      ['petal-a', 'petal-b'].every((s) => platform.logOf(s).includes("serving use case 'petals' (defined at the gateway, from gateway)")),
+    );
+    // and those starting later from a coordinator, once one runs: one that fits, one whose rows do not
+    await platform.startSite('petal-c', petalsSite('petal-c', shards[2].rows));
+    const misfit = petalsSite('petal-misfit', [...shards[2].rows.slice(0, 5), ['5.0', '3.0', '1.0', '0.2', 'Iris-nova']]);
+    await platform.startSite('petal-misfit', misfit);
+    platform.restart('coordinator-1');
+    await platform.until('three sites serve petals and one refuses it', async () => {
+      const all = await nodes();
+      const serving = all.filter((n) => n.status === 'online' && n.use_cases.includes('petals')).map((n) => n.name);
+      return serving.join() === 'petal-a,petal-b,petal-c' && all.some((n) => n.name === 'petal-misfit' && n.rejected_use_cases?.petals !== undefined);
+    });
+    const refused = (await nodes()).find((n) => n.name === 'petal-misfit')!;
+    expect(refused.use_cases).toEqual([]);
+    expect(refused.rejected_use_cases).toEqual({ petals: `${join(misfit, 'petals.csv')}:7: unknown class 'Iris-nova' (expected one of Iris-setosa, Iris-versicolor, Iris-virginica)` });
+    expect(platform.logOf('petal-misfit')).toContain("refusing use case 'petals'");
+    expect(platform.logOf('petal-c')).toContain("serving use case 'petals' (defined at the gateway, from e2e-coordinator-1)");
+    // the site that serves it by files of other columns does not take it
+    expect((await nodes()).find((n) => n.name === 'site-1')!.use_cases.sort()).toEqual(['flowers', 'iris']);
+
+    expect(JSON.parse(await platform.cli('models', 'publish', 'petals', '--json'))).toEqual({ name: 'petals', version: 1 });
+    const task = await platform.fetch('POST', '/tasks', {
+      user_id: '1', use_case: 'petals', model_name: 'petals', model_version: 1, num_global_iterations: 5,
+      run_name: 'petals_run', experiment_name: 'Default', min_fit_clients: 3,
+    });
+    expect(task.status).toBe(200);
+    const done = await platform.taskWhen(task.body.id, ['success', 'failed', 'cancelled'], 90_000);
+    expect(done.reason).toBeNull();
+    expect(done.status).toBe('success');
+    const rounds = (await platform.fetch('GET', `/tasks/${done.id}/rounds`)).body as { participants: number }[];
+    expect(rounds.map((r) => r.participants)).toEqual([3, 3, 3, 3, 3]);
+    expect(done.metrics.eval_accuracy).toBeGreaterThanOrEqual(0.8);
+  }, 180_000);
 });

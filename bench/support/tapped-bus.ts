@@ -76,6 +76,10 @@ class TappedBus implements MessageBus {
     });
   }
 
+  addBinding(queue: string, pattern: string): Promise<void> {
+    return this.inner.addBinding(queue, pattern);
+  }
+
   /** The inner bus belongs to whoever built it. */
   async close(): Promise<void> {}
 }

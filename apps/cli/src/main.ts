@@ -2,7 +2,8 @@ import { DataSource } from 'typeorm';
 import { shellLine } from '@fl/messaging';
 import { createDataSource, runMigrations, startEmbeddedPostgres, EmbeddedPostgres } from '@fl/persistence';
 import { ModelRegistry } from '@fl/registry';
-import { createDatabaseIfMissing, createRegistry, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom } from '@fl/runtime';
+import { findUseCase } from '@fl/datasets';
+import { createDatabaseIfMissing, createRegistry, loadConfig, loadDotEnv, publishDefaultModel, registrySettingsFrom, resolveUseCase } from '@fl/runtime';
 import { CliConfig } from './config';
 import { buildImportPackage, MAX_ONNX_IMPORT_BYTES, parseImportArgs, publishImportedPackage, readOnnxFile } from './models-import';
 import { enrolSite, EnrolResult, revokeSite, RevokeResult } from './nodes';
@@ -14,7 +15,8 @@ const USAGE = `usage: npm run cli -- <command>
   models import <file.onnx> --use-case <name> --loss <loss> [--optimizer sgd|momentum|adam|adamw]
         [--name <model name>] [--learning-rate <lr>] [--no-normalization] [--json]
                                        make an ONNX graph (e.g. from torch.onnx.export) a trainable model
-                                       package for the use case and publish it; loss: softmax_cross_entropy,
+                                       package for the use case (a file one, or one stored at the gateway)
+                                       and publish it; loss: softmax_cross_entropy,
                                        binary_cross_entropy_with_logits or mean_squared_error
   models list [--json]                 list registered models
   nodes enroll <site> [--json]         give a site its own RabbitMQ user; prints the site's configuration
@@ -70,8 +72,13 @@ async function main(argv: string[]): Promise<void> {
     const importArgs = parseImportArgs(args.slice(2));
     // Everything is checked before the registry is touched: a bad file publishes nothing.
     const onnx = readOnnxFile(importArgs.file, MAX_ONNX_IMPORT_BYTES);
-    const { pkg, useCase } = buildImportPackage(importArgs, onnx);
-    const { version, created } = await withRegistry(config, (r) => publishImportedPackage(r, pkg, useCase.name));
+    // A file use case is checked before any connection; a stored one (POST /use-cases) is read from the database first.
+    const fileUseCase = findUseCase(importArgs.useCase);
+    const built = fileUseCase ? buildImportPackage(importArgs, onnx, fileUseCase) : undefined;
+    const { pkg, useCase, version, created } = await withRegistry(config, async (r, dataSource) => {
+      const { pkg, useCase } = built ?? buildImportPackage(importArgs, onnx, await resolveUseCase(importArgs.useCase, dataSource));
+      return { pkg, useCase, ...(await publishImportedPackage(r, pkg, useCase.name)) };
+    });
     if (json) console.log(JSON.stringify({ name: version.name, version: version.version }));
     else {
       const m = pkg.manifest;

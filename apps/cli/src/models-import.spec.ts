@@ -2,10 +2,12 @@
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getUseCase, modelInputs } from '@fl/datasets';
+import { DataSource } from 'typeorm';
+import { getUseCase, IRIS, modelInputs } from '@fl/datasets';
 import { createModelRunner, floatTensor, ImportedModelManifest, OnnxGraphBuilder, readModelPackage, UnsupportedModelError } from '@fl/models';
 import { createDataSource, runMigrations, startEmbeddedPostgres } from '@fl/persistence';
 import { LocalModelRegistry } from '@fl/registry';
+import { resolveUseCase } from '@fl/runtime';
 import { buildImportPackage, MAX_ONNX_IMPORT_BYTES, parseImportArgs, publishImportedPackage, readOnnxFile } from './models-import';
 import { UsageError } from './usage-error';
 
@@ -105,12 +107,13 @@ describe('models import: publishing', () => {
   jest.setTimeout(120_000);
   let dir: string;
   let registry: LocalModelRegistry;
+  let ds: DataSource;
   let teardown: () => Promise<void>;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fl-import-registry-'));
     const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
-    const ds = createDataSource({ url: pg.url, poolSize: 1, applicationName: 'models-import-spec' });
+    ds = createDataSource({ url: pg.url, poolSize: 1, applicationName: 'models-import-spec' });
     await runMigrations(ds);
     registry = new LocalModelRegistry({ dataSource: ds, artifactDir: join(dir, 'artifacts') });
     teardown = async () => {
@@ -135,7 +138,7 @@ describe('models import: publishing', () => {
 
     const files: Record<string, Buffer> = {};
     for (const a of await registry.downloadArtifacts('mlp_iris', 1)) files[a.path] = a.data;
-    expect(Object.keys(files).sort()).toEqual(['inference.onnx', 'manifest.json', 'optimizer_state.safetensors', 'train_step.onnx', 'weights.safetensors']);
+    expect(Object.keys(files).sort()).toEqual(['inference.onnx', 'manifest.json', 'optimizer_state.safetensors', 'train_step.onnx', 'train_step_fedprox.onnx', 'weights.safetensors']);
     const back = readModelPackage(files);
     expect(back.manifest).toEqual(pkg.manifest);
     const runner = await createModelRunner(back);
@@ -147,5 +150,17 @@ describe('models import: publishing', () => {
     } finally {
       await runner.release();
     }
+  });
+
+  it('finds a use case stored at the gateway in the database; names one that neither files nor the database have', async () => {
+    const petals = { ...IRIS, name: 'petals', description: 'iris stored at the gateway' };
+    await ds.query(`INSERT INTO gateway.use_cases (name, definition, created_by) VALUES ('petals', $1::jsonb, 'spec')`, [JSON.stringify(petals)]);
+    const a = parseImportArgs([MLP, '--use-case', 'petals', '--loss', 'softmax_cross_entropy']);
+    const { pkg, useCase } = buildImportPackage(a, readOnnxFile(MLP), await resolveUseCase('petals', ds));
+    expect(useCase.name).toBe('petals');
+    expect(pkg.manifest.name).toBe('torch_mlp');
+    expect((await resolveUseCase('iris', ds)).name).toBe('iris');
+    await expect(resolveUseCase('heart', ds)).rejects.toThrow(/^unknown use case 'heart' \(files: .*iris.*; none stored at the gateway by that name\)$/);
+    await expect(resolveUseCase('petals', undefined)).rejects.toThrow(/unknown use case 'petals' .*stored use cases were not searched: no database/);
   });
 });

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { getUseCase, modelInputs, UseCaseDefinition } from '@fl/datasets';
-import { importOnnxModel, isImportedManifest, LOSSES, LossKind, ModelPackage, modelPackageFiles, OPTIMIZER_HYPER_PARAMETERS, OptimizerKind } from '@fl/models';
+import { importOnnxModel, isImportedManifest, LOSSES, LossKind, ModelPackage, modelPackageFiles, Normalization, OPTIMIZER_HYPER_PARAMETERS, OptimizerKind } from '@fl/models';
 import { ModelRegistry, ModelVersionInfo, publishModelPackage } from '@fl/registry';
 import { UsageError } from './usage-error';
 
@@ -93,15 +93,19 @@ export function readOnnxFile(path: string, limit = MAX_ONNX_IMPORT_BYTES): Buffe
  * one-hot categorical values), with their standardisation; none when every
  * input is left as it is.
  */
-export function useCaseInputs(uc: UseCaseDefinition): { names: string[]; normalization: { mean: number[]; std: number[] } | null } {
-  const { names, mean, std } = modelInputs(uc);
+export function useCaseInputs(uc: UseCaseDefinition): { names: string[]; normalization: Normalization | null } {
+  const { names, mean, std, federated } = modelInputs(uc);
+  // Federated statistics: placeholders now, computed from the sites' rows at the start of each task.
+  if (federated) return { names, normalization: { mean, std, statistics: { method: 'federated', standardize: federated } } };
   const identity = mean.every((v) => v === 0) && std.every((v) => v === 1);
   return { names, normalization: identity ? null : { mean, std } };
 }
 
-/** Builds the package `models import` publishes; throws naming the problem, with nothing published. */
-export function buildImportPackage(args: ImportArgs, onnx: Buffer): { pkg: ModelPackage; useCase: UseCaseDefinition } {
-  const uc = getUseCase(args.useCase);
+/**
+ * Builds the package `models import` publishes; throws naming the problem, with nothing published.
+ * `uc`: the use case's definition when it is not a file one (stored at the gateway).
+ */
+export function buildImportPackage(args: ImportArgs, onnx: Buffer, uc: UseCaseDefinition = getUseCase(args.useCase)): { pkg: ModelPackage; useCase: UseCaseDefinition } {
   const inputs = useCaseInputs(uc);
   const sgdFamily = args.optimizer === 'sgd' || args.optimizer === 'sgd_momentum';
   const pkg = importOnnxModel(onnx, {

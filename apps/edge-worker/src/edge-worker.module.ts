@@ -6,6 +6,8 @@ import { EdgeWorkerConfig, SITE_SPLITS, WORKER_CONFIG } from './config';
 import { PresenceController } from './site/presence.controller';
 import { PresenceService } from './site/presence.service';
 import { SiteData } from './site/site-data.service';
+import { UseCaseDefinitions } from './site/use-case-definitions';
+import { UseCaseDefinitionsController } from './site/use-case-definitions.controller';
 import { PackageCache } from './training/package-cache';
 import { TrainingCancellations } from './training/training-cancellations';
 import { TrainingController } from './training/training.controller';
@@ -26,7 +28,7 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
         ...loggingImports('edge-worker', { format: config.LOG_FORMAT, level: config.LOG_LEVEL }),
         ObservabilityModule.forRoot({ metrics: new PlatformMetrics('edge-worker'), bus }),
       ],
-      controllers: [TrainingController, PresenceController],
+      controllers: [TrainingController, PresenceController, UseCaseDefinitionsController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: BUS, useValue: bus },
@@ -36,6 +38,7 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
         PackageCache,
         TrainingCancellations,
         PresenceService,
+        UseCaseDefinitions,
       ],
     };
   }

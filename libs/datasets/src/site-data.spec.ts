@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { formatCsv, parseCsv, readCsvFile } from './csv';
 import { toLabeledData, UseCaseDataError } from './labeled-data';
 import { bundledDataDir } from './paths';
-import { loadSiteData } from './site-data';
+import { loadSiteData, readSiteTables, splitForUseCase } from './site-data';
 import { builtInUseCasesDir, IRIS, UseCaseCatalog } from './use-case-catalog';
 import { parseUseCase } from './use-case-schema';
 
@@ -96,6 +96,24 @@ describe('a site whose data does not fit a use case', () => {
     expect([...s.keys()]).toEqual(['flowers']);
     expect(s.get('flowers')!.train.n + s.get('flowers')!.test.n).toBe(2);
     expect([...s.rejected.keys()]).toEqual(['heart', 'iris']);
-    expect(s.rejected.get('heart')).toContain("a use case stored at the gateway must also be put in the site's USE_CASES_DIR");
+    expect(s.rejected.get('heart')).toContain('one stored at the gateway (POST /use-cases) reaches the site from a coordinator');
+  });
+
+  it('starts serving nothing when no file fits a known use case yet, and checks a use case learned later as at start-up', () => {
+    const header = 'sl,sw,pl,pw,kind';
+    const dir = site({ 'x.csv': `${header}\n5.1,3.5,1.4,0.2,setosa\n6.1,3.0,4.6,1.4,versicolor\n6.3,3.3,6.0,2.5,virginica\n5.0,3.0,1.0,0.2,nova\n` });
+    const s = loadSiteData(dir, undefined, 1);
+    expect(s.size).toBe(0);
+    expect(s.rejected.size).toBe(0);
+    const renamed = parseUseCase(
+      { ...IRIS, name: 'renamed', features: IRIS.features.map((f, i) => ({ ...f, name: header.split(',')[i] })), label: { column: 'kind', classes: ['setosa', 'versicolor', 'virginica'] } },
+      'renamed',
+    );
+    const tables = readSiteTables(dir);
+    expect(splitForUseCase(tables, renamed, 1, false)).toEqual({ rejected: `${join(dir, 'x.csv')}:5: unknown class 'nova' (expected one of setosa, versicolor, virginica)` });
+    const fits = splitForUseCase([{ file: 'y.csv', table: { ...tables[0].table, rows: tables[0].table.rows.slice(0, 3) } }], renamed, 1, false);
+    expect(fits && 'split' in fits && fits.split.train.n + fits.split.test.n).toBe(3);
+    expect(splitForUseCase(tables, IRIS, 1, false)).toBeUndefined();
+    expect(splitForUseCase(tables, IRIS, 1, true)).toEqual({ rejected: `no file has the columns of use case 'iris': ${join(dir, 'x.csv')} lacks sepal-length, sepal-width, petal-length, petal-width, class` });
   });
 });

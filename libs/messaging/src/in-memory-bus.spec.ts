@@ -100,6 +100,18 @@ describe('InMemoryBus', () => {
     expect(got).toEqual([1, 2]);
   });
 
+  it('adds a binding to a queue, also through a view of another user; refuses a queue that does not exist', async () => {
+    const got: string[] = [];
+    await bus.consume({ name: 'grows', bindings: ['a'] }, async (m) => void got.push(m.routingKey));
+    await bus.publish('b.x', { name: 'x', payload: {} });
+    await bus.asUser('site-1').addBinding('grows', 'b.#');
+    await bus.publish('b.y', { name: 'x', payload: {} });
+    await bus.publish('a', { name: 'x', payload: {} });
+    await eventually(() => got.length === 2, 'two deliveries');
+    expect(got).toEqual(['b.y', 'a']);
+    await expect(bus.addBinding('nope', 'a')).rejects.toThrow("cannot bind queue 'nope' to 'a': no such queue");
+  });
+
   it('drops messages that match no queue, as a topic exchange does', async () => {
     await expect(bus.publish('nobody.listens', { name: 'x', payload: {} })).resolves.toBeUndefined();
     expect(logger.lines.some((l) => l.level === 'debug' && l.message.includes('nobody.listens'))).toBe(true);

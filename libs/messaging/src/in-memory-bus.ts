@@ -90,6 +90,7 @@ export class InMemoryBus implements MessageBus {
       stats: this.stats,
       publish: (routingKey, msg) => this.publishAs(userId, routingKey, msg),
       consume: (spec, handler) => this.consume(spec, handler),
+      addBinding: (queue, pattern) => this.addBinding(queue, pattern),
       close: async () => undefined,
     };
   }
@@ -121,6 +122,13 @@ export class InMemoryBus implements MessageBus {
   async declareQueue(spec: QueueSpec): Promise<void> {
     this.assertOpen();
     this.declare(spec);
+  }
+
+  async addBinding(queue: string, pattern: string): Promise<void> {
+    this.assertOpen();
+    const state = this.queues.get(queue);
+    if (!state) throw new Error(`cannot bind queue '${queue}' to '${pattern}': no such queue`);
+    state.bindings.add(pattern);
   }
 
   async consume(spec: QueueSpec, handler: MessageHandler): Promise<Subscription> {

@@ -64,6 +64,12 @@ export interface MessageBus {
    * dead-letter (a `RequeueError` requeues once first). Undecodable messages are dead-lettered.
    */
   consume(queue: QueueSpec, handler: MessageHandler): Promise<Subscription>;
+  /**
+   * Binds one more topic pattern to a queue this bus consumes or declared, e.g. a worker that starts
+   * serving a use case learned at run time. Kept across reconnects; rejects (changing nothing) when the
+   * broker refuses it.
+   */
+  addBinding(queue: string, pattern: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -241,6 +241,36 @@ describe('RabbitMqBus (real RabbitMQ)', () => {
     expect(got).toEqual([1, 2]);
   });
 
+  it('adds a binding to a consumed queue; one the broker refuses rejects and leaves the consumer and the publisher running', async () => {
+    const user = `bind-spec-${randomBytes(4).toString('hex')}`;
+    await vhost.rabbitmqctl('add_user', user, 'pw');
+    try {
+      await vhost.rabbitmqctl('set_permissions', '-p', vhost.name, user, '.*', '.*', '.*');
+      await vhost.rabbitmqctl('set_topic_permissions', '-p', vhost.name, user, 'fl.events', '.*', '^(first|allowed\\..*)$');
+      const bus = await connect({ reconnectTimeInSeconds: 0.2 });
+      const limited = await RabbitMqBus.connect(vhost.url.replace('guest:guest@', `${user}:pw@`), { logger, connectionName: 'messaging-spec-limited' });
+      buses.push(limited);
+      const got: string[] = [];
+      await limited.consume({ name: 'bind-q', bindings: ['first'] }, async (m) => void got.push(m.routingKey));
+      await limited.addBinding('bind-q', 'allowed.#');
+      await limited.addBinding('bind-q', 'allowed.#'); // again: no second binding, no error
+      await expect(limited.addBinding('bind-q', 'secret.#')).rejects.toThrow(/binding queue 'bind-q' to 'secret.#' on .* failed: .*ACCESS_REFUSED/);
+      for (const key of ['first', 'allowed.x', 'secret.x']) await bus.publish(key, { name: 'n', payload: {} });
+      await limited.publish('first', { name: 'n', payload: {} });
+      await eventually(() => got.length === 3, 'deliveries');
+      expect(got).toEqual(['first', 'allowed.x', 'first']);
+      // the binding is the consumer's from now on: lost on the broker, it is declared again after a reconnect
+      await rawChannel.unbindQueue('bind-q', 'fl.events', 'allowed.#');
+      await vhost.rabbitmqctl('close_all_connections', '-p', vhost.name, 'messaging-spec: simulated broker failure');
+      await eventually(async () => {
+        await bus.publish('allowed.y', { name: 'n', payload: {} });
+        return got.includes('allowed.y');
+      }, 'delivery through the binding declared again', 10_000);
+    } finally {
+      await vhost.rabbitmqctl('delete_user', user);
+    }
+  });
+
   it('lets RabbitMQ reject a user_id that is not the connection user, then recovers the publisher', async () => {
     const impostor = await connect({ userId: 'site-that-is-not-guest', reconnectTimeInSeconds: 0.2 });
     await expect(impostor.publish('a', { name: 'x', payload: {} })).rejects.toThrow(

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { listUseCases, parseUseCase, UseCaseDefinition } from '@fl/datasets';
+import { findUseCase, listUseCases, parseUseCase, UseCaseDefinition } from '@fl/datasets';
 
 /** Use cases added through the gateway (`POST /use-cases`), kept in gateway.use_cases. */
 export async function readStoredUseCases(ds: DataSource): Promise<UseCaseDefinition[]> {
@@ -20,4 +20,15 @@ export class UnknownStoredUseCaseError extends Error {
     );
     this.name = 'UnknownStoredUseCaseError';
   }
+}
+
+/**
+ * A use case by name: a file one (shipped or USE_CASES_DIR), else one stored at
+ * the gateway, read from `ds` (the platform's database; without it only files
+ * are searched). Throws UnknownStoredUseCaseError naming it when neither has it.
+ */
+export async function resolveUseCase(name: string, ds: DataSource | undefined): Promise<UseCaseDefinition> {
+  const uc = findUseCase(name) ?? (ds ? await readStoredUseCase(ds, name) : undefined);
+  if (!uc) throw new UnknownStoredUseCaseError(name, ds !== undefined);
+  return uc;
 }

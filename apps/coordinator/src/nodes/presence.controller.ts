@@ -1,4 +1,4 @@
-import { Controller, Inject } from '@nestjs/common';
+import { Controller, Inject, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { Msg, NodePresencePayload, NodeRevokedPayload, parsePayload } from '@fl/contracts';
@@ -8,13 +8,17 @@ import { DATA_SOURCE } from '@fl/runtime';
 import { ResultRouter } from '../rounds/result-router';
 import { EdgeWorkerRegistry } from './node-registry.service';
 import { SiteIdentity } from './site-identity';
+import { UseCaseDefinitionsSender } from './use-case-definitions';
 
 @Controller()
 export class PresenceController {
+  private readonly log = new Logger(PresenceController.name);
+
   constructor(
     private readonly workers: EdgeWorkerRegistry,
     private readonly router: ResultRouter,
     private readonly identity: SiteIdentity,
+    private readonly useCases: UseCaseDefinitionsSender,
     @Inject(DATA_SOURCE) private readonly db: DataSource,
   ) {}
 
@@ -43,6 +47,10 @@ export class PresenceController {
       });
     }
     this.router.nodeBack(p.sender);
+    // A registration is a site starting or answering a coordinator that (re)started: the moment it may lack stored use cases.
+    if (kind === 'registration' && outcome !== 'revoked') {
+      await this.useCases.sendMissing(p.sender, p.use_cases).catch((err) => this.log.warn(`stored use cases not sent to ${p.sender}: ${err}`));
+    }
   }
 
   /** A worker shutting down: chosen no more, and no round waits for it. */

@@ -33,6 +33,11 @@ class NormalizationDto {
   @ApiPropertyOptional({ example: [50, 120], description: 'one per number feature, or one for all' }) mean?: number[] | number;
   @ApiPropertyOptional({ example: [15, 20], description: 'one per number feature (> 0), or one for all' }) std?: number[] | number;
   @ApiPropertyOptional({ example: 'published summary statistics of the cohort' }) source?: string;
+  @ApiPropertyOptional({
+    enum: ['federated'],
+    description: "instead of mean and std: computed at the start of each task from every site's counts, sums and sums of squares (never rows), and shipped in the trained model",
+  })
+  statistics?: 'federated';
 }
 
 class TrainingDefaultsDto {

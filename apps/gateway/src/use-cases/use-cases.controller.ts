@@ -30,7 +30,7 @@ export class UseCasesController {
   }
 
   @Get(':name')
-  @ApiOperation({ summary: 'A use case definition', description: 'In the file format: save it as <name>.json in a site\'s USE_CASES_DIR for its edge worker to serve it.' })
+  @ApiOperation({ summary: 'A use case definition', description: 'In the file format of libs/datasets/use-cases/*.json (a file in USE_CASES_DIR works as well as a stored one).' })
   @ApiOkResponse({ type: UseCaseDefinitionDto })
   async get(@Param('name') name: string): Promise<UseCaseDefinition> {
     let uc = this.store.catalog.find(name);
@@ -48,8 +48,9 @@ export class UseCasesController {
   @ApiOperation({
     summary: 'Add a use case (admin)',
     description:
-      'Stores a validated definition; then publish its default model (`npm run cli -- models publish <name>`). ' +
-      'Edge workers read use cases from files only: put the definition (GET /use-cases/{name}) in each site\'s USE_CASES_DIR.',
+      'Stores a validated definition and sends it to the edge workers over the bus (a site that starts later gets it from a coordinator ' +
+      'when it registers); each site whose CSV files fit it serves it, one whose files have its columns but not its values refuses it ' +
+      '(GET /nodes shows why). Then publish its default model (`npm run cli -- models publish <name>`) or import one (`models import`).',
   })
   @ApiBody({ type: UseCaseDefinitionDto })
   @ApiCreatedResponse({ type: UseCaseDefinitionDto })
