@@ -123,8 +123,9 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
     const toGateway: MsgName[] = [Msg.TaskStarted, Msg.TaskSucceeded, Msg.TaskFailed, Msg.TaskCancelled, Msg.RoundCompleted];
     const toCoordinator: MsgName[] = [
       Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.NodeRevoked, Msg.RoundFitResult, Msg.RoundEvaluateResult,
+      Msg.RoundStatsResult,
     ];
-    const toWorker: MsgName[] = [Msg.ModelPackage, Msg.RoundFit, Msg.RoundEvaluate, Msg.PresenceRequested];
+    const toWorker: MsgName[] = [Msg.ModelPackage, Msg.RoundFit, Msg.RoundEvaluate, Msg.RoundStats, Msg.PresenceRequested, Msg.UseCaseDefined];
     // Every envelope is broken in at least one field, so every handler must refuse every message.
     const badSender = fc.oneof(nonString, fc.constantFrom('bad.name', '', 'a b', 'x'.repeat(100), '../../x'));
     const payload = fc.record(

@@ -1,3 +1,4 @@
+import { ServerEvaluation } from './rounds/server-evaluation';
 import { DynamicModule, Module } from '@nestjs/common';
 import { Infra, InfraModule, loggingImports, ObservabilityModule, PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from './config';
@@ -5,6 +6,7 @@ import { EdgeWorkerRegistry } from './nodes/node-registry.service';
 import { WorkerMetrics } from './nodes/worker-metrics';
 import { PresenceController } from './nodes/presence.controller';
 import { SiteIdentity } from './nodes/site-identity';
+import { UseCaseDefinitionsSender } from './nodes/use-case-definitions';
 import { ResultRouter } from './rounds/result-router';
 import { ResultsController } from './rounds/results.controller';
 import { RoundsRepository } from './rounds/rounds.repository';
@@ -30,10 +32,12 @@ export class CoordinatorModule {
         { provide: COORDINATOR_CONFIG, useValue: config },
         EdgeWorkerRegistry,
         SiteIdentity,
+        UseCaseDefinitionsSender,
         WorkerMetrics,
         TaskLeases,
         RoundsRepository,
         ResultRouter,
+        ServerEvaluation,
         TaskEventsPublisher,
         TaskSupervisor,
         TrackingRunsRepository,

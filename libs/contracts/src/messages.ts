@@ -18,9 +18,14 @@ export const Msg = {
   /** A task was cancelled: workers stop its local training after the batch they are on. */
   TrainingStopRequested: 'task.stop-training',
   PresenceRequested: 'node.presence-requested',
+  /** A use case stored at the gateway, for edge workers: broadcast when it is added, and sent to each site that registers without serving it. */
+  UseCaseDefined: 'use-case.defined',
   ModelPackage: 'model.package',
   RoundFit: 'round.fit',
   RoundEvaluate: 'round.evaluate',
+  /** Before round 1 of a task whose model takes federated statistics: each site sums its training rows per input. */
+  RoundStats: 'round.stats',
+  RoundStatsResult: 'round.stats-result',
   RoundFitResult: 'round.fit-result',
   RoundEvaluateResult: 'round.evaluate-result',
 } as const;
@@ -34,7 +39,7 @@ export type MsgName = (typeof Msg)[keyof typeof Msg];
  *  - gateway.<msg>                      the gateway (task and round events)
  *  - worker.<node>.<msg>                one edge worker (model packages)
  *  - workers.<use case>.<msg>           every worker serving a use case (round broadcasts)
- *  - nodes.all.<msg>                    every edge worker (a coordinator asking who is there)
+ *  - nodes.all.<msg>                    every edge worker (a coordinator asking who is there, a use case stored at the gateway)
  *  - control.all.<msg>                  every edge worker's control queue, read while it trains (cancel)
  */
 export const Routes = {
@@ -47,10 +52,14 @@ export const Routes = {
   workerControl: (msg: MsgName) => `control.all.${msg}`,
 } as const;
 
+const useCaseWorkers = (useCase: string) => `workers.${useCase}.#`;
+
 export const Bindings = {
   coordinator: (id: string) => ['coordinators.all.#', `coordinator.${id}.#`],
   gateway: () => ['gateway.#'],
-  worker: (node: string, useCases: string[]) => [`worker.${node}.#`, 'nodes.all.#', ...useCases.map((u) => `workers.${u}.#`)],
+  worker: (node: string, useCases: string[]) => [`worker.${node}.#`, 'nodes.all.#', ...useCases.map(useCaseWorkers)],
+  /** The binding a worker adds when it starts serving a use case learned at run time (see Msg.UseCaseDefined). */
+  useCaseWorkers,
   /** A worker's second queue, fl.worker.<node>.control: consumed beside the work queue, so a cancel is not stuck behind the training it stops. */
   workerControl: () => ['control.all.#'],
 } as const;

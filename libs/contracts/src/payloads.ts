@@ -1,6 +1,7 @@
 import { Type } from 'class-transformer';
 import {
   IsArray,
+  IsBoolean,
   IsIn,
   IsInt,
   IsNumber,
@@ -46,12 +47,17 @@ export class FinalMetrics {
   @IsInt() @Min(0) eval_examples: number;
   @IsNumber() train_loss: number;
   @IsInt() @Min(0) rounds: number;
+  /** Differentially private tasks: the (epsilon, delta) the accountant gives for the whole task. */
+  @IsOptional() @IsNumber() epsilon?: number;
+  @IsOptional() @IsNumber() delta?: number;
 }
 
 export class TaskSucceededPayload extends Envelope {
   @IsString() @IsNotEmpty() model_name: string;
   @IsInt() @Min(1) model_version: number;
   @ValidateNested() @Type(() => FinalMetrics) metrics: FinalMetrics;
+  /** Why the task stopped before its last round (a privacy budget reached), if it did. */
+  @IsOptional() @IsString() reason?: string;
 }
 
 export class TaskFailedPayload extends Envelope {
@@ -73,6 +79,19 @@ export class RoundFigures {
   @IsString() started_at: string;
   @IsString() finished_at: string;
   @IsInt() @Min(0) duration_ms: number;
+  /** Where the coordinator's operator has held-out data (SERVER_EVAL_DATA): the new weights evaluated on it. */
+  @IsOptional() @IsNumber() server_eval_loss?: number;
+  @IsOptional() @IsNumber() server_eval_accuracy?: number;
+  @IsOptional() @IsInt() @Min(0) server_eval_examples?: number;
+  /** Differentially private tasks: epsilon spent by the task up to and including this round. */
+  @IsOptional() @IsNumber() epsilon?: number;
+  /** Updates refused for this round (wrong shape, NaN, too large, ...), with the reason; never aggregated. */
+  @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => RejectedUpdate) rejected?: RejectedUpdate[];
+}
+
+export class RejectedUpdate {
+  @Matches(WORD_PATTERN) node: string;
+  @IsString() reason: string;
 }
 
 export class RoundCompletedPayload extends Envelope {
@@ -104,6 +123,15 @@ export class NodeRevokedPayload extends Envelope {
   @Matches(WORD_PATTERN) node: string;
 }
 
+/**
+ * A use case stored at the gateway (POST /use-cases), for edge workers. The
+ * definition is configuration in the use case file format, not a tensor: the
+ * worker checks it against the use case schema itself.
+ */
+export class UseCaseDefinedPayload extends Envelope {
+  @IsObject() definition: Record<string, unknown>;
+}
+
 /** A model package for one worker; the attachment is the package bundle. */
 export class ModelPackagePayload extends Envelope {
   @Matches(/^[0-9a-f]{64}$/) package_sha256: string;
@@ -112,8 +140,17 @@ export class ModelPackagePayload extends Envelope {
 export class FitConfig {
   @IsInt() @Min(1) local_epochs: number;
   @IsInt() @Min(1) batch_size: number;
+  /** The workers' local learning rate: the task's learning_rate (for the FedOpt family also its eta_l). */
   @IsNumber() @Min(0) learning_rate: number;
   @IsInt() @Min(0) seed: number;
+  /** FedProx: train with (proximal_mu / 2) ||w - w_global||^2 added to the loss, w_global being the round's weights. */
+  @IsOptional() @IsNumber() @Min(0) proximal_mu?: number;
+  /** QFedAvg: report loss_before_fit (one evaluation pass over the training rows before training). */
+  @IsOptional() @IsBoolean() report_loss_before_fit?: boolean;
+  /** Local differential privacy: the worker clips its update's difference to the global weights to this L2 norm ... */
+  @IsOptional() @IsNumber() @Min(0) dp_clipping_norm?: number;
+  /** ... and adds Gaussian noise of this many times the clipping norm. */
+  @IsOptional() @IsNumber() @Min(0) dp_noise_multiplier?: number;
 }
 
 /**
@@ -138,6 +175,8 @@ export class FitResultPayload extends Envelope {
   @IsNumber() train_loss: number;
   @IsInt() @Min(0) duration_ms: number;
   @IsOptional() @Matches(/^[0-9a-f]{64}$/) weights_sha256?: string;
+  /** The received global weights' loss on the site's training rows, before training; sent when the fit config asks for it. */
+  @IsOptional() @IsNumber() loss_before_fit?: number;
 }
 
 export class EvaluateResultPayload extends Envelope {
@@ -147,4 +186,24 @@ export class EvaluateResultPayload extends Envelope {
   @IsNumber() loss: number;
   @IsNumber() accuracy: number;
   @IsInt() @Min(0) duration_ms: number;
+}
+
+/**
+ * Before round 1 (round 0): asks the listed sites of the use case for the
+ * count, sums and sums of squares of their training rows per model input,
+ * from which the coordinator computes the task's standardisation.
+ */
+export class StatsRequestPayload extends Envelope {
+  @Matches(WORD_PATTERN) use_case: string;
+  @IsArray() @Matches(WORD_PATTERN, { each: true }) participants: string[];
+  /** The model's number of inputs: a site whose rows have another width answers with an error. */
+  @IsInt() @Min(1) features: number;
+  @IsString() @IsNotEmpty() reply_to: string;
+}
+
+/** The attachment is little-endian float64: `features` sums, then `features` sums of squares. */
+export class StatsResultPayload extends Envelope {
+  @IsIn(['ok', 'error']) status: 'ok' | 'error';
+  @IsOptional() @IsString() error?: string;
+  @IsInt() @Min(0) examples: number;
 }

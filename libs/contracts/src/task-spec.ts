@@ -1,5 +1,7 @@
 import { Type } from 'class-transformer';
 import {
+  IsBoolean,
+  IsIn,
   IsInt,
   IsObject,
   IsNumber,
@@ -17,6 +19,25 @@ import { WORD_PATTERN } from './messages';
 /** The one strategy before tasks could choose theirs; still accepted, and shown as written. */
 export const LEGACY_STRATEGY = 'fedavg';
 
+/**
+ * Client-level differential privacy of a task (DP-FedAvg), as the gateway
+ * resolved it (defaults applied); names follow Flower's DP wrappers, plus the
+ * accountant's delta and an optional budget on epsilon.
+ */
+export class PrivacySettings {
+  @IsIn(['central', 'local']) mode: 'central' | 'local';
+  @IsNumber() @Min(0) noise_multiplier: number;
+  @IsNumber() clipping_norm: number;
+  @IsBoolean() adaptive_clipping: boolean;
+  @IsNumber() target_clipped_quantile: number;
+  @IsNumber() clip_norm_lr: number;
+  @IsOptional() @IsNumber() clipped_count_stddev?: number;
+  /** delta of the (epsilon, delta) guarantee the accountant reports. */
+  @IsNumber() delta: number;
+  /** The task stops, successfully, before a round that would take epsilon beyond this. */
+  @IsOptional() @IsNumber() epsilon_budget?: number;
+}
+
 /** Federated-learning settings of a task, every one with a default. */
 export class FlSettings {
   /** A strategy of the registry in libs/aggregation (its name in any case); the gateway and the coordinator check it there. */
@@ -30,6 +51,9 @@ export class FlSettings {
   @IsNumber() @Min(0) @Max(100) learning_rate = 0.3;
   @IsNumber() @Min(0.1) @Max(86_400) round_timeout_s = 60;
   @IsInt() @Min(0) seed = 42;
+  /** Updates whose difference to the global weights has a larger L2 norm are refused (recorded on the round, never aggregated). */
+  @IsOptional() @IsNumber() @Min(0) max_update_norm?: number;
+  @IsOptional() @ValidateNested() @Type(() => PrivacySettings) privacy?: PrivacySettings;
 }
 
 export const DEFAULT_FL_SETTINGS: Readonly<FlSettings> = Object.freeze(new FlSettings());

@@ -28,7 +28,7 @@ export class TaskEventsPublisher {
   }
 
   succeeded(taskId: number, round: number, r: TaskResult): Promise<void> {
-    return this.emit(Msg.TaskSucceeded, taskId, round, { model_name: r.modelName, model_version: r.modelVersion, metrics: { ...r.metrics } });
+    return this.emit(Msg.TaskSucceeded, taskId, round, { model_name: r.modelName, model_version: r.modelVersion, metrics: { ...r.metrics }, ...(r.reason ? { reason: r.reason } : {}) });
   }
 
   failed(taskId: number, round: number, reason: string): Promise<void> {

@@ -94,6 +94,8 @@ export class TaskTracking {
         point('participants', figures.participants),
         point('examples', figures.examples),
         point('round_duration_ms', figures.duration_ms),
+        // Present only for tasks that have them: privacy spent, and the operator's held-out evaluation.
+        ...(['epsilon', 'server_eval_loss', 'server_eval_accuracy'] as const).filter((k) => figures[k] !== undefined).map((k) => point(k, figures[k]!)),
       ]),
     );
     for (const n of nodes) {

@@ -54,7 +54,7 @@ export class TaskEventsController {
   async succeeded(@Payload() raw: unknown): Promise<void> {
     const p = parsePayload(TaskSucceededPayload, raw);
     await this.finish(p.task_id, Msg.TaskSucceeded, p, () =>
-      this.tasks.transition(p.task_id, 'success', { metrics: p.metrics, result_model_name: p.model_name, result_model_version: p.model_version }),
+      this.tasks.transition(p.task_id, 'success', { metrics: p.metrics, result_model_name: p.model_name, result_model_version: p.model_version, reason: p.reason }),
     );
   }
 

@@ -43,6 +43,8 @@ export function settingsOf(task: NewTask): FlSettings {
     learning_rate: task.learning_rate,
     round_timeout_s: task.round_timeout_s,
     seed: task.seed,
+    ...(task.max_update_norm != null ? { max_update_norm: task.max_update_norm } : {}),
+    ...(task.privacy ? { privacy: task.privacy } : {}),
   };
 }
 
@@ -69,6 +71,8 @@ function toDto(r: TaskRow): TaskDto {
     learning_rate: s.learning_rate,
     round_timeout_s: s.round_timeout_s,
     seed: s.seed,
+    max_update_norm: s.max_update_norm ?? null,
+    privacy: s.privacy ?? null,
     status: r.status,
     reason: r.reason,
     current_round: r.current_round,

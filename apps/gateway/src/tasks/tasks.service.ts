@@ -1,5 +1,5 @@
 import { BadRequestException, Inject, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
-import { DEFAULT_FL_SETTINGS, Msg, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
+import { DEFAULT_FL_SETTINGS, Msg, PrivacySettings, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
 import { StrategyParameterError } from '@fl/aggregation';
 import { findUseCase } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
@@ -10,6 +10,7 @@ import { DeleteTasksResultDto, RoundDto, TaskDto } from './dto/task.dto';
 import { settingsOf, TasksRepository } from './tasks.repository';
 import { isFinal } from './task-status';
 import { resolveTaskStrategy, TaskStrategy } from './task-strategy';
+import { resolveTaskPrivacy, TaskPrivacyError } from './task-privacy';
 
 export const GATEWAY_SENDER = 'gateway';
 /** How long an HTTP request waits for the broker to confirm a message. */
@@ -31,6 +32,7 @@ export class TasksService {
    */
   async create(body: CreateTaskDto, correlationId: string): Promise<TaskDto> {
     const strategy = this.strategyOf(body);
+    const privacy = this.privacyOf(body, strategy);
     if (!findUseCase(body.use_case)) {
       throw new UnprocessableEntityException({ message: `unknown use case '${body.use_case}'`, details: [{ field: 'use_case', reason: 'no such use case' }] });
     }
@@ -60,9 +62,12 @@ export class TasksService {
       ...strategy,
       local_epochs: body.local_epochs ?? d.local_epochs,
       batch_size: body.batch_size ?? d.batch_size,
-      learning_rate: body.learning_rate ?? d.learning_rate,
+      // the strategy's: for the FedOpt family also its eta_l
+      learning_rate: strategy.learning_rate,
       round_timeout_s: body.round_timeout_s ?? d.round_timeout_s,
       seed: body.seed ?? d.seed,
+      max_update_norm: body.max_update_norm ?? null,
+      privacy: privacy ?? null,
     }, correlationId);
     // If the broker cannot take it now, the task stays pending and the resubmitter hands it over again.
     await this.withoutWaitingOnBroker(this.publishSubmitted(task), `task ${task.id}: not yet handed to the coordinators`);
@@ -77,6 +82,17 @@ export class TasksService {
     } catch (err) {
       if (!(err instanceof StrategyParameterError)) throw err;
       const field = err.parameter === null ? 'strategy' : err.parameter === 'min_fit_clients' || err.parameter === 'fraction_fit' ? err.parameter : `strategy_params.${err.parameter}`;
+      throw new BadRequestException({ message: err.message, details: [{ field, reason: err.message }] });
+    }
+  }
+
+  /** The body's differential privacy checked and completed: a bad setting is a 400 naming it. */
+  private privacyOf(body: CreateTaskDto, strategy: TaskStrategy): PrivacySettings | undefined {
+    try {
+      return resolveTaskPrivacy(body.privacy, strategy);
+    } catch (err) {
+      if (!(err instanceof TaskPrivacyError)) throw err;
+      const field = err.parameter === null ? 'privacy' : `privacy.${err.parameter}`;
       throw new BadRequestException({ message: err.message, details: [{ field, reason: err.message }] });
     }
   }

@@ -61,6 +61,10 @@ describe('client-level DP-FedAvg', () => {
   it('in local mode sends the settings to the workers, which clip and noise their own updates', () => {
     const dp = withDifferentialPrivacy(createStrategy('FedMedian'), resolvePrivacyParameters({ mode: 'local', noise_multiplier: 0.5, clipping_norm: 2 }), 1);
     expect(dp.configureFit(1, ['a', 'b'])[0].config).toEqual({ dp_clipping_norm: 2, dp_noise_multiplier: 0.5 });
+    expect(dp.fitConfig(1)).toEqual({ dp_clipping_norm: 2, dp_noise_multiplier: 0.5 });
+    // the inner strategy's fit config goes along: FedProx's workers still get proximal_mu
+    const central = resolvePrivacyParameters({ mode: 'central', noise_multiplier: 0.5, clipping_norm: 2 });
+    expect(withDifferentialPrivacy(createStrategy('FedProx', { proximal_mu: 0.1 }), central, 1).fitConfig(1)).toEqual({ proximal_mu: 0.1 });
     const noNoise = privatizeUpdateLocally(weights(along(6)), zeros, { clippingNorm: 2, noiseMultiplier: 0 }, new GaussianNoise(1));
     expect(flat(noNoise)).toEqual(along(2));
     const noised = privatizeUpdateLocally(weights(along(6)), zeros, { clippingNorm: 2, noiseMultiplier: 0.5 }, new GaussianNoise(1));
@@ -77,5 +81,44 @@ describe('client-level DP-FedAvg', () => {
     expect(() => resolvePrivacyParameters({ noise_multiplier: 1, clipping_norm: 1, sigma: 1 })).toThrow("parameter 'sigma' is not a privacy parameter");
     expect(clipFactor(4, 2)).toBe(0.5);
     expect(clipFactor(1, 2)).toBe(1);
+  });
+
+  it('keeps the inner state and the adaptive clipping norm through a checkpoint: a resumed task aggregates as an uninterrupted one', () => {
+    const privacy = resolvePrivacyParameters({ noise_multiplier: 0, clipping_norm: 1, adaptive_clipping: true, target_clipped_quantile: 0.9, clipped_count_stddev: 0 });
+    const rounds = [
+      [fit('a', along(3), 1), fit('b', along(0.2), 1)],
+      [fit('a', along(-2), 1), fit('b', along(0.1), 1)],
+    ];
+    const straight = withDifferentialPrivacy(createStrategy('FedAdam', { eta: 0.5 }), privacy, 1);
+    let w = straight.aggregateFit(1, zeros, rounds[0]).parameters;
+    const saved = straight.saveServerState();
+    expect([...saved.keys()]).toEqual(expect.arrayContaining(['dp/clipping_norm', expect.stringMatching(/^m\//), expect.stringMatching(/^v\//)]));
+    expect(saved.get('dp/clipping_norm')![0]).not.toBe(1); // one of two unclipped: the norm moved
+    const after = straight.aggregateFit(2, w, rounds[1]).parameters;
+
+    const resumed = withDifferentialPrivacy(createStrategy('FedAdam', { eta: 0.5 }), privacy, 1);
+    resumed.loadServerState(saved, w);
+    expect(resumed.currentClippingNorm).toBe(saved.get('dp/clipping_norm')![0]);
+    w = resumed.aggregateFit(2, w, rounds[1]).parameters;
+    expect(flat(w)).toEqual(flat(after));
+    expect(() => resumed.loadServerState(new Map([['dp/clipping_norm', Float64Array.of(-1)]]), w)).toThrow('dp/clipping_norm must be one positive number');
+  });
+
+  it('draws secure noise: standard normal, and never the same stream twice', () => {
+    const a = GaussianNoise.secure();
+    const n = 200_000;
+    let sum = 0;
+    let squares = 0;
+    for (let i = 0; i < n; i++) {
+      const x = a.next();
+      sum += x;
+      squares += x * x;
+    }
+    // Standard errors: 0.0022 for the mean, 0.0032 for the variance; the bounds are 9 of them.
+    expect(Math.abs(sum / n)).toBeLessThan(0.02);
+    expect(Math.abs(squares / n - 1)).toBeLessThan(0.03);
+    const b = GaussianNoise.secure();
+    const c = GaussianNoise.secure();
+    expect(Array.from({ length: 8 }, () => b.next())).not.toEqual(Array.from({ length: 8 }, () => c.next()));
   });
 });

@@ -14,6 +14,7 @@ import {
   SamplingParameters,
   Strategy,
 } from '../strategy';
+import { hasServerState, ServerStateError } from '../server-state';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
@@ -47,17 +48,41 @@ export class DifferentiallyPrivateStrategy implements Strategy {
   private clippingNorm: number;
   private readonly noise: GaussianNoise;
 
+  /** `noise`: a seed (reproducible, for tests) or a generator (GaussianNoise.secure() for tasks). */
   constructor(
     readonly inner: BaseStrategy,
     readonly privacy: PrivacyParameters,
-    seed: number,
+    noise: number | GaussianNoise,
   ) {
     if (privacy.mode === 'central' && !(inner instanceof LinearStrategy)) {
       throw new Error(`central differential privacy needs a strategy that averages (FedAvg, FedAvgM, FedProx, FedAdagrad, FedAdam, FedYogi); '${inner.name}' does not`);
     }
     this.clippingNorm = privacy.clipping_norm;
-    this.noise = new GaussianNoise(seed);
+    this.noise = typeof noise === 'number' ? new GaussianNoise(noise) : noise;
     this.streaming = inner.streaming;
+  }
+
+  setSampledClients(serverRound: number, count: number): void {
+    this.inner.setSampledClients(serverRound, count);
+  }
+
+  /**
+   * The inner strategy's state (momentum, moments) and, with adaptive
+   * clipping, the clipping norm the next round uses (`dp/clipping_norm`).
+   */
+  saveServerState(): StateMap {
+    const out: StateMap = hasServerState(this.inner) ? this.inner.saveServerState() : new Map();
+    if (this.privacy.adaptive_clipping) out.set(DP_CLIPPING_NORM, Float64Array.of(this.clippingNorm));
+    return out;
+  }
+
+  loadServerState(state: StateMap, template: WeightMap): void {
+    const rest: StateMap = new Map([...state].filter(([k]) => k !== DP_CLIPPING_NORM));
+    const c = state.get(DP_CLIPPING_NORM);
+    if (c && !(c.length === 1 && c[0] > 0 && Number.isFinite(c[0]))) throw new ServerStateError(`${DP_CLIPPING_NORM} must be one positive number`);
+    if (hasServerState(this.inner)) this.inner.loadServerState(rest, template);
+    else if (rest.size) throw new ServerStateError(`${this.inner.name} keeps no server state, but the saved state holds ${[...rest.keys()].slice(0, 3).join(', ')}`);
+    if (c && this.privacy.adaptive_clipping) this.clippingNorm = c[0];
   }
 
   get name(): string {
@@ -79,6 +104,13 @@ export class DifferentiallyPrivateStrategy implements Strategy {
       for (const i of ins) Object.assign(i.config, { dp_clipping_norm: this.clippingNorm, dp_noise_multiplier: this.privacy.noise_multiplier });
     }
     return ins;
+  }
+
+  /** The inner strategy's fit config, and in local mode the clipping and noise each worker applies. */
+  fitConfig(serverRound: number): ClientConfig {
+    const config = this.inner.fitConfig(serverRound);
+    if (this.privacy.mode === 'local') Object.assign(config, { dp_clipping_norm: this.clippingNorm, dp_noise_multiplier: this.privacy.noise_multiplier });
+    return config;
   }
 
   beginFit(serverRound: number, current: WeightMap): FitAggregation {
@@ -192,8 +224,10 @@ class CentralDpAggregation implements FitAggregation {
   }
 }
 
-/** Wraps a strategy with client-level DP; `seed` seeds the coordinator's noise. */
-export function withDifferentialPrivacy(strategy: Strategy, privacy: PrivacyParameters, seed: number): DifferentiallyPrivateStrategy {
+const DP_CLIPPING_NORM = 'dp/clipping_norm';
+
+/** Wraps a strategy with client-level DP; `noise`: a seed (tests) or GaussianNoise.secure(). */
+export function withDifferentialPrivacy(strategy: Strategy, privacy: PrivacyParameters, noise: number | GaussianNoise): DifferentiallyPrivateStrategy {
   if (!(strategy instanceof BaseStrategy)) throw new Error(`differential privacy cannot wrap '${strategy.name}'`);
-  return new DifferentiallyPrivateStrategy(strategy, privacy, seed);
+  return new DifferentiallyPrivateStrategy(strategy, privacy, noise);
 }

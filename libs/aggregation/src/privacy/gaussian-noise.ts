@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import { seededRandom } from '@fl/datasets';
 
 /**
@@ -12,8 +13,29 @@ export class GaussianNoise {
   private spare = 0;
   private hasSpare = false;
 
-  constructor(seed: number) {
-    this.uniform = seededRandom(seed);
+  /** A seed (reproducible: tests, fixtures) or a source of uniform draws in [0, 1). */
+  constructor(seed: number | (() => number)) {
+    this.uniform = typeof seed === 'number' ? seededRandom(seed) : seed;
+  }
+
+  /**
+   * Noise nobody can predict or replay: uniform draws of 53 bits from the
+   * operating system's cryptographic generator. A seeded generator has 2^32
+   * streams, few enough to search for the one that removes the noise; tasks
+   * use this one.
+   */
+  static secure(): GaussianNoise {
+    const pool = new Uint32Array(2048);
+    let next = pool.length;
+    return new GaussianNoise(() => {
+      if (next === pool.length) {
+        randomFillSync(pool);
+        next = 0;
+      }
+      const hi = pool[next++] >>> 5; // 27 bits
+      const lo = pool[next++] >>> 6; // 26 bits
+      return (hi * 67108864 + lo) / 9007199254740992;
+    });
   }
 
   /** One N(0, 1) draw. */

@@ -63,4 +63,17 @@ describe('RDP accountant of the sampled Gaussian mechanism', () => {
     expect(() => new PrivacyAccountant(0)).toThrow('delta must be in (0, 1), got 0');
     expect(sampledGaussianRdp(0.1, 0, 2)).toBe(Infinity);
   });
+
+  it('continues from a saved state as if never interrupted', () => {
+    const straight = new PrivacyAccountant(1e-5);
+    straight.addRounds(0.1, 1.1, 3);
+    const saved = straight.saveState();
+    straight.addRounds(0.2, 1.1, 2);
+    const resumed = new PrivacyAccountant(1e-5);
+    resumed.loadState(saved.rdp, saved.rounds);
+    resumed.addRounds(0.2, 1.1, 2);
+    expect(resumed.spent()).toEqual(straight.spent());
+    expect(() => resumed.loadState([1, 2], 1)).toThrow(/orders does not fit/);
+    expect(() => resumed.loadState(new Float64Array(saved.rdp.length).fill(-1), 1)).toThrow(/not a non-negative number/);
+  });
 });

@@ -110,6 +110,22 @@ export class PrivacyAccountant {
     this.count += rounds;
   }
 
+  /** The accumulated RDP per order, for a checkpoint. */
+  saveState(): { rdp: Float64Array; rounds: number } {
+    return { rdp: Float64Array.from(this.rdp), rounds: this.count };
+  }
+
+  /** Continues from a checkpoint's state (same orders). */
+  loadState(rdp: ArrayLike<number>, rounds: number): void {
+    if (rdp.length !== this.rdp.length) throw new Error(`privacy accounting of ${rdp.length} orders does not fit the accountant's ${this.rdp.length}`);
+    if (!Number.isSafeInteger(rounds) || rounds < 0) throw new Error(`privacy accounting: ${rounds} is not a count of rounds`);
+    for (let i = 0; i < rdp.length; i++) {
+      if (!(rdp[i] >= 0)) throw new Error(`privacy accounting: RDP ${rdp[i]} at order ${this.orders[i]} is not a non-negative number`);
+    }
+    this.rdp.set(rdp);
+    this.count = rounds;
+  }
+
   spent(): PrivacySpent {
     const { epsilon, order } = epsilonFromRdp(this.orders, Array.from(this.rdp), this.delta, this.conversion);
     return { epsilon, delta: this.delta, order, rounds: this.count };

@@ -106,7 +106,7 @@ export class CreateTaskDto {
   @IsOptional() @IsInt() @Min(1) @Max(1000000)
   batch_size?: number;
 
-  @ApiPropertyOptional({ example: 0.1, minimum: 0, default: DEFAULT_FL_SETTINGS.learning_rate, description: 'SGD learning rate of local training.' })
+  @ApiPropertyOptional({ example: 0.1, minimum: 0, default: DEFAULT_FL_SETTINGS.learning_rate, description: "The workers' learning rate in local training; for FedAdagrad, FedAdam and FedYogi also their eta_l (give it in either place)." })
   @IsOptional() @IsNumber() @Min(0) @Max(100)
   learning_rate?: number;
 
@@ -117,4 +117,26 @@ export class CreateTaskDto {
   @ApiPropertyOptional({ example: 42, minimum: 0, default: DEFAULT_FL_SETTINGS.seed, description: 'Seed for sampling and local shuffling.' })
   @IsOptional() @IsInt() @Min(0)
   seed?: number;
+
+  @ApiPropertyOptional({
+    example: 5,
+    minimum: 0,
+    description: "Bound on the L2 norm of each update's difference to the global weights: a larger update is refused, recorded on the round with the reason, and never aggregated.",
+  })
+  @IsOptional() @IsNumber() @Min(0)
+  max_update_norm?: number;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    example: { mode: 'central', noise_multiplier: 1.0, clipping_norm: 1.0, delta: 1e-5, epsilon_budget: 8 },
+    description:
+      'Client-level differential privacy (DP-FedAvg): each update\'s difference to the global weights is clipped to `clipping_norm` and Gaussian noise of ' +
+      '`noise_multiplier` x `clipping_norm` is added, by the coordinator to the sum (`mode: central`, strategies that average) or by each worker to its own ' +
+      'update (`mode: local`). `adaptive_clipping` (central) moves the clipping norm towards the `target_clipped_quantile` of update norms at rate ' +
+      '`clip_norm_lr` (Andrew et al. 2021), with `clipped_count_stddev` noise on the count. An RDP accountant reports epsilon at `delta` (default 1e-5) per ' +
+      'round and for the task; with `epsilon_budget` the task stops, successfully and saying why, before a round that would exceed it.',
+  })
+  @IsOptional() @IsObject()
+  privacy?: Record<string, unknown>;
 }

@@ -7,6 +7,25 @@ export class TaskMetricsDto {
   @ApiProperty({ example: 30 }) eval_examples: number;
   @ApiProperty({ example: 0.25 }) train_loss: number;
   @ApiProperty({ example: 5 }) rounds: number;
+  @ApiPropertyOptional({ example: 2.4, description: 'Differentially private tasks: epsilon of the whole task, at `delta`.' }) epsilon?: number;
+  @ApiPropertyOptional({ example: 1e-5 }) delta?: number;
+}
+
+export class PrivacySettingsDto {
+  @ApiProperty({ enum: ['central', 'local'] }) mode: 'central' | 'local';
+  @ApiProperty({ example: 1 }) noise_multiplier: number;
+  @ApiProperty({ example: 1 }) clipping_norm: number;
+  @ApiProperty({ example: false }) adaptive_clipping: boolean;
+  @ApiProperty({ example: 0.5 }) target_clipped_quantile: number;
+  @ApiProperty({ example: 0.2 }) clip_norm_lr: number;
+  @ApiPropertyOptional({ example: 0.15 }) clipped_count_stddev?: number;
+  @ApiProperty({ example: 1e-5 }) delta: number;
+  @ApiPropertyOptional({ example: 8 }) epsilon_budget?: number;
+}
+
+export class RejectedUpdateDto {
+  @ApiProperty({ example: 'site-2' }) node: string;
+  @ApiProperty({ example: 'update L2 norm 41.2 exceeds the bound 5' }) reason: string;
 }
 
 /** A task as the API shows it: every field of the body, with its settings and state. */
@@ -29,8 +48,10 @@ export class TaskDto {
   @ApiProperty({ example: 0.1 }) learning_rate: number;
   @ApiProperty({ example: 60 }) round_timeout_s: number;
   @ApiProperty({ example: 42 }) seed: number;
+  @ApiPropertyOptional({ example: 5, nullable: true, description: "Bound on each update's L2 norm; null: none." }) max_update_norm: number | null;
+  @ApiPropertyOptional({ type: PrivacySettingsDto, nullable: true, description: 'Differential privacy, defaults applied; null: none.' }) privacy: PrivacySettingsDto | null;
   @ApiProperty({ enum: TASK_STATUSES, example: 'running' }) status: TaskStatus;
-  @ApiPropertyOptional({ example: null, nullable: true, description: 'Why the task failed or was cancelled.' }) reason: string | null;
+  @ApiPropertyOptional({ example: null, nullable: true, description: 'Why the task failed or was cancelled, or stopped before its last round (a privacy budget reached).' }) reason: string | null;
   @ApiProperty({ example: 2, description: 'Last completed round.' }) current_round: number;
   @ApiPropertyOptional({ type: TaskMetricsDto, nullable: true }) metrics: TaskMetricsDto | null;
   @ApiPropertyOptional({ example: 'trained_iris', nullable: true }) result_model_name: string | null;
@@ -55,6 +76,8 @@ export class RoundDto {
   @ApiProperty({ example: 140 }) duration_ms: number;
   @ApiProperty({ example: '2026-11-28T12:00:01.000Z' }) started_at: string;
   @ApiProperty({ example: '2026-11-28T12:00:01.140Z' }) finished_at: string;
+  @ApiPropertyOptional({ example: 1.3, description: 'Differentially private tasks: epsilon spent up to and including this round.' }) epsilon?: number;
+  @ApiPropertyOptional({ type: [RejectedUpdateDto], description: 'Updates refused in this round, never aggregated.' }) rejected?: RejectedUpdateDto[];
 }
 
 export class DeleteTasksResultDto {
