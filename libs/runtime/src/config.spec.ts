@@ -48,7 +48,15 @@ describe('broker connection options from the configuration', () => {
 
   it("stamps the URL's user as user_id, so that receivers know who published", () => {
     const opts = brokerOptions(loadConfig(BaseConfig, { AMQP_URL: 'amqp://site-1.net:pw@broker:5672/fl' }), 'worker-site-1');
-    expect(opts).toEqual({ connectionName: 'worker-site-1', userId: 'site-1.net' });
+    expect(opts).toEqual({ connectionName: 'worker-site-1', userId: 'site-1.net', queueExpiresMs: 7 * 86_400_000 });
+  });
+
+  it('gives the queues it declares an expiry of QUEUE_EXPIRES_S (7 days unless set; 0: none)', () => {
+    expect(brokerOptions(loadConfig(BaseConfig, { QUEUE_EXPIRES_S: '3600' }), 'x').queueExpiresMs).toBe(3_600_000);
+    expect(brokerOptions(loadConfig(BaseConfig, { QUEUE_EXPIRES_S: '0' }), 'x').queueExpiresMs).toBe(0);
+    // At most 30 days, in whole seconds.
+    expect(() => loadConfig(BaseConfig, { QUEUE_EXPIRES_S: String(31 * 86_400) })).toThrow(/QUEUE_EXPIRES_S/);
+    expect(() => loadConfig(BaseConfig, { QUEUE_EXPIRES_S: '1.5' })).toThrow(/QUEUE_EXPIRES_S/);
   });
 
   it('reads the TLS files named in the environment', () => {

@@ -22,6 +22,13 @@ export class BaseConfig {
    * several platforms (vhosts) keeps their site users apart with it, e.g. `.hospital-net`.
    */
   @IsOptional() @Matches(/^[A-Za-z0-9_.@-]{0,64}$/, { message: 'SITE_USER_SUFFIX may hold only letters, digits, _ . @ or - (at most 64)' }) SITE_USER_SUFFIX = '';
+  /**
+   * RabbitMQ deletes this app's own queue (fl.worker.<name> and its .control queue, fl.coordinator.<id>,
+   * fl.gateway.<id>) once it has had no consumer this long: the queue of an instance that never comes
+   * back stops collecting messages. 0: never. Keep it longer than any outage an instance should survive
+   * with its messages (a site down over a long weekend, a gateway whose queue holds task events).
+   */
+  @IsInt() @Min(0) @Max(30 * 86_400) QUEUE_EXPIRES_S = 7 * 86_400;
   /** PostgreSQL URL (TLS: add sslmode=verify-full&sslrootcert=<CA file>, and sslcert/sslkey for a client certificate). */
   @IsOptional() @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' }) DATABASE_URL?: string;
   @IsInt() @Min(1) @Max(100) DB_POOL_SIZE = 10;

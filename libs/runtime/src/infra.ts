@@ -59,7 +59,13 @@ export function brokerOptions(config: BaseConfig, connectionName: string, extra:
   if (tls && config.AMQP_URL && !config.AMQP_URL.startsWith('amqps://')) {
     throw new ConfigError(['AMQP_TLS_* files are set but AMQP_URL is not an amqps:// URL']);
   }
-  return { connectionName, userId: config.AMQP_URL ? brokerUser(config.AMQP_URL) : undefined, ...(tls ? { tls } : {}), ...extra };
+  return {
+    connectionName,
+    userId: config.AMQP_URL ? brokerUser(config.AMQP_URL) : undefined,
+    queueExpiresMs: config.QUEUE_EXPIRES_S * 1000,
+    ...(tls ? { tls } : {}),
+    ...extra,
+  };
 }
 
 function brokerTlsFrom(config: BaseConfig): BrokerTls | undefined {

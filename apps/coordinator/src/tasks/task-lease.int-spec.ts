@@ -55,15 +55,20 @@ describe('TaskLeases (PostgreSQL)', () => {
 
   it('keeps a renewed lease and lets another coordinator take over a lapsed one', async () => {
     await a.enqueue(spec(100));
-    expect(await a.claim(100)).toMatchObject({ task_id: 100, cancel_requested: false });
+    expect(await a.claim(100)).toMatchObject({ task_id: 100, cancel_requested: false, lapsed_s: null });
     expect(await a.renew(100)).toBe(true);
     expect(await b.renew(100)).toBe(false);
     expect(await b.claim(100)).toBeNull();
     expect(await b.claimable()).not.toContain(100);
     // The holder died: its lease lapses.
-    await sql.query(`UPDATE coordinator.task_runs SET lease_expires_at = now() - interval '1 second' WHERE task_id = 100`);
+    await sql.query(`UPDATE coordinator.task_runs SET lease_expires_at = now() - interval '40 seconds' WHERE task_id = 100`);
     expect(await b.claimable()).toContain(100);
-    expect(await b.claim(100)).toMatchObject({ task_id: 100 });
+    // The claim says how long ago the lease lapsed (DATABASE_OUTAGE_MAX_S: did it lapse during an outage?).
+    const taken = await b.claim(100);
+    expect(taken).toMatchObject({ task_id: 100 });
+    expect(taken!.lapsed_s).toBeGreaterThanOrEqual(40);
+    expect(taken!.lapsed_s).toBeLessThan(60);
+    expect(await b.claim(100)).toMatchObject({ task_id: 100, lapsed_s: null });
     expect(await a.renew(100)).toBe(false);
   });
 
@@ -71,7 +76,7 @@ describe('TaskLeases (PostgreSQL)', () => {
     await a.enqueue(spec(200));
     await a.claim(200);
     await a.release(200);
-    expect(await b.claim(200)).toMatchObject({ task_id: 200 });
+    expect(await b.claim(200)).toMatchObject({ task_id: 200, lapsed_s: null });
     await b.finish(200, 'success');
     expect(await a.claim(200)).toBeNull();
     expect(await a.claimable()).not.toContain(200);

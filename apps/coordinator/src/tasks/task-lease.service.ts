@@ -10,6 +10,11 @@ export interface TaskRun {
   spec: TaskSpec;
   cancel_requested: boolean;
   current_round: number;
+  /**
+   * When the claim took over a running task whose lease had lapsed: how many seconds ago it lapsed
+   * (the database's clock); null otherwise (never claimed, handed back, or still held by this one).
+   */
+  lapsed_s: number | null;
 }
 
 /**
@@ -38,11 +43,18 @@ export class TaskLeases {
   }
 
   async claim(taskId: number): Promise<TaskRun | null> {
+    // The row as it was (locked, so a concurrent claim waits and then sees this one's lease).
     const rows = rowsOf<TaskRun>(await this.db.query(
-      `UPDATE coordinator.task_runs
+      `WITH before AS (
+         SELECT task_id, state, lease_expires_at FROM coordinator.task_runs WHERE task_id = $1 FOR UPDATE
+       )
+       UPDATE coordinator.task_runs t
        SET owner = $2, state = 'running', lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-       WHERE task_id = $1 AND state <> 'finished' AND (owner IS NULL OR owner = $2 OR lease_expires_at < now())
-       RETURNING task_id, spec, cancel_requested, current_round`,
+       FROM before
+       WHERE t.task_id = before.task_id AND t.state <> 'finished' AND (t.owner IS NULL OR t.owner = $2 OR t.lease_expires_at < now())
+       RETURNING t.task_id, t.spec, t.cancel_requested, t.current_round,
+         CASE WHEN before.state = 'running' AND before.lease_expires_at < now()
+           THEN extract(epoch FROM now() - before.lease_expires_at)::float8 END AS lapsed_s`,
       [taskId, this.me, this.config.LEASE_TTL_S],
     ));
     return rows[0] ?? null;
@@ -69,11 +81,17 @@ export class TaskLeases {
     return rows.length > 0;
   }
 
+  /** Ends the task; a failed one leaves no round 'running' (the one it failed in is marked failed with it). */
   async finish(taskId: number, outcome: 'success' | 'failed' | 'cancelled'): Promise<void> {
-    await this.db.query(
-      `UPDATE coordinator.task_runs SET state = 'finished', outcome = $2, lease_expires_at = NULL, updated_at = now() WHERE task_id = $1`,
-      [taskId, outcome],
-    );
+    await this.db.transaction(async (m) => {
+      await m.query(
+        `UPDATE coordinator.task_runs SET state = 'finished', outcome = $2, lease_expires_at = NULL, updated_at = now() WHERE task_id = $1`,
+        [taskId, outcome],
+      );
+      if (outcome === 'failed') {
+        await m.query(`UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND status = 'running'`, [taskId]);
+      }
+    });
   }
 
   /** Marks a cancel request; returns the task's state, or null if this coordinator never saw the task. */

@@ -1,3 +1,4 @@
+import { ServerEvaluation } from '../rounds/server-evaluation';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
@@ -11,12 +12,15 @@ import { TaskFailure, TaskRunner, TaskStopped } from '../rounds/task-runner';
 import { COORDINATOR_CONFIG } from '../tokens';
 import { TaskTracking } from '../tracking/task-tracking';
 import { TrackingRunsRepository } from '../tracking/tracking-runs.repository';
+import { DatabaseOutages } from './database-outages';
 import { TaskEventsPublisher } from './task-events.publisher';
-import { TaskLeases } from './task-lease.service';
+import { TaskLeases, TaskRun } from './task-lease.service';
 
 interface Running {
   abort: AbortController;
   done: Promise<void>;
+  /** When this coordinator took the task on (ms): an outage that began later did not interrupt it. */
+  since: number;
 }
 
 /**
@@ -25,13 +29,23 @@ interface Running {
  * (unclaimed, or orphaned by a coordinator that died). Every task it starts
  * ends in exactly one final event: succeeded, failed with a reason, or
  * cancelled; on shutdown it hands its tasks back instead.
+ *
+ * A database outage interrupts the tasks (they resume from their checkpoint once it is back), unless
+ * it outlasts DATABASE_OUTAGE_MAX_S: then the tasks that ran through it fail, once the database is
+ * back to record it, with a reason naming the outage and its length.
  */
 @Injectable()
 export class TaskSupervisor implements OnApplicationShutdown {
   private readonly log = new Logger(TaskSupervisor.name);
   private readonly running = new Map<number, Running>();
-  /** Tasks this coordinator stopped because the database went away: the sweep claims them again once it is back. */
-  private readonly interrupted = new Set<number>();
+  /**
+   * Tasks this coordinator stopped because the database went away, with when it took each on: the
+   * sweep claims them again once it is back.
+   */
+  private readonly interrupted = new Map<number, number>();
+  /** Tasks to fail instead of resume, with the reason: they ran through an outage longer than the bound. */
+  private readonly outageVerdicts = new Map<number, string>();
+  private readonly outages: DatabaseOutages;
   private sweepTimer?: NodeJS.Timeout;
   private stopping = false;
 
@@ -46,7 +60,10 @@ export class TaskSupervisor implements OnApplicationShutdown {
     private readonly events: TaskEventsPublisher,
     private readonly trackingRuns: TrackingRunsRepository,
     @Inject(METRICS) private readonly metrics: PlatformMetrics,
-  ) {}
+    private readonly serverEvaluation: ServerEvaluation,
+  ) {
+    this.outages = new DatabaseOutages(config.DATABASE_OUTAGE_MAX_S);
+  }
 
   /**
    * Starts looking for work. Called once the coordinator's queue exists:
@@ -72,8 +89,42 @@ export class TaskSupervisor implements OnApplicationShutdown {
   }
 
   async submit(spec: TaskSpec): Promise<void> {
-    await this.leases.enqueue(spec);
+    await this.observed(() => this.leases.enqueue(spec));
     await this.tryStart(spec.task_id);
+  }
+
+  /** Runs a database call, noting whether the database answered (which may end an outage) or was unavailable. */
+  private async observed<T>(call: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await call();
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) this.outages.failed();
+      throw err;
+    }
+    this.databaseAnswered();
+    return result;
+  }
+
+  private databaseAnswered(): void {
+    const outage = this.outages.succeeded();
+    if (!outage) return;
+    if (!outage.tooLong) {
+      this.log.log(`the database answers again after ${outage.seconds.toFixed(1)} s; interrupted tasks resume`);
+      return;
+    }
+    this.log.warn(`${outage.reason}: the tasks that ran through it fail`);
+    for (const [taskId, since] of this.interrupted) {
+      const reason = this.outages.verdictFor(since, outage);
+      if (reason) this.outageVerdicts.set(taskId, reason);
+    }
+    // Those still running (the outage never reached their own queries) stop here and fail with the same reason.
+    for (const [taskId, run] of this.running) {
+      const reason = this.outages.verdictFor(run.since, outage);
+      if (!reason) continue;
+      this.outageVerdicts.set(taskId, reason);
+      run.abort.abort('database-outage');
+    }
   }
 
   async cancel(taskId: number, reason: string): Promise<void> {
@@ -94,7 +145,8 @@ export class TaskSupervisor implements OnApplicationShutdown {
   private async sweep(): Promise<void> {
     if (this.stopping) return;
     // Its own interrupted tasks first: their lease is still this coordinator's, so they are not claimable yet.
-    for (const taskId of new Set([...this.interrupted, ...(await this.leases.claimable())])) {
+    const claimable = await this.observed(() => this.leases.claimable());
+    for (const taskId of new Set([...this.interrupted.keys(), ...claimable])) {
       await this.tryStart(taskId);
       this.interrupted.delete(taskId);
     }
@@ -106,15 +158,25 @@ export class TaskSupervisor implements OnApplicationShutdown {
     // the same task in this process must not both start it (the lease lets
     // its holder claim again).
     const abort = new AbortController();
-    const entry: Running = { abort, done: Promise.resolve() };
+    const entry: Running = { abort, done: Promise.resolve(), since: this.interrupted.get(taskId) ?? Date.now() };
     this.running.set(taskId, entry);
     let run: Awaited<ReturnType<TaskLeases['claim']>>;
     try {
-      run = await this.leases.claim(taskId);
+      run = await this.observed(() => this.leases.claim(taskId));
     } catch (err) {
       this.running.delete(taskId);
       throw err;
     }
+    const verdict = run && !run.cancel_requested ? this.outageVerdictFor(run) : undefined;
+    if (run && verdict) {
+      try {
+        await this.failAfterOutage(run, verdict);
+      } finally {
+        this.running.delete(taskId);
+      }
+      return;
+    }
+    if (!run) this.outageVerdicts.delete(taskId);
     if (!run || run.cancel_requested) {
       this.running.delete(taskId);
       if (run) {
@@ -123,17 +185,48 @@ export class TaskSupervisor implements OnApplicationShutdown {
       }
       return;
     }
-    entry.done = this.execute(run.spec, abort).finally(() => this.running.delete(taskId));
+    entry.done = this.execute(run.spec, abort, entry.since).finally(() => this.running.delete(taskId));
   }
 
-  private async execute(spec: TaskSpec, abort: AbortController): Promise<void> {
+  /**
+   * Whether a task just claimed ran through an outage longer than the bound: one of this
+   * coordinator's (stopped by it, or still running when it ended), or another's whose lease lapsed
+   * during it (that coordinator could not renew it; it fails the task too, if it is still there).
+   */
+  private outageVerdictFor(run: TaskRun): string | undefined {
+    const known = this.outageVerdicts.get(run.task_id);
+    if (known || this.interrupted.has(run.task_id) || run.lapsed_s === null) return known;
+    const reason = this.outages.verdictForLapsedLease(run.lapsed_s, this.config.SWEEP_INTERVAL_S);
+    if (reason) this.outageVerdicts.set(run.task_id, reason);
+    return reason;
+  }
+
+  /** Records the end of a task claimed back after a too long outage, instead of resuming it. */
+  private async failAfterOutage(run: TaskRun, reason: string): Promise<void> {
+    const taskId = run.task_id;
+    const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: run.spec.correlation_id });
+    try {
+      const tracking = new TaskTracking(this.registry, this.trackingRuns, run.spec);
+      await tracking.open();
+      await tracking.close('FAILED');
+      await this.events.failed(taskId, run.current_round, reason);
+      await this.leases.finish(taskId, 'failed');
+    } catch (err) {
+      // Still to be recorded: the sweep claims it again (the verdict stays) rather than waiting for its lease to lapse.
+      this.interrupted.set(taskId, this.interrupted.get(taskId) ?? 0);
+      throw err;
+    }
+    this.outageVerdicts.delete(taskId);
+    log.warn(`task ${taskId} failed: ${reason}`);
+  }
+
+  private async execute(spec: TaskSpec, abort: AbortController, since: number): Promise<void> {
     const taskId = spec.task_id;
     const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: spec.correlation_id });
     let lastRound = 0;
     const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
-      this.leases
-        .renew(taskId)
+      this.observed(() => this.leases.renew(taskId))
         .then((held) => {
           if (!held) abort.abort('lease-lost');
         })
@@ -151,6 +244,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
           workers: this.workers,
           rounds: this.rounds,
           router: this.router,
+          serverEvaluation: this.serverEvaluation,
           cancelRequested: () => this.leases.isCancelRequested(taskId),
           parentRunId: () => tracking.parentRunId,
           metrics: this.metrics,
@@ -175,20 +269,43 @@ export class TaskSupervisor implements OnApplicationShutdown {
       await this.leases.finish(taskId, 'success');
       log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
     } catch (err) {
-      await this.conclude(taskId, lastRound, err, abort.signal, tracking, log);
+      await this.conclude(taskId, lastRound, err, abort.signal, tracking, log, since);
     } finally {
       clearInterval(renew);
     }
   }
 
-  private async conclude(taskId: number, round: number, err: unknown, signal: AbortSignal, tracking: TaskTracking, log: TaskLogger): Promise<void> {
+  private async conclude(
+    taskId: number,
+    round: number,
+    err: unknown,
+    signal: AbortSignal,
+    tracking: TaskTracking,
+    log: TaskLogger,
+    since: number,
+  ): Promise<void> {
     const why = err instanceof TaskStopped ? err.why : signal.aborted ? (signal.reason as TaskStopped['why']) : null;
+    const outageReason = this.outageVerdicts.get(taskId);
     try {
       if (why === 'cancelled') {
         await tracking.close('KILLED');
         await this.events.cancelled(taskId, round, 'cancelled by request');
         await this.leases.finish(taskId, 'cancelled');
+        this.outageVerdicts.delete(taskId);
         log.log(`task ${taskId} cancelled`);
+      } else if (outageReason && !isDatabaseUnavailable(err)) {
+        // The database is back (the verdict is given then): record the failure now, unless another
+        // coordinator took the task over meanwhile (its lease lapsed during the outage): that one ends it.
+        if (!(await this.leases.renew(taskId))) {
+          this.outageVerdicts.delete(taskId);
+          log.warn(`task ${taskId}: ${outageReason}; another coordinator holds its lease now and ends it`);
+          return;
+        }
+        await tracking.close('FAILED');
+        await this.events.failed(taskId, round, outageReason);
+        await this.leases.finish(taskId, 'failed');
+        this.outageVerdicts.delete(taskId);
+        log.warn(`task ${taskId} failed: ${outageReason}`);
       } else if (why === 'shutdown') {
         log.log(`task ${taskId}: coordinator shutting down; the task will resume from its last checkpoint`);
         await tracking.settle();
@@ -197,8 +314,12 @@ export class TaskSupervisor implements OnApplicationShutdown {
         log.warn(`task ${taskId}: lease lost to another coordinator; stopped here`);
       } else if (isDatabaseUnavailable(err)) {
         // Not the task's fault: it resumes from its last checkpoint once the database is back.
-        log.warn(`task ${taskId}: the database is unavailable (${(err as Error)?.message ?? err}); the task will resume from its last checkpoint`);
-        this.interrupted.add(taskId);
+        this.outages.failed();
+        log.warn(
+          `task ${taskId}: the database is unavailable (${(err as Error)?.message ?? err}); the task will resume from its last checkpoint ` +
+            `once it is back, or fail if it stays away longer than DATABASE_OUTAGE_MAX_S=${this.config.DATABASE_OUTAGE_MAX_S}`,
+        );
+        this.interrupted.set(taskId, since);
         await tracking.settle();
       } else {
         const reason = err instanceof TaskFailure ? err.message : `internal error in the coordinator: ${(err as Error)?.message ?? err}`;
@@ -209,7 +330,9 @@ export class TaskSupervisor implements OnApplicationShutdown {
         log.warn(`task ${taskId} failed: ${reason}`);
       }
     } catch (inner) {
-      // The lease is left to lapse, so that the sweep (here or elsewhere) tries again.
+      // The lease is left to lapse, so that the sweep (here or elsewhere) tries again; a failure
+      // decided by an outage is retried here at the next sweep, the verdict kept.
+      if (this.outageVerdicts.has(taskId)) this.interrupted.set(taskId, since);
       log.error(`task ${taskId}: could not record its end (${inner}); it will be retried`);
     }
   }
