@@ -15,6 +15,8 @@ import { RabbitMqManagement } from '@fl/messaging';
 import { loadConfig } from '@fl/runtime';
 
 const ROOT = resolve(__dirname, '..', '..');
+/** The built apps: `npm run build`'s dist/, or another build of the same tree (FL_DIST_DIR), so that a rebuild does not pull the files from under a running suite. */
+const DIST = process.env.FL_DIST_DIR ? resolve(ROOT, process.env.FL_DIST_DIR) : join(ROOT, 'dist');
 const run = promisify(execFile);
 
 export async function freePort(): Promise<number> {
@@ -191,6 +193,21 @@ export class Platform {
     });
   }
 
+  /**
+   * A simulator (apps/simulator) named `name`: `count` virtual edge workers in
+   * one process, which share its broker user (the coordinators must run with
+   * SITE_AUTH=none); waits until the gateway shows them all online.
+   */
+  async startSimulator(name: string, count: number, env: Record<string, string>): Promise<void> {
+    this.spawn(name, 'apps/simulator/src/main.js', { SIMULATED_WORKERS: String(count), HEARTBEAT_INTERVAL_S: '2', ...env });
+    const proc = this.procs.find((p) => p.name === name)!;
+    await this.until(`${count} virtual workers of ${name} are online`, async () => {
+      if (proc.child.exitCode !== null) throw new Error(`${name} exited with ${proc.child.exitCode}:\n${this.logOf(name)}`);
+      const nodes = (await this.fetch('GET', '/nodes')).body as { status: string }[];
+      return nodes.filter((n) => n.status === 'online').length === count;
+    }, 120_000);
+  }
+
   /** Starts an app again, as it was first started, after kill(); its log goes on in the same file. */
   restart(name: string): void {
     const how = this.started.get(name);
@@ -203,7 +220,7 @@ export class Platform {
     this.started.set(name, { entry, env });
     const log = join(this.dir, `${name}.log`);
     const out = createWriteStream(log, { flags: 'a' });
-    const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(DIST, entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     const exited = new Promise<number | string | null>((res) => child.on('exit', (code, signal) => res(code ?? signal)));
@@ -234,7 +251,7 @@ export class Platform {
 
   /** The CLI with extra environment variables (e.g. RABBITMQ_MANAGEMENT_URL). */
   async cliWith(env: Record<string, string>, ...args: string[]): Promise<string> {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'dist/apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env({ ...this.registryEnv, ...env }) });
+    const { stdout } = await run(process.execPath, [join(DIST, 'apps/cli/src/main.js'), ...args], { cwd: ROOT, env: this.env({ ...this.registryEnv, ...env }) });
     return stdout;
   }
 
@@ -276,6 +293,19 @@ export class Platform {
       return statuses.includes(task.status);
     }, timeoutMs);
     return task;
+  }
+
+  /** An app's resident memory from /proc/<pid>/status, in bytes: now (VmRSS) and its peak so far (VmHWM). Linux only. */
+  memory(name: string): { rss: number; peak: number } {
+    const p = this.procs.find((x) => x.name === name);
+    if (!p?.child.pid) throw new Error(`no running app named ${name}`);
+    const status = readFileSync(`/proc/${p.child.pid}/status`, 'utf8');
+    const kib = (field: string) => {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+      if (!m) throw new Error(`/proc/${p.child.pid}/status has no ${field}`);
+      return Number(m[1]) * 1024;
+    };
+    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
   }
 
   /** An app's log lines that are JSON objects (the apps log JSON by default). */

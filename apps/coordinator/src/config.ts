@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { IsIn, IsInt, IsNumber, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { WORD_PATTERN } from '@fl/contracts';
 import { BaseConfig } from '@fl/runtime';
 
@@ -30,4 +30,20 @@ export class CoordinatorConfig extends BaseConfig {
   @IsInt() @Min(1) @Max(100) REGISTRATION_ATTEMPTS = 5;
   /** Wait before the second try; it doubles for each further one (2, 4, 8, 16 s by default). */
   @IsNumber() @Min(0) @Max(3600) REGISTRATION_RETRY_S = 2;
+  /**
+   * Models of at least this many bytes are held as few times as possible: FedAvg and FedProx fold
+   * in place into one float32 sum, and the global weights and the package are let go while the
+   * updates come in (read back from the checkpoint or the registry if the round runs again).
+   */
+  @IsInt() @Min(0) LARGE_MODEL_BYTES = 256 * 1024 * 1024;
+  /**
+   * A database outage longer than this (as this coordinator measures it, to within SWEEP_INTERVAL_S)
+   * fails the tasks that ran through it, once the database is back, instead of resuming them.
+   */
+  @IsNumber() @Min(0) @Max(7 * 86_400) DATABASE_OUTAGE_MAX_S = 300;
+  /**
+   * The operator's held-out data (a CSV file or a folder of them, as a site's DATA_PATH): each
+   * round's new global weights are also evaluated on its rows of the task's use case. Unset: none.
+   */
+  @IsOptional() @IsString() SERVER_EVAL_DATA?: string;
 }

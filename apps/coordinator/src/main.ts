@@ -12,7 +12,8 @@ async function main(): Promise<void> {
     poolSize: config.DB_POOL_SIZE,
     registry: registrySettingsFrom(config),
     connectionName: config.COORDINATOR_ID,
-    brokerOptions: brokerOptions(config, config.COORDINATOR_ID),
+    // Updates of a large model arriving at once are held one at a time (the others wait in files).
+    brokerOptions: brokerOptions(config, config.COORDINATOR_ID, { reassemblyMemoryBytes: config.LARGE_MODEL_BYTES }),
   });
   const app = await createCoordinatorApp(config, infra);
   app.enableShutdownHooks();

@@ -1,4 +1,4 @@
-import { IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { WORD_PATTERN } from '@fl/contracts';
 import { BaseConfig } from '@fl/runtime';
 
@@ -15,7 +15,12 @@ export class EdgeWorkerConfig extends BaseConfig {
   @IsInt() @Min(1) @Max(64) ORT_THREADS = 1;
   /** Port of /health/live, /health/ready and /metrics; 0: no listener. */
   @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;
+  /** `skip`: a fit answers with the weights it received, untrained (load tests of the transfer and aggregation of large models). */
+  @IsIn(['run', 'skip']) TRAINING: 'run' | 'skip' = 'run';
 }
+
+/** The worker's own queue, bound to its name, every worker's messages and its use cases. */
+export const workerQueue = (node: string) => `fl.worker.${node}`;
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
 export const SITE_SPLITS = Symbol('SITE_SPLITS');

@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ChunkAssembler, ChunkRejectedError, parseChunkInfo, planChunks } from './chunking';
 
 describe('chunked attachments', () => {
@@ -64,6 +67,62 @@ describe('chunked attachments', () => {
     expect(a.expire(5999)).toEqual([]);
     expect(a.expire(6000)).toEqual([first.info]);
     expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+  });
+
+  describe('with a memory bound (accept)', () => {
+    const other = randomBytes(9000);
+    const third = randomBytes(5000);
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'fl-chunks-spec-'))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('holds one large attachment in memory at a time: the others wait in files until it is released', async () => {
+      const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000, memoryBytes: 1000, spillDir: dir });
+      const [x, y, z] = [bytes, other, third].map((b) => planChunks(b, 1000));
+      // Interleaved, as three workers' updates arrive: x goes to memory, y and z to files; all but y's and z's last chunks.
+      const seen: (Buffer | null)[] = [];
+      for (let i = 0; i < x.length; i++) {
+        for (const chunks of [x, y, z]) if (i < chunks.length - (chunks === x ? 0 : 1)) seen.push(await a.accept(chunks[i].info, chunks[i].data));
+      }
+      const [wholeX, ...none] = seen.filter(Boolean) as Buffer[];
+      expect(none).toEqual([]);
+      expect(wholeX).toEqual(bytes);
+      expect(readdirSync(dir)).toHaveLength(2);
+      expect(a.memoryInUse).toBe(bytes.length);
+      // Complete, y and z wait for x's memory; then come in one at a time.
+      const done: Buffer[] = [];
+      const rest = [y, z].map((chunks) => a.accept(chunks[chunks.length - 1].info, chunks[chunks.length - 1].data).then((w) => void done.push(w!)));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(done).toEqual([]);
+      a.release(wholeX);
+      await Promise.race(rest);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(done).toHaveLength(1);
+      expect(a.memoryInUse).toBe(done[0].length);
+      a.release(done[0]);
+      await Promise.all(rest);
+      expect(done.slice().sort((p, q) => p.length - q.length)).toEqual([third, other]);
+      a.release(done[1]);
+      expect(a.memoryInUse).toBe(0);
+      expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('checks a spilled attachment against its SHA-256 and ignores a redelivered chunk', async () => {
+      const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000, memoryBytes: 1000, spillDir: dir });
+      const [first, ...rest] = planChunks(bytes, 4000);
+      expect(await a.accept(first.info, first.data)).toBeNull(); // in memory
+      const spilled = planChunks(other, 4000);
+      expect(await a.accept(spilled[0].info, spilled[0].data)).toBeNull();
+      expect(await a.accept(spilled[0].info, spilled[0].data)).toBeNull(); // redelivered
+      expect(await a.accept(spilled[1].info, Buffer.alloc(spilled[1].data.length))).toBeNull(); // corrupted
+      let whole: Buffer | null = null;
+      for (const c of rest) whole = await a.accept(c.info, c.data);
+      a.release(whole!);
+      await expect(a.accept(spilled[2].info, spilled[2].data)).rejects.toThrow(ChunkRejectedError);
+      expect(a.memoryInUse).toBe(0);
+      expect(readdirSync(dir)).toEqual([]);
+    });
   });
 
   it('reads the chunk header strictly, naming the bad field', () => {

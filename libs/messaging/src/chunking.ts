@@ -1,4 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { FileHandle, open, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** One chunk of a large attachment, as the `x-fl-chunk` header carries it. */
 export interface ChunkInfo {
@@ -81,6 +84,27 @@ export interface AssemblerOptions {
   maxBytes: number;
   /** An attachment not complete this long after its first chunk is given up (its memory freed). */
   timeoutMs: number;
+  /**
+   * `accept` only: bytes of attachments held in memory at once, being put together or being
+   * handled (until `release`). A transfer that would pass it is put together in a file instead
+   * and read in once the memory is free; one attachment is always let in, however large. So
+   * several large attachments arriving at once are held one at a time. Default: no bound.
+   */
+  memoryBytes?: number;
+  /** Folder of those files (default: the system's temporary folder). */
+  spillDir?: string;
+}
+
+/** A transfer put together in a file (AssemblerOptions.memoryBytes). */
+interface SpilledAssembly {
+  info: ChunkInfo;
+  path: string;
+  file: Promise<FileHandle>;
+  /** Chunks being written or written (a redelivered one is skipped). */
+  claimed: Set<number>;
+  written: number;
+  writtenBytes: number;
+  startedAt: number;
 }
 
 /**
@@ -92,12 +116,112 @@ export interface AssemblerOptions {
 export class ChunkAssembler {
   private readonly open = new Map<string, Assembly>();
   private bytesHeld = 0;
+  private readonly spilled = new Map<string, SpilledAssembly>();
+  private spilledBytes = 0;
+  /** Whole attachments `accept` handed out and not yet released, and their bytes. */
+  private readonly handedOut = new WeakSet<Buffer>();
+  private handedOutBytes = 0;
+  private waiters: (() => void)[] = [];
 
   constructor(private readonly options: AssemblerOptions) {}
 
-  /** Unfinished transfers and the bytes they hold. */
+  /** Unfinished transfers and the bytes they hold (in memory and in files). */
   get pending(): { transfers: number; bytes: number } {
-    return { transfers: this.open.size, bytes: this.bytesHeld };
+    return { transfers: this.open.size + this.spilled.size, bytes: this.bytesHeld + this.spilledBytes };
+  }
+
+  /** Bytes `accept` holds in memory: transfers being put together and attachments not yet released. */
+  get memoryInUse(): number {
+    return this.bytesHeld + this.handedOutBytes;
+  }
+
+  /**
+   * Like `add`, bounded by `memoryBytes`: a new transfer that would take the memory in use beyond
+   * it is put together in a file and read in when complete, once the memory is free. Whatever this
+   * returns is counted until `release`: call it when done with the attachment.
+   */
+  async accept(info: ChunkInfo, chunk: Buffer, now = Date.now()): Promise<Buffer | null> {
+    const spilled = this.spilled.get(info.transfer);
+    if (spilled) return this.addToFile(spilled, info, chunk);
+    const limit = this.options.memoryBytes;
+    if (!this.open.has(info.transfer) && limit !== undefined && this.memoryInUse > 0 && this.memoryInUse + info.bytes > limit) {
+      if (this.bytesHeld + this.spilledBytes + info.bytes > this.options.maxBytes) {
+        throw new ChunkRejectedError(
+          `transfer ${info.transfer} of ${info.bytes} bytes refused: ${this.bytesHeld + this.spilledBytes} bytes are being reassembled already, the bound is ${this.options.maxBytes}`,
+        );
+      }
+      const path = join(this.options.spillDir ?? tmpdir(), `fl-chunks-${info.transfer}`);
+      const a: SpilledAssembly = { info, path, file: open(path, 'w+', 0o600), claimed: new Set(), written: 0, writtenBytes: 0, startedAt: now };
+      a.file.catch(() => undefined); // awaited below; an error there is reported on the chunk
+      this.spilled.set(info.transfer, a);
+      this.spilledBytes += info.bytes;
+      return this.addToFile(a, info, chunk);
+    }
+    const whole = this.add(info, chunk, now);
+    if (whole) this.handOut(whole);
+    return whole;
+  }
+
+  /** An attachment `accept` returned is no longer held: its memory counts no more. */
+  release(whole: Buffer): void {
+    if (!this.handedOut.delete(whole)) return;
+    this.handedOutBytes -= whole.length;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private handOut(whole: Buffer): void {
+    this.handedOut.add(whole);
+    this.handedOutBytes += whole.length;
+  }
+
+  private async addToFile(a: SpilledAssembly, info: ChunkInfo, chunk: Buffer): Promise<Buffer | null> {
+    if (info.count !== a.info.count || info.bytes !== a.info.bytes || info.sha256 !== a.info.sha256 || info.offset + chunk.length > info.bytes) {
+      await this.forgetFile(a);
+      throw new ChunkRejectedError(`chunk ${info.index} of transfer ${info.transfer} does not fit it (count, size, hash or offset differ)`);
+    }
+    if (a.claimed.has(info.index)) return null;
+    a.claimed.add(info.index);
+    try {
+      const file = await a.file;
+      await file.write(chunk, 0, chunk.length, info.offset);
+    } catch (err) {
+      await this.forgetFile(a);
+      throw new ChunkRejectedError(`transfer ${info.transfer}: chunk ${info.index} could not be written to ${a.path}: ${(err as Error).message}`);
+    }
+    if (!this.spilled.has(info.transfer)) return null; // expired meanwhile
+    a.written++;
+    a.writtenBytes += chunk.length;
+    if (a.written < a.info.count) return null;
+    try {
+      if (a.writtenBytes !== a.info.bytes) throw new ChunkRejectedError(`transfer ${info.transfer}: ${a.writtenBytes} bytes received, ${a.info.bytes} announced`);
+      // Read in only once the memory is free (or nothing else is held): one large attachment at a time.
+      const limit = this.options.memoryBytes ?? Infinity;
+      while (this.memoryInUse > 0 && this.memoryInUse + a.info.bytes > limit) await new Promise<void>((wake) => this.waiters.push(wake));
+      const data = Buffer.allocUnsafe(a.info.bytes);
+      this.handOut(data);
+      try {
+        const { bytesRead } = await (await a.file).read(data, 0, data.length, 0);
+        const sha = createHash('sha256').update(data).digest('hex');
+        if (bytesRead !== data.length || sha !== a.info.sha256) {
+          throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
+        }
+      } catch (err) {
+        this.release(data);
+        throw err;
+      }
+      return data;
+    } finally {
+      await this.forgetFile(a);
+    }
+  }
+
+  private async forgetFile(a: SpilledAssembly): Promise<void> {
+    if (!this.spilled.delete(a.info.transfer)) return;
+    this.spilledBytes -= a.info.bytes;
+    await a.file.then((f) => f.close()).catch(() => undefined);
+    await unlink(a.path).catch(() => undefined);
   }
 
   /**
@@ -140,6 +264,13 @@ export class ChunkAssembler {
     for (const a of [...this.open.values()]) {
       if (now - a.startedAt >= this.options.timeoutMs) {
         this.forget(a);
+        dropped.push(a.info);
+      }
+    }
+    for (const a of [...this.spilled.values()]) {
+      // Complete ones (waiting for memory or being read) are not given up.
+      if (now - a.startedAt >= this.options.timeoutMs && a.written < a.info.count) {
+        void this.forgetFile(a);
         dropped.push(a.info);
       }
     }

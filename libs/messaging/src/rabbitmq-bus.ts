@@ -66,8 +66,19 @@ export interface RabbitMqBusOptions {
   maxReassemblyBytes?: number;
   /** A chunked attachment not complete this long after its first chunk is given up (default 10 min). */
   reassemblyTimeoutMs?: number;
+  /**
+   * Bytes of chunked attachments held in memory at once, being reassembled or handled; one beyond
+   * it waits in a file until the memory is free (ChunkAssembler `memoryBytes`). Default: no bound.
+   */
+  reassemblyMemoryBytes?: number;
   /** Longest `close()` / `cancel()` waits for handler calls and confirms in flight. */
   closeTimeoutMs?: number;
+  /**
+   * The broker deletes a consumer queue this bus declares once it has gone this long without a
+   * consumer (RabbitMQ's `x-expires`), e.g. the queue of an instance that never comes back, with the
+   * messages in it (they are not dead-lettered). Unset or 0: never. The dead-letter queue never expires.
+   */
+  queueExpiresMs?: number;
   /**
    * TCP_NODELAY on the broker socket. Default true: with Nagle on, a round trip through the broker
    * takes tens of milliseconds instead of about one. Only the benchmark turns it off.
@@ -85,6 +96,8 @@ export interface BrokerTls {
 
 interface ConsumerState {
   queue: string;
+  /** The queue's bindings, declared again on every reconnect; `addBinding` adds to them. */
+  bindings: string[];
   active: boolean;
   inFlight: Set<Promise<void>>;
   channel?: Channel;
@@ -116,6 +129,8 @@ export class RabbitMqBus implements MessageBus {
   private closing?: Promise<void>;
   private readonly assembler: ChunkAssembler;
   private expiryTimer?: NodeJS.Timeout;
+  /** Queues found declared with other arguments: the warning comes once, not at every reconnect. */
+  private readonly mismatchedQueues = new Set<string>();
   readonly stats = emptyBusStats();
 
   private constructor(
@@ -131,7 +146,7 @@ export class RabbitMqBus implements MessageBus {
     this.readyTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.logger = options.logger ?? new Logger(RabbitMqBus.name);
     const timeoutMs = options.reassemblyTimeoutMs ?? 10 * 60_000;
-    this.assembler = new ChunkAssembler({ maxBytes: options.maxReassemblyBytes ?? 4 * 1024 ** 3, timeoutMs });
+    this.assembler = new ChunkAssembler({ maxBytes: options.maxReassemblyBytes ?? 4 * 1024 ** 3, timeoutMs, memoryBytes: options.reassemblyMemoryBytes });
     this.expiryTimer = setInterval(() => {
       for (const t of this.assembler.expire()) {
         this.logger.error(`chunked attachment ${t.transfer} (${t.bytes} bytes) incomplete after ${timeoutMs} ms: given up`);
@@ -244,8 +259,31 @@ export class RabbitMqBus implements MessageBus {
   async declareQueue(spec: QueueSpec): Promise<void> {
     this.assertOpen();
     await this.publisher.waitForConnect();
-    await this.publisher.assertQueue(spec.name, this.queueOptions());
+    await this.declareConsumerQueue(spec.name);
     for (const pattern of spec.bindings) await this.publisher.bindQueue(spec.name, this.exchange, pattern);
+  }
+
+  /**
+   * Binds on a channel of its own: a broker that refuses the binding (ACCESS_REFUSED) closes only
+   * that channel, not a consumer's or the publisher's. Once bound, the pattern joins the consumer's
+   * bindings, so a reconnect declares it again.
+   */
+  async addBinding(queue: string, pattern: string): Promise<void> {
+    this.assertOpen();
+    await this.publisher.waitForConnect();
+    const connection = this.manager.connection;
+    if (!connection) throw new Error(`cannot bind queue '${queue}' to '${pattern}': not connected to ${this.brokerName}`);
+    let closedWith: Error | undefined;
+    const channel = await connection.createChannel();
+    channel.on('error', (err: Error) => (closedWith = err));
+    try {
+      await channel.bindQueue(queue, this.exchange, pattern);
+    } catch (err) {
+      throw new Error(`binding queue '${queue}' to '${pattern}' on ${this.brokerName} failed: ${describeError(closedWith ?? err)}`, { cause: closedWith ?? err });
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+    for (const c of this.consumers) if (c.queue === queue && !c.bindings.includes(pattern)) c.bindings.push(pattern);
   }
 
   async consume(spec: QueueSpec, handler: MessageHandler): Promise<Subscription> {
@@ -254,6 +292,7 @@ export class RabbitMqBus implements MessageBus {
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
     const state: ConsumerState = {
       queue: spec.name,
+      bindings: [...spec.bindings],
       active: true,
       inFlight: new Set(),
       wrapper: this.manager.createChannel({
@@ -263,8 +302,8 @@ export class RabbitMqBus implements MessageBus {
         setup: async (channel: Channel) => {
           channel.on('error', (err: Error) => this.onChannelClosedByBroker(`consumer of queue '${spec.name}'`, err));
           await this.declareTopology(channel);
-          await channel.assertQueue(spec.name, this.queueOptions());
-          for (const pattern of spec.bindings) await channel.bindQueue(spec.name, this.exchange, pattern);
+          await this.declareConsumerQueue(spec.name);
+          for (const pattern of state.bindings) await channel.bindQueue(spec.name, this.exchange, pattern);
           await channel.prefetch(prefetch);
           if (!state.active) return;
           const { consumerTag } = await channel.consume(spec.name, (raw) => this.onDelivery(state, channel, raw, handler), {
@@ -384,8 +423,53 @@ export class RabbitMqBus implements MessageBus {
     await channel.bindQueue(this.deadLetterQueue, this.deadLetterExchange, '');
   }
 
-  private queueOptions() {
-    return { durable: true, arguments: { 'x-dead-letter-exchange': this.deadLetterExchange } };
+  /** The arguments of every consumer queue this bus declares (not of the dead-letter queue). */
+  private queueArguments(): Record<string, string | number> {
+    const expiresMs = this.options.queueExpiresMs;
+    return { 'x-dead-letter-exchange': this.deadLetterExchange, ...(expiresMs ? { 'x-expires': expiresMs } : {}) };
+  }
+
+  /**
+   * Declares a consumer queue on a channel of its own: the broker closes the channel a declaration
+   * fails on. A queue that exists with other arguments (declared by a release without `x-expires`,
+   * or with another QUEUE_EXPIRES_S) cannot be declared again (PRECONDITION_FAILED), and the broker
+   * never changes a queue's arguments: it is used as it is, messages and all (consuming and binding
+   * need no declaration), and the log says once how to bring it in line.
+   */
+  private async declareConsumerQueue(name: string): Promise<void> {
+    const connection = this.manager.connection;
+    if (!connection) throw new Error(`cannot declare queue '${name}': not connected to ${this.brokerName}`);
+    const onOwnChannel = async (op: (channel: Channel) => Promise<unknown>): Promise<void> => {
+      let closedWith: Error | undefined;
+      const channel = await connection.createChannel();
+      channel.on('error', (err: Error) => (closedWith = err));
+      try {
+        await op(channel);
+      } catch (err) {
+        throw closedWith ?? err;
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    };
+    const args = this.queueArguments();
+    try {
+      await onOwnChannel((c) => c.assertQueue(name, { durable: true, arguments: args }));
+      this.mismatchedQueues.delete(name);
+    } catch (err) {
+      if (!/PRECONDITION_FAILED/.test(describeError(err))) throw err;
+      await onOwnChannel((c) => c.checkQueue(name));
+      if (this.mismatchedQueues.has(name)) return;
+      this.mismatchedQueues.add(name);
+      // A policy reaches queues that exist already; where it and the argument both set one, the shorter expiry wins.
+      const byPolicy = args['x-expires']
+        ? `, or give it an expiry by a policy: rabbitmqctl set_policy -p <vhost> fl-queue-expiry '^fl\\.(worker|coordinator|gateway)\\.' ` +
+          `'{"expires":${args['x-expires']}}' --apply-to queues`
+        : '';
+      this.logger.warn(
+        `queue '${name}' exists on ${this.brokerName} with other arguments than ${JSON.stringify(args)} (${describeError(err)}); ` +
+          `it is used as it is. To apply them, delete the queue while its app is stopped (the messages in it are lost)${byPolicy}`,
+      );
+    }
   }
 
   private onDelivery(state: ConsumerState, channel: Channel, raw: ConsumeMessage | null, handler: MessageHandler): void {
@@ -410,11 +494,12 @@ export class RabbitMqBus implements MessageBus {
       this.reply(channel, raw, 'nack', false, queue);
       return;
     }
+    let reassembled: Buffer | undefined;
     if (message.chunk) {
       // Each chunk is acknowledged once copied into place; the handler sees the whole message once.
       let whole: Buffer | null;
       try {
-        whole = this.assembler.add(message.chunk, message.attachment!);
+        whole = await this.assembler.accept(message.chunk, message.attachment!);
       } catch (err) {
         if (!(err instanceof ChunkRejectedError)) throw err;
         this.logger.error(`queue '${queue}', message '${message.name}' (routing key '${routingKey}'): ${err.message}; dead-lettered`);
@@ -427,6 +512,7 @@ export class RabbitMqBus implements MessageBus {
       }
       const { chunk: _, ...rest } = message;
       message = { ...rest, attachment: whole };
+      reassembled = whole;
     }
     // A reassembled message cannot be requeued (its other chunks are acknowledged): a failure dead-letters
     // its last chunk, which carries the payload, so the failure is on record.
@@ -443,6 +529,8 @@ export class RabbitMqBus implements MessageBus {
         this.reply(channel, raw, 'nack', false, queue);
       }
       return;
+    } finally {
+      if (reassembled) this.assembler.release(reassembled);
     }
     this.reply(channel, raw, 'ack', false, queue);
   }

@@ -117,6 +117,31 @@ export function encodeSafetensors(
   return out;
 }
 
+/**
+ * A zero-filled safetensors buffer of float32 tensors of these shapes, and the
+ * tensors as views on it (the data section starts 8-byte aligned): a result
+ * computed in place is its own encoding, with no copy to encode it.
+ */
+export function allocateSafetensors(shapes: ReadonlyMap<string, readonly number[]>): { buf: Buffer; tensors: NamedTensors } {
+  // The header of the same tensors without data: shapes and offsets are all it says.
+  const layout: Record<string, unknown> = {};
+  let offset = 0;
+  for (const name of [...shapes.keys()].sort()) {
+    if (name === METADATA_KEY) throw new Error(`safetensors: "${METADATA_KEY}" is reserved and cannot name a tensor`);
+    const shape = checkShape(name, [...shapes.get(name)!]);
+    const end = offset + 4 * elementCount(shape);
+    layout[name] = { dtype: 'F32', shape, data_offsets: [offset, end] };
+    offset = end;
+  }
+  let json = JSON.stringify(layout);
+  json += ' '.repeat((8 - (Buffer.byteLength(json, 'utf8') % 8)) % 8);
+  const headerLen = Buffer.byteLength(json, 'utf8');
+  const buf = Buffer.alloc(8 + headerLen + offset);
+  buf.writeBigUInt64LE(BigInt(headerLen), 0);
+  buf.write(json, 8, 'utf8');
+  return { buf, tensors: decodeSafetensors(buf).tensors };
+}
+
 interface HeaderEntry {
   name: string;
   dtype: SafeDtype;
@@ -220,6 +245,11 @@ export function decodeSafetensorsAny(buf: Uint8Array): { tensors: Map<string, De
     }
   }
   return { tensors, metadata };
+}
+
+/** The tensors' shapes by name, from the header alone (no data is read or copied). */
+export function safetensorsLayout(buf: Uint8Array): Map<string, number[]> {
+  return new Map(parseHeader(buf).entries.map((e) => [e.name, e.shape]));
 }
 
 /** Decodes a safetensors buffer whose tensors must all be F32 (e.g. model weights). */

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { RoundFigures } from '@fl/contracts';
+import { ComputedStandardization } from '@fl/models';
 import { DATA_SOURCE } from '@fl/runtime';
 
 export type Phase = 'fit' | 'evaluate';
@@ -15,6 +17,12 @@ export interface ParticipantRecord {
   reason?: string;
 }
 
+/**
+ * 16 MiB: far below PostgreSQL's 1 GB field limit; node-postgres sends each as a hex string of
+ * twice its size plus the message holding it, so this also bounds what a checkpoint adds in memory.
+ */
+export const CHECKPOINT_PIECE_BYTES = 16 * 1024 * 1024;
+
 export interface Checkpoint {
   round: number;
   weights: Buffer;
@@ -26,6 +34,9 @@ export interface Checkpoint {
 /** The coordinator's record of rounds: figures, who took part how, and a checkpoint per round. */
 @Injectable()
 export class RoundsRepository {
+  /** Weights above this size are stored in pieces of this size (coordinator.checkpoint_chunks). */
+  pieceBytes = CHECKPOINT_PIECE_BYTES;
+
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   async start(taskId: number, round: number, participants: number): Promise<void> {
@@ -74,11 +85,19 @@ export class RoundsRepository {
          WHERE task_id = $1 AND round = $2`,
         [taskId, round, f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms],
       );
+      // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres sends a bytea parameter as a hex string of twice its size.
+      const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
       await qr.query(
-        `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, created_at) VALUES ($1, $2, $3, $4, $5, now())
-         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state, created_at = now()`,
-        [taskId, round, checkpoint, sha256, strategyState],
+        `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, created_at) VALUES ($1, $2, $3, $4, $5, $6, now())
+         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
+           pieces = EXCLUDED.pieces, created_at = now()`,
+        [taskId, round, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces],
       );
+      await qr.query(`DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`, [taskId, round]);
+      for (let index = 0; index < pieces; index++) {
+        const data = checkpoint.subarray(index * this.pieceBytes, (index + 1) * this.pieceBytes);
+        await qr.query(`INSERT INTO coordinator.checkpoint_chunks (task_id, round, index, data) VALUES ($1, $2, $3, $4)`, [taskId, round, index, data]);
+      }
       await qr.query(`UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`, [taskId, round]);
       await qr.commitTransaction();
     } catch (err) {
@@ -89,14 +108,49 @@ export class RoundsRepository {
     }
   }
 
+  /** The checkpoint of the last completed round; weights stored in pieces are put back together (once) and checked against their SHA-256. */
   async latestCheckpoint(taskId: number): Promise<Checkpoint | null> {
-    const rows: Checkpoint[] = await this.db.query(
-      `SELECT c.round, c.weights, c.sha256, c.strategy_state FROM coordinator.checkpoints c
+    const rows: (Checkpoint & { pieces: number; bytes: string | null })[] = await this.db.query(
+      `SELECT c.round, CASE WHEN c.pieces = 0 THEN c.weights END AS weights, c.sha256, c.strategy_state, c.pieces,
+         (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round) AS bytes
+       FROM coordinator.checkpoints c
        JOIN coordinator.rounds r ON r.task_id = c.task_id AND r.round = c.round AND r.status = 'completed'
        WHERE c.task_id = $1 ORDER BY c.round DESC LIMIT 1`,
       [taskId],
     );
-    return rows[0] ?? null;
+    const row = rows[0];
+    if (!row) return null;
+    const { pieces, bytes, ...checkpoint } = row;
+    if (pieces === 0) return checkpoint;
+    const weights = Buffer.allocUnsafe(Number(bytes ?? 0));
+    const hash = createHash('sha256');
+    let offset = 0;
+    for (let index = 0; index < pieces; index++) {
+      const [piece]: { data: Buffer }[] = await this.db.query(`SELECT data FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2 AND index = $3`, [
+        taskId,
+        row.round,
+        index,
+      ]);
+      if (!piece || offset + piece.data.length > weights.length) throw new Error(`checkpoint of task ${taskId} round ${row.round}: piece ${index} of ${pieces} is missing`);
+      piece.data.copy(weights, offset);
+      hash.update(piece.data);
+      offset += piece.data.length;
+    }
+    const sha = hash.digest('hex');
+    if (offset !== weights.length || sha !== row.sha256) {
+      throw new Error(`checkpoint of task ${taskId} round ${row.round}: its ${pieces} pieces hold ${offset} bytes with SHA-256 ${sha}, stored as ${row.sha256}`);
+    }
+    return { ...checkpoint, weights };
+  }
+
+  /** The standardisation the task computed before round 1, if it did. */
+  async standardization(taskId: number): Promise<ComputedStandardization | null> {
+    const rows: { standardization: ComputedStandardization | null }[] = await this.db.query(`SELECT standardization FROM coordinator.task_runs WHERE task_id = $1`, [taskId]);
+    return rows[0]?.standardization ?? null;
+  }
+
+  async saveStandardization(taskId: number, s: ComputedStandardization): Promise<void> {
+    await this.db.query(`UPDATE coordinator.task_runs SET standardization = $2, updated_at = now() WHERE task_id = $1`, [taskId, JSON.stringify(s)]);
   }
 
   async figures(taskId: number): Promise<{ round: number; train_loss: number; eval_loss: number; eval_accuracy: number; eval_examples: number }[]> {

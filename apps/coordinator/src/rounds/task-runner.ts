@@ -6,21 +6,63 @@ import {
   RoundFigures,
   RoundInstructionPayload,
   Routes,
+  StatsRequestPayload,
+  StatsResultPayload,
   TaskSpec,
 } from '@fl/contracts';
-import { createStrategy, FitAggregation, hasServerState, ServerStateError, StateMap, Strategy, StrategyParameterError, weightedMean, WeightMap } from '@fl/aggregation';
-import { seededPermutation } from '@fl/datasets';
+import {
+  createStrategy,
+  FedAvg,
+  FedProx,
+  FitAggregation,
+  GaussianNoise,
+  hasServerState,
+  PrivacyParameters,
+  QFFL_LOSS_METRIC,
+  ServerStateError,
+  StateMap,
+  Strategy,
+  StrategyParameterError,
+  weightedMean,
+  WeightMap,
+  withDifferentialPrivacy,
+} from '@fl/aggregation';
+import { LabeledData, seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
-import { decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, ModelPackage, NamedTensors, readModelPackage, sha256Hex } from '@fl/models';
+import {
+  addFeatureSums,
+  ComputedStandardization,
+  decodeFeatureSums,
+  decodePackageBundle,
+  decodeSafetensors,
+  encodePackageBundle,
+  encodeSafetensors,
+  FeatureSums,
+  createModelRunner,
+  modelPackageFiles,
+  ModelPackage,
+  ModelRunner,
+  NamedTensors,
+  needsFederatedStatistics,
+  readModelPackage,
+  safetensorsLayout,
+  sha256Hex,
+  standardization,
+  withStandardization,
+} from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
 import { isDatabaseUnavailable, PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
+import { strategyFitConfig } from './fit-config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
-import { Answer, ResultRouter } from './result-router';
+import { Answer, CollectPhase, ResultRouter } from './result-router';
 import { NodeRoundFigures } from '../tracking/task-tracking';
 import { RoundCollector } from './round-collector';
 import { Checkpoint, ParticipantRecord, RoundsRepository } from './rounds.repository';
 import { decodeStrategyState, encodeStrategyState, StrategyStateError } from './strategy-state';
+import { PrivacyBudget, PrivacyBudgetReached } from './privacy-budget';
+import { ServerEvaluation } from './server-evaluation';
+import { InPlaceFedAvg } from './in-place-fedavg';
 
 export class TaskFailure extends Error {
   constructor(message: string) {
@@ -57,16 +99,54 @@ export interface TaskRunnerDeps {
   parentRunId: () => string | undefined;
   /** Whether a cancel was recorded for the task: checked before each round, in case its message went astray. */
   cancelRequested: () => Promise<boolean>;
+  /** The operator's held-out data, if any: each round's new weights are evaluated on it too. */
+  serverEvaluation?: Pick<ServerEvaluation, 'dataFor'>;
 }
 
 export interface TaskResult {
   modelName: string;
   modelVersion: number;
-  metrics: { eval_loss: number; eval_accuracy: number; eval_examples: number; train_loss: number; rounds: number };
+  metrics: { eval_loss: number; eval_accuracy: number; eval_examples: number; train_loss: number; rounds: number; epsilon?: number; delta?: number };
+  /** Why the task stopped before its last round (its privacy budget), if it did. */
+  reason?: string;
+}
+
+/**
+ * Global weights as safetensors bytes (what is sent and stored), decoded
+ * only when needed (views on the bytes where aligned); their SHA-256 once
+ * computed.
+ */
+class GlobalWeights {
+  private decoded?: NamedTensors;
+
+  constructor(
+    readonly buf: Buffer,
+    public sha256?: string,
+  ) {}
+
+  get tensors(): NamedTensors {
+    return (this.decoded ??= decodeSafetensors(this.buf).tensors as NamedTensors);
+  }
+}
+
+function sha256Of(g: GlobalWeights): string {
+  return (g.sha256 ??= sha256Hex(g.buf));
+}
+
+/** One round's aggregation of the updates, by the strategy or, for large models, in place (InPlaceFedAvg). */
+interface RoundFold {
+  /** Whether the global weights may be let go once sent (InPlaceFedAvg needs only their layout). */
+  readonly inPlace: boolean;
+  readonly updates: number;
+  readonly examples: number;
+  /** Throws (e.g. UpdateRejectedError) when the update is not used. */
+  add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void;
+  finish(): GlobalWeights;
+  dispose(): void;
 }
 
 interface RoundOutcome {
-  weights: NamedTensors;
+  global: GlobalWeights;
   figures: RoundFigures;
   nodes: NodeRoundFigures[];
 }
@@ -83,10 +163,17 @@ export class TaskRunner {
   private readonly log: TaskLogger;
   private readonly packageSentTo = new Set<string>();
   private pkg!: ModelPackage;
-  private bundle!: Buffer;
+  /** The package as sent to workers; a large model's is let go during the fit phase and read again from the registry when needed. */
+  private bundle: Buffer | null = null;
   private bundleSha!: string;
+  /** The global weights of the round about to run; a large model's are let go while its updates come in (see letGo). */
+  private current: GlobalWeights | null = null;
   /** The strategy's server-side state after the last completed round (empty for stateless strategies). */
   private serverState: StateMap = new Map();
+  /** Differentially private tasks: the privacy spent so far, and the budget. */
+  private readonly privacy?: PrivacyBudget;
+  /** Server-side evaluation: the operator's rows of the use case and a runner of the package, made at the first round. */
+  private serverEval?: { data: LabeledData; runner: ModelRunner } | null;
 
   constructor(
     private readonly deps: TaskRunnerDeps,
@@ -94,6 +181,7 @@ export class TaskRunner {
     private readonly signal: AbortSignal,
   ) {
     this.log = new TaskLogger(new Logger(TaskRunner.name), { task_id: spec.task_id, correlation_id: spec.correlation_id });
+    if (spec.settings.privacy) this.privacy = new PrivacyBudget(spec.settings.privacy);
   }
 
   private envelope(round: number) {
@@ -105,24 +193,94 @@ export class TaskRunner {
   }
 
   async run(): Promise<TaskResult> {
+    try {
+      return await this.runRounds();
+    } finally {
+      await this.serverEval?.runner.release().catch(() => undefined);
+    }
+  }
+
+  private async runRounds(): Promise<TaskResult> {
     const { spec } = this;
     const probe = this.newStrategy();
-    await this.loadPackage();
-    let weights = this.pkg.initialWeights;
+    await this.preparePackage();
     let firstRound = 1;
     const checkpoint = await this.deps.rounds.latestCheckpoint(spec.task_id);
     if (checkpoint) {
-      weights = decodeSafetensors(checkpoint.weights).tensors as NamedTensors;
+      this.current = new GlobalWeights(checkpoint.weights, checkpoint.sha256);
       firstRound = checkpoint.round + 1;
-      this.restoreServerState(probe, checkpoint, weights);
+      this.restoreServerState(probe, checkpoint, this.current.tensors);
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
-    }
+    } else this.current = this.packageWeights();
+    let stoppedEarly: string | undefined;
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
-      const out = await this.runRoundWithRetries(round, weights);
-      weights = out.weights;
+      let out: RoundOutcome;
+      try {
+        out = await this.runRoundWithRetries(round);
+      } catch (err) {
+        if (!(err instanceof PrivacyBudgetReached)) throw err;
+        // Nothing trained yet: there is no model to register.
+        if (round === 1) throw new TaskFailure(err.message);
+        stoppedEarly = err.message;
+        this.log.log(`stopping before round ${round}: ${err.message}`);
+        break;
+      }
+      this.current = out.global;
       await this.deps.onRound(round, out.figures, out.nodes);
     }
-    return this.register(weights);
+    const last = this.current ?? (await this.globalFor(firstRound));
+    return this.register(last.tensors, stoppedEarly);
+  }
+
+  /**
+   * Loads the package from the registry and makes the bundle the workers get;
+   * the package's weights are then only in the bundle (packageWeights), not
+   * held a second time decoded.
+   */
+  private async preparePackage(): Promise<Buffer> {
+    await this.loadPackage();
+    if (needsFederatedStatistics(this.pkg)) await this.standardize();
+    this.pkg = { ...this.pkg, initialWeights: new Map() };
+    return this.bundle!;
+  }
+
+  /** The package's initial weights: the bundle's entry, not a copy (decoded only if needed, copied then if it is not 4-byte aligned). */
+  private packageWeights(): GlobalWeights {
+    return new GlobalWeights(decodePackageBundle(this.bundle!)[this.pkg.manifest.weights]);
+  }
+
+  /** The global weights for `round`: those in hand, else (a large model's, let go during a round that is run again) read back from the last checkpoint or the package. */
+  private async globalFor(round: number): Promise<GlobalWeights> {
+    if (this.current) return this.current;
+    const checkpoint = await this.deps.rounds.latestCheckpoint(this.spec.task_id);
+    if (checkpoint) {
+      if (checkpoint.round !== round - 1) throw new TaskFailure(`round ${round}: the last checkpoint is of round ${checkpoint.round}, not of round ${round - 1}`);
+      this.current = new GlobalWeights(checkpoint.weights, checkpoint.sha256);
+    } else {
+      if (!this.bundle) await this.preparePackage();
+      this.current = this.packageWeights();
+    }
+    return this.current;
+  }
+
+  /** Whether a round of this strategy folds in place (InPlaceFedAvg): large models, FedAvg or FedProx (whose server step is the average), no norm bound, no differential privacy. */
+  private foldsInPlace(strategy: Strategy, global: GlobalWeights): boolean {
+    if (global.buf.length < this.deps.config.LARGE_MODEL_BYTES) return false;
+    const plainAverage = strategy.constructor === FedAvg || strategy.constructor === FedProx;
+    if (plainAverage && !this.privacy && this.spec.settings.max_update_norm === undefined) return true;
+    this.log.warn(`a model of ${global.buf.length} bytes with ${strategy.name}${this.privacy ? ', differential privacy' : ''}${this.spec.settings.max_update_norm !== undefined ? ', an update norm bound' : ''}: aggregated by the strategy, which holds the model several times`);
+    return false;
+  }
+
+  /**
+   * After a large model's fit broadcast: the global weights and the package
+   * are let go, so that the coordinator holds only the sum and the update
+   * being folded while the updates come in. Read back if needed (globalFor,
+   * ensurePackage).
+   */
+  private letGo(): void {
+    this.current = null;
+    this.bundle = null;
   }
 
   /**
@@ -130,21 +288,98 @@ export class TaskRunner {
    * same global weights, up to ROUND_RETRIES times; then the task fails with
    * the last attempt's reason, which names the missing sites.
    */
-  private async runRoundWithRetries(round: number, weights: NamedTensors): Promise<RoundOutcome> {
+  private runRoundWithRetries(round: number): Promise<RoundOutcome> {
+    return this.withRoundRetries(`round ${round}`, async () => {
+      await this.globalFor(round);
+      return this.runRound(round);
+    });
+  }
+
+  private async withRoundRetries<T>(what: string, attempt: () => Promise<T>): Promise<T> {
     const retries = this.deps.config.ROUND_RETRIES;
-    for (let attempt = 1; ; attempt++) {
+    for (let n = 1; ; n++) {
       this.checkStopped();
       if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
       try {
-        return await this.runRound(round, weights);
+        return await attempt();
       } catch (err) {
-        if (!(err instanceof RoundShortfall) || attempt > retries) {
+        if (!(err instanceof RoundShortfall) || n > retries) {
           if (err instanceof RoundShortfall && retries > 0) throw new RoundShortfall(`${err.message} (after ${retries} retr${retries === 1 ? 'y' : 'ies'} of the round)`);
           throw err;
         }
-        this.log.warn(`${err.message}; running round ${round} again (retry ${attempt} of ${retries})`);
+        this.log.warn(`${err.message}; running ${what} again (retry ${n} of ${retries})`);
       }
     }
+  }
+
+  /**
+   * The model standardises its inputs with statistics of the task's data:
+   * before round 1 every online site of the use case sends the count, sums and
+   * sums of squares of its training rows per input (never rows); their total
+   * gives mean and std, stored with the task (a resumed task keeps its own)
+   * and put into the package's graphs and manifest, so that the trained model
+   * carries them.
+   */
+  private async standardize(): Promise<void> {
+    const { task_id } = this.spec;
+    let stats = await this.deps.rounds.standardization(task_id);
+    if (stats) this.log.log(`standardising with the statistics computed at the task's start (${stats.examples} examples from ${stats.sites} sites)`);
+    else {
+      stats = await this.withRoundRetries('the standardisation statistics', () => this.collectStatistics());
+      await this.deps.rounds.saveStandardization(task_id, stats);
+      this.log.log(`standardisation statistics computed from ${stats.examples} examples at ${stats.sites} sites`);
+    }
+    try {
+      this.pkg = withStandardization(this.pkg, stats, task_id);
+    } catch (err) {
+      throw new TaskFailure(`the standardisation statistics do not fit model '${this.spec.model_name}': ${(err as Error).message}`);
+    }
+    this.bundle = encodePackageBundle(modelPackageFiles(this.pkg));
+    this.bundleSha = sha256Hex(this.bundle);
+  }
+
+  private async collectStatistics(): Promise<ComputedStandardization> {
+    const s = this.spec.settings;
+    const norm = this.pkg.manifest.normalization!;
+    const features = norm.mean.length;
+    const online = (await this.awaitWorkers(s.min_fit_clients, 0)).filter((n) => n.train > 0);
+    const registered = new Map(online.map((n) => [n.name, n.train]));
+    const sites = online.map((n) => n.name);
+    const parts: FeatureSums[] = [];
+    const problems: string[] = [];
+    const answers = await this.collect<StatsResultPayload>(
+      0,
+      'stats',
+      sites,
+      (node, { payload: p, attachment }) => {
+        if (p.status !== 'ok') return void problems.push(`${node}: ${p.error ?? 'unknown error'}`);
+        if (p.examples > (registered.get(node) ?? 0)) return void problems.push(`${node}: sums over ${p.examples} rows, but it registered ${registered.get(node)} training rows`);
+        try {
+          parts.push(decodeFeatureSums(attachment, p.examples, features));
+        } catch (err) {
+          problems.push(`${node}: ${(err as Error).message}`);
+        }
+      },
+      async () => {
+        const payload: StatsRequestPayload = {
+          ...this.envelope(0),
+          use_case: this.spec.use_case,
+          participants: sites,
+          features,
+          reply_to: Routes.coordinator(this.deps.config.COORDINATOR_ID, Msg.RoundStatsResult),
+        };
+        await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, Msg.RoundStats), { name: Msg.RoundStats, payload: { ...payload } });
+      },
+      false,
+    );
+    if (problems.length) this.log.warn(`standardisation statistics: unusable answers: ${problems.join('; ')}`);
+    if (parts.length < s.min_fit_clients) {
+      const missing = answers.missing.length ? `; no answer within ${s.round_timeout_s} s from ${answers.missing.join(', ')}` : '';
+      const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
+      throw new RoundShortfall(`standardisation statistics: ${parts.length} usable answer(s) from ${sites.length} site(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
+    }
+    const total = addFeatureSums(parts);
+    return { ...standardization(total, norm.statistics!.standardize), examples: total.count, sites: parts.length };
   }
 
   /** The task's strategy, a new instance per round attempt; a name or parameter the registry refuses fails the task naming it. */
@@ -152,11 +387,19 @@ export class TaskRunner {
     const s = this.spec.settings;
     // Tasks stored before strategies could be chosen carry no strategy_params: FedAvg, whose parameters are the sampling ones.
     const params = s.strategy_params ?? { min_fit_clients: s.min_fit_clients, fraction_fit: s.fraction_fit };
+    let strategy: Strategy;
     try {
-      return createStrategy(s.strategy, params, { seed: s.seed });
+      strategy = createStrategy(s.strategy, params, { seed: s.seed, maxUpdateNorm: s.max_update_norm });
     } catch (err) {
       if (err instanceof StrategyParameterError) throw new TaskFailure(err.message);
       throw err;
+    }
+    if (!this.privacy) return strategy;
+    try {
+      // Noise from the operating system's generator: a seeded one could be searched for and subtracted.
+      return withDifferentialPrivacy(strategy, this.privacy.parameters, GaussianNoise.secure());
+    } catch (err) {
+      throw new TaskFailure(`differential privacy: ${(err as Error).message}`);
     }
   }
 
@@ -166,13 +409,21 @@ export class TaskRunner {
    * in the log. State that does not fit the strategy or the model fails the task.
    */
   private restoreServerState(strategy: Strategy, checkpoint: Checkpoint, weights: NamedTensors): void {
+    if (this.privacy) {
+      try {
+        const saved = checkpoint.strategy_state ? decodeStrategyState(strategy.name, checkpoint.strategy_state) : new Map<string, Float64Array>();
+        this.privacy.restore(saved, checkpoint.round);
+      } catch (err) {
+        throw new TaskFailure(`the checkpoint of round ${checkpoint.round} cannot be resumed: ${(err as Error).message}`);
+      }
+    }
     if (!hasServerState(strategy)) return;
     if (!checkpoint.strategy_state) {
       this.log.warn(`the checkpoint of round ${checkpoint.round} holds no ${strategy.name} state: its server-side state starts afresh`);
       return;
     }
     try {
-      const state = decodeStrategyState(strategy.name, checkpoint.strategy_state);
+      const state = PrivacyBudget.without(decodeStrategyState(strategy.name, checkpoint.strategy_state));
       strategy.loadServerState(state, weights as WeightMap);
       this.serverState = state;
     } catch (err) {
@@ -202,18 +453,24 @@ export class TaskRunner {
   }
 
   /** Online workers for the use case; waits (up to WORKER_WAIT_S) until at least `min` are there. */
+  /**
+   * Online workers for the use case; waits (up to WORKER_WAIT_S) until at least
+   * `min` of them can train and at least min_available_clients are online.
+   */
   private async awaitWorkers(min: number, round: number): Promise<OnlineNode[]> {
     const deadline = Date.now() + this.deps.config.WORKER_WAIT_S * 1000;
+    const available = this.spec.settings.strategy_params?.min_available_clients ?? 1;
     for (;;) {
       this.checkStopped();
       const online = await this.deps.workers.online(this.spec.use_case);
       const fit = online.filter((n) => n.train > 0);
-      if (fit.length >= min) return online;
+      if (fit.length >= min && online.length >= available) return online;
       if (Date.now() >= deadline) {
         const names = fit.map((n) => n.name).join(', ') || 'none';
+        const [what, value] = fit.length < min ? ['min_fit_clients', min] : ['min_available_clients', available];
         throw new TaskFailure(
-          `round ${round}: ${fit.length} edge worker(s) serving use case '${this.spec.use_case}' are online (${names}) but min_fit_clients is ${min}; ` +
-            `start more workers or lower min_fit_clients`,
+          `round ${round}: ${fit.length} edge worker(s) serving use case '${this.spec.use_case}' are online (${names}) but ${what} is ${value}; ` +
+            `start more workers or lower ${what}`,
         );
       }
       await this.pause(Math.min(500, Math.max(0, deadline - Date.now())));
@@ -231,6 +488,20 @@ export class TaskRunner {
       }
       signal.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /**
+   * Flower's evaluation sampling: max(min_evaluate_clients, fraction_evaluate * available)
+   * of the workers holding held-out rows (all of them for tasks that give neither), seeded
+   * per round apart from the fit sample. At least one: the round's figures are an evaluation.
+   */
+  private sampleEvaluators(candidates: OnlineNode[], round: number): string[] {
+    const p = this.spec.settings.strategy_params ?? {};
+    const fraction = p.fraction_evaluate ?? 1;
+    const want = Math.min(candidates.length, Math.max(1, p.min_evaluate_clients ?? 1, Math.ceil(fraction * candidates.length)));
+    if (want === candidates.length) return candidates.map((n) => n.name);
+    const perm = seededPermutation(candidates.length, this.spec.settings.seed * 100_019 + 7_919 * round + 1);
+    return Array.from(perm.subarray(0, want), (i) => candidates[i].name).sort((a, b) => a.localeCompare(b));
   }
 
   /** Flower's sampling: max(min_fit_clients, fraction_fit * available) workers, seeded per round. */
@@ -252,38 +523,41 @@ export class TaskRunner {
   /** Sends the model package to each worker that has not had it from this task yet, all at once. */
   private async ensurePackage(nodes: string[]): Promise<void> {
     const missing = nodes.filter((n) => !this.packageSentTo.has(n));
-    await Promise.all(
-      missing.map((node) =>
-        this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), {
-          name: Msg.ModelPackage,
-          payload: { ...this.envelope(0), package_sha256: this.bundleSha },
-          attachment: this.bundle,
-        }),
-      ),
-    );
+    if (missing.length === 0) return;
+    const bundle = this.bundle ?? (await this.preparePackage());
+    const send = (node: string) =>
+      this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), { name: Msg.ModelPackage, payload: { ...this.envelope(0), package_sha256: this.bundleSha }, attachment: bundle });
+    // A large package goes to one worker after another: each transfer has its chunks in flight, copied into messages.
+    if (bundle.length < this.deps.config.LARGE_MODEL_BYTES) await Promise.all(missing.map(send));
+    else for (const node of missing) await send(node);
     for (const node of missing) this.packageSentTo.add(node);
   }
 
-  private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: Buffer): Promise<void> {
+  private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: GlobalWeights, strategy?: Strategy): Promise<void> {
     const s = this.spec.settings;
     const payload: RoundInstructionPayload = {
       ...this.envelope(round),
       use_case: this.spec.use_case,
       participants,
       package_sha256: this.bundleSha,
-      weights_sha256: sha256Hex(weights),
+      weights_sha256: sha256Of(weights),
       reply_to: Routes.coordinator(this.deps.config.COORDINATOR_ID, msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
-      ...(msg === Msg.RoundFit ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round } } : {}),
+      ...(msg === Msg.RoundFit
+        ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round, ...this.privacy?.workerConfig(), ...strategyFitConfig(strategy?.fitConfig(round)) } }
+        : {}),
     };
-    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: weights });
+    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: weights.buf });
   }
 
-  private async runRound(round: number, global: NamedTensors): Promise<RoundOutcome> {
+  private async runRound(round: number): Promise<RoundOutcome> {
     const { spec, deps } = this;
     const s = spec.settings;
     const started = new Date();
     const online = await this.awaitWorkers(s.min_fit_clients, round);
-    const chosen = this.sample(online.filter((n) => n.train > 0), round).map((n) => n.name);
+    const candidates = online.filter((n) => n.train > 0);
+    const chosen = this.sample(candidates, round).map((n) => n.name);
+    // Before anything is sent: a round that would take epsilon beyond the budget is not run.
+    this.privacy?.checkNextRound(round, chosen.length, candidates.length);
     await deps.rounds.start(spec.task_id, round, chosen.length);
     await deps.rounds.participants(spec.task_id, round, 'fit', chosen.map((node) => ({ node, status: 'selected' as const })));
 
@@ -291,13 +565,44 @@ export class TaskRunner {
     // per attempt, from the state of the last completed round, so that a round
     // run again does not step the server state twice.
     const strategy = this.newStrategy();
-    if (hasServerState(strategy) && this.serverState.size) strategy.loadServerState(this.serverState, global as WeightMap);
-    const aggregator = strategy.beginFit(round, global as WeightMap);
+    // No reference to the global weights in this frame: a large model's are let go during the fit phase.
+    const fold = this.beginFold(round, strategy, chosen.length);
     try {
-      return await this.runPhases(round, started, online, chosen, global, strategy, aggregator);
+      return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length);
     } finally {
-      aggregator.dispose();
+      fold.dispose();
     }
+  }
+
+  private beginFold(round: number, strategy: Strategy, sampled: number): RoundFold {
+    const global = this.current!;
+    if (this.foldsInPlace(strategy, global)) {
+      const sum = new InPlaceFedAvg(safetensorsLayout(global.buf));
+      return {
+        inPlace: true,
+        get updates() { return sum.updates; },
+        get examples() { return sum.examples; },
+        add: (_node, p, attachment, registered) => sum.add(attachment, p.examples, registered),
+        finish: () => new GlobalWeights(sum.finish().buf),
+        dispose: () => sum.dispose(),
+      };
+    }
+    if (hasServerState(strategy) && this.serverState.size) strategy.loadServerState(this.serverState, global.tensors as WeightMap);
+    // DP's fixed denominator: the number of workers asked, whether or not all answer.
+    (strategy as Partial<{ setSampledClients(r: number, n: number): void }>).setSampledClients?.(round, sampled);
+    const aggregator: FitAggregation = strategy.beginFit(round, global.tensors as WeightMap);
+    return {
+      inPlace: false,
+      get updates() { return aggregator.updates; },
+      get examples() { return aggregator.examples; },
+      add: (node, p, attachment, registeredExamples) => {
+        const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
+        aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics });
+      },
+      // Encoded once, and the new weights kept only as views on the encoding.
+      finish: () => new GlobalWeights(encodeSafetensors(aggregator.finish().parameters as NamedTensors)),
+      dispose: () => aggregator.dispose(),
+    };
   }
 
   private async runPhases(
@@ -305,19 +610,20 @@ export class TaskRunner {
     started: Date,
     online: OnlineNode[],
     chosen: string[],
-    global: NamedTensors,
     strategy: Strategy,
-    aggregator: FitAggregation,
+    aggregator: RoundFold,
+    population: number,
   ): Promise<RoundOutcome> {
     const { spec, deps } = this;
     const s = spec.settings;
+    const registered = new Map(online.map((n) => [n.name, n.train]));
     const perNode = new Map<string, NodeRoundFigures>();
     const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
     const trainLosses: { value: number; examples: number }[] = [];
     const problems: string[] = [];
     const fitRecords: ParticipantRecord[] = [];
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
-      const reason = this.foldUpdate(aggregator, node, p, attachment);
+      const reason = this.foldUpdate(aggregator, node, p, attachment, registered.get(node));
       if (p.status === 'error') this.forgetPackage(node);
       if (reason) {
         problems.push(`${node}: ${reason}`);
@@ -327,7 +633,10 @@ export class TaskRunner {
       trainLosses.push({ value: p.train_loss, examples: p.examples });
       nodeFigures(node).fit = { examples: p.examples, loss: p.train_loss };
       fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
-    }, async () => this.broadcast(Msg.RoundFit, round, chosen, encodeSafetensors(global)));
+    }, async () => {
+      await this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy);
+      if (aggregator.inPlace) this.letGo();
+    });
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     await deps.rounds.participants(spec.task_id, round, 'fit', fitRecords);
     this.countAnswers('fit', fitRecords);
@@ -340,16 +649,18 @@ export class TaskRunner {
     }
     const participants = aggregator.updates;
     const examples = aggregator.examples;
-    let next: NamedTensors;
+    let next: GlobalWeights;
     try {
-      next = aggregator.finish().parameters as NamedTensors;
+      next = aggregator.finish();
     } catch (err) {
       throw new TaskFailure(`round ${round}: ${strategy.name} could not aggregate ${participants} update(s): ${(err as Error).message}`);
     }
-    const nextBuf = encodeSafetensors(next);
+    // Spent once the noised aggregate exists (the evaluation below sends it out), whether or not the round completes.
+    this.privacy?.spend(chosen.length, population);
+    const server = await this.evaluateOnServer(round, next.tensors);
 
     // Evaluate the new global weights on the held-out split of every worker online at the round's start.
-    const evaluators = online.filter((n) => n.test > 0).map((n) => n.name);
+    const evaluators = this.sampleEvaluators(online.filter((n) => n.test > 0), round);
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
     const evalRecords: ParticipantRecord[] = [];
     const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
@@ -361,14 +672,16 @@ export class TaskRunner {
       evals.push({ loss: p.loss, accuracy: p.accuracy, examples: p.examples });
       nodeFigures(node).evaluate = { examples: p.examples, loss: p.loss, accuracy: p.accuracy };
       evalRecords.push({ node, status: 'received', examples: p.examples, loss: p.loss, accuracy: p.accuracy });
-    }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, nextBuf));
+    }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, next));
     for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     await deps.rounds.participants(spec.task_id, round, 'evaluate', evalRecords);
     this.countAnswers('evaluate', evalRecords);
     this.checkStopped();
-    if (evals.length === 0) {
+    const minEvaluations = Math.max(1, spec.settings.strategy_params?.min_evaluate_clients ?? 1);
+    if (evals.length < minEvaluations) {
       await this.failRound(round);
-      throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
+      if (evals.length === 0) throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
+      throw new RoundShortfall(`round ${round}: ${evals.length} evaluation(s) of the new weights, min_evaluate_clients is ${minEvaluations} (asked: ${evaluators.join(', ')})`);
     }
 
     const finished = new Date();
@@ -382,13 +695,40 @@ export class TaskRunner {
       started_at: started.toISOString(),
       finished_at: finished.toISOString(),
       duration_ms: finished.getTime() - started.getTime(),
+      ...(this.privacy?.totals().epsilon !== undefined ? { epsilon: this.privacy.totals().epsilon } : {}),
+      ...server,
     };
+    const rejected = fitRecords.filter((r) => r.status === 'rejected').map((r) => ({ node: r.node, reason: r.reason ?? 'rejected' }));
+    if (rejected.length) figures.rejected = rejected;
     const state = hasServerState(strategy) ? strategy.saveServerState() : new Map<string, Float64Array>();
-    await deps.rounds.complete(spec.task_id, round, figures, nextBuf, sha256Hex(nextBuf), encodeStrategyState(strategy.name, state));
+    // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
+    const kept = new Map(state);
+    this.privacy?.save(kept);
+    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), encodeStrategyState(strategy.name, kept));
     this.serverState = state;
     deps.metrics.rounds.inc({ outcome: 'completed' });
     deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
-    return { weights: next, figures, nodes: [...perNode.values()] };
+    return { global: next, figures, nodes: [...perNode.values()] };
+  }
+
+  /** The new weights on the operator's held-out rows, where there are some. */
+  private async evaluateOnServer(round: number, weights: NamedTensors): Promise<Pick<RoundFigures, 'server_eval_loss' | 'server_eval_accuracy' | 'server_eval_examples'>> {
+    if (this.serverEval === undefined) {
+      let data: LabeledData | null = null;
+      try {
+        data = (await this.deps.serverEvaluation?.dataFor(this.spec.use_case)) ?? null;
+      } catch (err) {
+        throw new TaskFailure((err as Error).message);
+      }
+      this.serverEval = data ? { data, runner: await createModelRunner(this.pkg, { intraOpNumThreads: 1 }) } : null;
+    }
+    if (!this.serverEval) return {};
+    try {
+      const r = await this.serverEval.runner.evaluate(weights, this.serverEval.data);
+      return { server_eval_loss: r.loss, server_eval_accuracy: r.accuracy, server_eval_examples: r.examples };
+    } catch (err) {
+      throw new TaskFailure(`round ${round}: the server-side evaluation failed: ${(err as Error).message}`);
+    }
   }
 
   private countAnswers(phase: 'fit' | 'evaluate', records: ParticipantRecord[]): void {
@@ -401,12 +741,12 @@ export class TaskRunner {
   }
 
   /** Validates one fit answer and folds it in; returns why it was not used, or null. */
-  private foldUpdate(aggregator: FitAggregation, node: string, p: FitResultPayload, attachment: Buffer | undefined): string | null {
+  private foldUpdate(aggregator: RoundFold, node: string, p: FitResultPayload, attachment: Buffer | undefined, registeredExamples: number | undefined): string | null {
     if (p.status !== 'ok') return `worker reported an error: ${p.error ?? 'unknown'}`;
     if (!attachment) return 'no weights attached';
     if (p.weights_sha256 && sha256Hex(attachment) !== p.weights_sha256) return 'weights do not match their sha256';
     try {
-      aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples });
+      aggregator.add(node, p, attachment, registeredExamples);
       return null;
     } catch (err) {
       return (err as Error).message;
@@ -415,15 +755,16 @@ export class TaskRunner {
 
   private async collect<P>(
     round: number,
-    phase: 'fit' | 'evaluate',
+    phase: CollectPhase,
     nodes: string[],
     handle: (node: string, a: Answer<P>) => void,
     send: () => Promise<void>,
+    needsPackage = true,
   ) {
     const collector = new RoundCollector<Answer<P>>(nodes, this.spec.settings.round_timeout_s * 1000, this.signal, handle);
     const unregister = this.deps.router.register(this.spec.task_id, round, phase, collector);
     try {
-      await this.ensurePackage(nodes);
+      if (needsPackage) await this.ensurePackage(nodes);
       await send();
       return await collector.done;
     } finally {
@@ -453,7 +794,7 @@ export class TaskRunner {
   }
 
   /** Registers the trained model once: a new version of trained_<model_name>; a resumed task finds its own. */
-  private async register(weights: NamedTensors): Promise<TaskResult> {
+  private async register(weights: NamedTensors, stoppedEarly?: string): Promise<TaskResult> {
     const { spec, deps } = this;
     const all = await deps.rounds.figures(spec.task_id);
     const last = all[all.length - 1];
@@ -464,8 +805,10 @@ export class TaskRunner {
       eval_examples: last.eval_examples,
       train_loss: last.train_loss,
       rounds: all.length,
+      ...this.privacy?.totals(),
     };
     const name = `trained_${spec.model_name}`;
+    this.bundle = null; // no worker gets the package any more: one copy of the weights less while they are encoded for the registry
     const trained: ModelPackage = {
       ...this.pkg,
       manifest: { ...this.pkg.manifest, name },
@@ -481,6 +824,8 @@ export class TaskRunner {
       eval_loss: String(metrics.eval_loss),
       train_loss: String(metrics.train_loss),
       rounds: String(metrics.rounds),
+      ...standardizationTag(this.pkg),
+      ...this.privacy?.tags(),
     };
     const version = await this.withRetries(`register the trained model '${name}'`, metrics.rounds, async () => {
       const [existing] = await deps.registry.searchVersions({ name, tags: { task_id: tags.task_id } });
@@ -489,6 +834,12 @@ export class TaskRunner {
       const files = modelPackageFiles(trained);
       return deps.registry.createVersion(name, Object.entries(files).map(([path, data]) => ({ path, data })), { tags, runId: deps.parentRunId() });
     });
-    return { modelName: name, modelVersion: version.version, metrics };
+    return { modelName: name, modelVersion: version.version, metrics, ...(stoppedEarly ? { reason: stoppedEarly } : {}) };
   }
+}
+
+/** A model trained with federated statistics says so in its tags; the values are in its manifest. */
+function standardizationTag(pkg: ModelPackage): Record<string, string> {
+  const computed = pkg.manifest.normalization?.statistics?.computed;
+  return computed ? { standardization: `federated: ${computed.examples} examples from ${computed.sites} sites` } : {};
 }

@@ -1,8 +1,9 @@
 import { Controller, Inject, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import { EvaluateResultPayload, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload } from '@fl/contracts';
+import { EvaluateResultPayload, FitConfig, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload, StatsRequestPayload, StatsResultPayload } from '@fl/contracts';
+import { GaussianNoise, privatizeUpdateLocally, WeightMap } from '@fl/aggregation';
 import { BusContext, MessageBus } from '@fl/messaging';
-import { decodeSafetensors, encodeSafetensors, NamedTensors, sha256Hex, TrainingCancelledError } from '@fl/models';
+import { decodeSafetensors, encodeFeatureSums, encodeSafetensors, featureSums, NamedTensors, sha256Hex, TrainingCancelledError } from '@fl/models';
 import { BUS, TaskLogger } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from '../site/site-data.service';
@@ -53,19 +54,29 @@ export class TrainingController {
       if (!p.config) throw new Error('fit instruction without a training configuration');
       const { weights, split } = this.prepare(p, ctx.attachment);
       const runner = this.packages.get(p.package_sha256);
-      this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)`);
-      const out = await runner.train(weights, split.train, {
-        epochs: p.config.local_epochs,
-        batchSize: p.config.batch_size,
-        learningRate: p.config.learning_rate,
-        seed: p.config.seed,
-        signal: run.signal,
-        onStep: run.onStep,
-      });
-      attachment = encodeSafetensors(out.weights);
-      // FedAvg weighs by the site's number of training examples, not by examples x epochs.
-      answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: out.meanLoss, duration_ms: Date.now() - started, weights_sha256: sha256Hex(attachment) };
-      this.taskLog(p).log(`round ${p.round}: trained on ${split.train.n} examples in ${answer.duration_ms} ms, loss ${out.meanLoss.toFixed(4)}`);
+      if (this.config.TRAINING === 'skip') {
+        attachment = ctx.attachment!;
+        answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: 0, duration_ms: Date.now() - started, weights_sha256: p.weights_sha256 };
+        this.taskLog(p).log(`round ${p.round}: training skipped (TRAINING=skip): the received weights go back`);
+      } else {
+        this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)`);
+        // QFedAvg weighs the update by the received weights' loss on the rows it trains on: one pass before training, only when asked.
+        const lossBeforeFit = p.config.report_loss_before_fit ? (await runner.evaluate(weights, split.train)).loss : undefined;
+        const out = await runner.train(weights, split.train, {
+          epochs: p.config.local_epochs,
+          batchSize: p.config.batch_size,
+          learningRate: p.config.learning_rate,
+          seed: p.config.seed,
+          proximalMu: p.config.proximal_mu,
+          signal: run.signal,
+          onStep: run.onStep,
+        });
+        attachment = encodeSafetensors(this.privatize(out.weights, weights, p.config));
+        // FedAvg weighs by the site's number of training examples, not by examples x epochs.
+        answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: out.meanLoss, duration_ms: Date.now() - started, weights_sha256: sha256Hex(attachment) };
+        if (lossBeforeFit !== undefined) answer.loss_before_fit = lossBeforeFit;
+        this.taskLog(p).log(`round ${p.round}: trained on ${split.train.n} examples in ${answer.duration_ms} ms, loss ${out.meanLoss.toFixed(4)}`);
+      }
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, train_loss: 0, duration_ms: Date.now() - started };
       if (err instanceof TrainingCancelledError) {
@@ -97,7 +108,45 @@ export class TrainingController {
     await this.bus.publish(p.reply_to, { name: Msg.RoundEvaluateResult, payload: { ...answer } });
   }
 
-  private envelope(p: RoundInstructionPayload) {
+  /**
+   * Sums of the site's training rows per model input (count, sums, sums of
+   * squares), for the task's federated standardisation: aggregates only,
+   * never a row.
+   */
+  @EventPattern(Msg.RoundStats)
+  async stats(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
+    const p = parsePayload(StatsRequestPayload, raw);
+    if (!this.isForMe(p, ctx)) return;
+    let answer: StatsResultPayload;
+    let attachment: Buffer | undefined;
+    try {
+      const split = this.site.split(p.use_case);
+      if (!split) throw new Error(`this site holds no data for use case '${p.use_case}'`);
+      const { train } = split;
+      if (train.features !== p.features) throw new Error(`the model takes ${p.features} inputs, this site's rows of '${p.use_case}' have ${train.features}`);
+      if (train.n === 0) throw new Error(`this site holds no training rows of '${p.use_case}'`);
+      attachment = encodeFeatureSums(featureSums(train.x, train.n, train.features));
+      answer = { ...this.envelope(p), status: 'ok', examples: train.n };
+      this.taskLog(p).log(`sent the sums of ${train.n} training rows for the task's standardisation`);
+    } catch (err) {
+      answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0 };
+      this.taskLog(p).warn(`task ${p.task_id}: statistics failed: ${(err as Error).message}`);
+    }
+    await this.bus.publish(p.reply_to, { name: Msg.RoundStatsResult, payload: { ...answer }, attachment });
+  }
+
+  /**
+   * Local differential privacy (the task's `privacy.mode: local`): the update's
+   * difference to the global weights clipped to the task's norm, and Gaussian
+   * noise from the operating system's generator added, before it leaves the site.
+   */
+  private privatize(update: NamedTensors, global: NamedTensors, config: FitConfig): NamedTensors {
+    if (config.dp_clipping_norm === undefined) return update;
+    const settings = { clippingNorm: config.dp_clipping_norm, noiseMultiplier: config.dp_noise_multiplier ?? 0 };
+    return privatizeUpdateLocally(update as WeightMap, global as WeightMap, settings, GaussianNoise.secure()) as NamedTensors;
+  }
+
+  private envelope(p: { task_id: number; round: number; correlation_id?: string }) {
     return { task_id: p.task_id, round: p.round, sender: this.me, correlation_id: p.correlation_id };
   }
 
@@ -110,7 +159,7 @@ export class TrainingController {
    * redelivery of one already answered is not trained twice. A new message
    * for the same round (a coordinator resuming the task) is a new request.
    */
-  private isForMe(p: RoundInstructionPayload, ctx: BusContext): boolean {
+  private isForMe(p: { participants: string[] }, ctx: BusContext): boolean {
     if (!p.participants.includes(this.me)) return false;
     const key = ctx.messageId;
     if (this.answered.has(key)) return false;

@@ -43,6 +43,10 @@ export class TaskRunEntity {
   @Column({ name: 'tracking_child_runs', type: 'jsonb', default: () => "'{}'::jsonb" })
   trackingChildRuns: Record<string, string>;
 
+  /** Standardisation statistics computed from the sites' sums before round 1 (models with federated statistics). */
+  @Column({ type: 'jsonb', nullable: true })
+  standardization: { mean: number[]; std: number[]; examples: number; sites: number } | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 
@@ -175,6 +179,10 @@ export class CheckpointEntity {
   /** The strategy's server-side state after the round (safetensors bytes); null when it has none. */
   @Column({ name: 'strategy_state', type: 'bytea', nullable: true })
   strategyState: Buffer | null;
+
+  /** Large weights are stored in coordinator.checkpoint_chunks, in this many rows; 0: in `weights`. */
+  @Column({ type: 'integer', default: 0 })
+  pieces: number;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

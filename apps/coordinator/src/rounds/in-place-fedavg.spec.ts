@@ -1,0 +1,59 @@
+import { createStrategy, UpdateRejectedError, WeightMap } from '@fl/aggregation';
+import { decodeSafetensors, encodeSafetensors, NamedTensors } from '@fl/models';
+import { InPlaceFedAvg, layoutOf } from './in-place-fedavg';
+
+function weights(seed: number): NamedTensors {
+  let x = seed;
+  const rand = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  return new Map([
+    ['a.weight', { shape: [3, 5], data: Float32Array.from({ length: 15 }, rand) }],
+    ['a.bias', { shape: [3], data: Float32Array.from({ length: 3 }, rand) }],
+  ]);
+}
+
+describe('InPlaceFedAvg', () => {
+  const global = weights(1);
+  const updates = [weights(2), weights(3), weights(4)];
+  const examples = [40, 7, 13];
+
+  it('gives the bits of the strategies FedAvg, in a safetensors buffer that is the new weights', () => {
+    const agg = new InPlaceFedAvg(layoutOf(global));
+    updates.forEach((u, k) => agg.add(encodeSafetensors(u), examples[k]));
+    expect(agg.updates).toBe(3);
+    expect(agg.examples).toBe(60);
+    const { buf, tensors } = agg.finish();
+
+    const fedavg = createStrategy('fedavg', { min_fit_clients: 1, fraction_fit: 1 }, { seed: 1 });
+    const fit = fedavg.beginFit(1, global as WeightMap);
+    updates.forEach((u, k) => fit.add({ node: `n${k}`, parameters: u as WeightMap, numExamples: examples[k] }));
+    const expected = fit.finish().parameters;
+    for (const [name, t] of expected) {
+      expect(Array.from(tensors.get(name)!.data)).toEqual(Array.from(t.data));
+      expect(Array.from(decodeSafetensors(buf).tensors.get(name)!.data)).toEqual(Array.from(t.data));
+    }
+  });
+
+  it('rejects a bad update without changing the sum', () => {
+    const agg = new InPlaceFedAvg(layoutOf(global));
+    agg.add(encodeSafetensors(updates[0]), 1); // weight 1: the average is the update, bit for bit
+    const bad = weights(5);
+    bad.get('a.weight')!.data[7] = NaN;
+    expect(() => agg.add(encodeSafetensors(bad), 10)).toThrow(UpdateRejectedError);
+    const huge = weights(6);
+    huge.get('a.bias')!.data[2] = 3e38;
+    expect(() => agg.add(encodeSafetensors(huge), 10)).toThrow(/beyond 3.4e38/);
+    expect(() => agg.add(encodeSafetensors(new Map([...updates[1]].slice(0, 1))), 10)).toThrow(/missing parameter 'a.bias'/);
+    expect(() => agg.add(encodeSafetensors(updates[1]), 0)).toThrow(/positive integer/);
+    expect(() => agg.add(encodeSafetensors(updates[1]), 11, 10)).toThrow(/beyond the 10/);
+    const wrong = new Map(updates[1]);
+    wrong.set('a.bias', { shape: [1, 3], data: new Float32Array(3) });
+    expect(() => agg.add(encodeSafetensors(wrong), 10)).toThrow(/shape/);
+    expect(agg.updates).toBe(1);
+    const { tensors } = agg.finish();
+    for (const [name, t] of updates[0]) expect(Array.from(tensors.get(name)!.data)).toEqual(Array.from(t.data));
+  });
+
+  it('has nothing to finish without an update', () => {
+    expect(() => new InPlaceFedAvg(layoutOf(global)).finish()).toThrow(/no update/);
+  });
+});

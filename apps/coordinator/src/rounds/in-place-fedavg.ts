@@ -1,0 +1,108 @@
+import { UpdateRejectedError } from '@fl/aggregation';
+import { allocateSafetensors, decodeSafetensors, NamedTensors } from '@fl/models';
+
+/** A model's layout: each parameter's shape, by name. */
+export type WeightLayout = ReadonlyMap<string, readonly number[]>;
+
+export function layoutOf(weights: NamedTensors): WeightLayout {
+  return new Map([...weights].map(([name, t]) => [name, [...t.shape]]));
+}
+
+/**
+ * FedAvg for large models, w = sum_k n_k w_k / sum_k n_k, folded into one
+ * float32 sum the size of the model, in place: the sum is a safetensors
+ * buffer, so that the average computed in it at the end is the new global
+ * weights ready to send and store, with no copy. Memory: the sum and the
+ * update being folded, nothing else (the strategies' fold, WeightedSum, takes
+ * two sums so that a bad update can be dropped half-way; here every update is
+ * checked in a first pass and folded in a second, so a rejected update changes
+ * nothing either). Same operations as WeightedSum's (one float32 product, one
+ * float32 sum per value, in arrival order), so the same bits.
+ */
+export class InPlaceFedAvg {
+  private sum: { buf: Buffer; tensors: NamedTensors } | null = null;
+  private total = 0;
+  private count = 0;
+  private finished = false;
+
+  constructor(private readonly layout: WeightLayout) {}
+
+  get updates(): number {
+    return this.count;
+  }
+
+  get examples(): number {
+    return this.total;
+  }
+
+  /** Checks one update (layout, example count, finite values and sums) and folds it in; throws UpdateRejectedError and changes nothing if it is bad. */
+  add(attachment: Buffer, examples: number, registeredExamples?: number): void {
+    if (this.finished) throw new Error('this aggregation is finished');
+    if (!Number.isInteger(examples) || examples <= 0) throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
+    if (registeredExamples !== undefined && examples > registeredExamples) {
+      throw new UpdateRejectedError(`example count ${examples} is beyond the ${registeredExamples} the worker registered`, 'too-many-examples');
+    }
+    const update = decodeSafetensors(attachment).tensors;
+    for (const name of update.keys()) if (!this.layout.has(name)) throw new UpdateRejectedError(`unexpected parameter '${name}'`, 'unexpected-parameter');
+    for (const [name, shape] of this.layout) {
+      const u = update.get(name);
+      if (!u) throw new UpdateRejectedError(`missing parameter '${name}'`, 'missing-parameter');
+      if (u.shape.length !== shape.length || u.shape.some((d, i) => d !== shape[i])) {
+        throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${shape}]`, 'wrong-shape');
+      }
+    }
+    const w = Math.fround(examples);
+    const sum = this.sum?.tensors;
+    for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w);
+    // Allocated at the first update that passes: untouched pages of the zeroed buffer cost nothing until then.
+    this.sum ??= allocateSafetensors(this.layout);
+    for (const [name, u] of update) fold(this.sum.tensors.get(name)!.data, u.data, w, !sum);
+    this.total += examples;
+    this.count++;
+  }
+
+  /** The average, fl32(sum / total), computed in the sum's buffer: the new weights as safetensors bytes and as views on them. */
+  finish(): { buf: Buffer; tensors: NamedTensors } {
+    if (this.finished) throw new Error('this aggregation is finished');
+    if (!this.sum || this.count === 0) throw new Error('no update to aggregate');
+    this.finished = true;
+    const total = this.total;
+    for (const t of this.sum.tensors.values()) {
+      const s = t.data;
+      for (let i = 0; i < s.length; i++) s[i] = s[i] / total;
+    }
+    const out = this.sum;
+    this.sum = null;
+    return out;
+  }
+
+  dispose(): void {
+    this.sum = null;
+    this.finished = true;
+  }
+}
+
+/** Throws on the first value of the update, or of the sum it would give, that is not finite. */
+function checkFinite(name: string, x: Float32Array, s: Float32Array | undefined, w: number): void {
+  // x - x is 0 for finite x and NaN otherwise: one branch-free pass, a look at the culprit only if it trips.
+  let poison = 0;
+  if (s) for (let i = 0; i < x.length; i++) {
+    const v = Math.fround(s[i] + Math.fround(w * x[i]));
+    poison += v - v;
+  }
+  else for (let i = 0; i < x.length; i++) {
+    const v = Math.fround(w * x[i]);
+    poison += v - v;
+  }
+  if (poison === 0) return;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) throw new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${i}`, 'non-finite');
+    const v = Math.fround((s ? s[i] : 0) + Math.fround(w * x[i]));
+    if (!Number.isFinite(v)) throw new UpdateRejectedError(`parameter '${name}' at index ${i}: ${w} x ${x[i]} takes the float32 sum of the round beyond 3.4e38`, 'non-finite');
+  }
+}
+
+function fold(s: Float32Array, x: Float32Array, w: number, first: boolean): void {
+  if (first) for (let i = 0; i < x.length; i++) s[i] = w * x[i];
+  else for (let i = 0; i < x.length; i++) s[i] = s[i] + Math.fround(w * x[i]);
+}
