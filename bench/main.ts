@@ -1,15 +1,20 @@
 import { aggregateBench } from './aggregate.bench';
 import { demoBench } from './demo.bench';
+import { largeModelBench } from './large-model.bench';
 import { messagingBench } from './messaging.bench';
+import { QUALITY_USE_CASES, qualityBench } from './quality.bench';
 import { roundBench } from './round.bench';
+import { roundsBench } from './rounds.bench';
 import { trainStepBench } from './train-step.bench';
+import { transferBench } from './transfer.bench';
 
 /**
- * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3]`
+ * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3] [--cases p2,s1000]`
  * Runs the named benchmarks (default: all) one after another; each prints its
  * tables and writes bench-results/<name>.json. Benchmarks, not tests: nothing
  * is asserted, each compares against a baseline measured in the same run.
- * Needs RabbitMQ (FL_BENCH_RABBITMQ_URL, default amqp://guest:guest@127.0.0.1:5672,
+ * `quality [--seeds 10] [--rounds 30] [--local-epochs <use case default>] [--sites 3] [--alpha 0.5] [--use-cases iris,digits]`
+ * runs in-process, without RabbitMQ or PostgreSQL. The others need RabbitMQ (FL_BENCH_RABBITMQ_URL, default amqp://guest:guest@127.0.0.1:5672,
  * with rabbitmqctl on this machine for the throw-away vhost) and PostgreSQL
  * (FL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres).
  */
@@ -22,9 +27,21 @@ const option = (name: string, fallback: number) => {
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   messaging: () => messagingBench({ iterations: option('iterations', 200) }),
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
+  rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: args.includes('--cases') ? args[args.indexOf('--cases') + 1]?.split(',') : undefined }),
   demo: () => demoBench({ runs: option('runs', 3) }),
+  'large-model': () => largeModelBench({ mb: option('mb', 1024) }),
   'train-step': () => trainStepBench({ threads: option('threads', 2), iterations: option('iterations', 500) }),
   aggregate: () => aggregateBench({ maxValues: option('max-values', 1e7), repeats: option('repeats', 3) }),
+  transfer: () => transferBench({ sizesMB: [100, 600], repeats: option('repeats', 1) }),
+  quality: () =>
+    qualityBench({
+      seeds: option('seeds', 10),
+      rounds: option('rounds', 30),
+      localEpochs: option('local-epochs', 0),
+      sites: option('sites', 3),
+      alpha: option('alpha', 0.5),
+      useCases: args.includes('--use-cases') ? (args[args.indexOf('--use-cases') + 1] ?? '').split(',') : QUALITY_USE_CASES,
+    }),
 };
 
 async function main(): Promise<void> {

@@ -149,13 +149,13 @@ async function runTask(
   };
 
   const gatewayInfra = await infraFor('gateway');
-  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...QUIET, GATEWAY_ID: 'bench-gateway' }), gatewayInfra);
+  const gateway = await createGatewayApp(loadConfig(GatewayConfig, { ...QUIET, GATEWAY_ID: 'bench-gateway', AUTH_MODE: 'none' }), gatewayInfra);
   cleanup.add('closing the gateway', () => gateway.close());
   await gateway.listen(0, '127.0.0.1');
   const url = (await gateway.getUrl()).replace('[::1]', '127.0.0.1');
 
   const coordinatorInfra = await infraFor('coordinator');
-  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { ...QUIET, COORDINATOR_ID: 'bench-coordinator', HEALTH_PORT: '0' }), coordinatorInfra);
+  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { ...QUIET, COORDINATOR_ID: 'bench-coordinator', HEALTH_PORT: '0', SITE_AUTH: 'none' }), coordinatorInfra);
   cleanup.add('closing the coordinator', () => coordinator.close());
 
   const names = env.shards.map((_, i) => `bench-site-${i + 1}`);
