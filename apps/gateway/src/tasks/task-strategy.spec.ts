@@ -87,6 +87,7 @@ describe('platformStrategies', () => {
     expect(fedavgm).toMatchObject({ available: true, limitation: null, streaming: true });
     // every strategy runs as published: FedProx's workers add the proximal term, QFedAvg's report their loss, eta_l is the workers' learning rate
     for (const s of list) expect(s).toMatchObject({ available: true, limitation: null });
+    expect(fedavgm.parameters.find((p) => p.name === 'fraction_evaluate')!.description).toContain('0 means exactly min_evaluate_clients');
     expect(list.find((s) => s.name === 'FedAdam')!.parameters.find((p) => p.name === 'eta_l')).toMatchObject({
       default: 0.3,
       description: expect.stringContaining("The same as the task's top-level learning_rate"),

@@ -44,6 +44,9 @@ export function platformStrategies(): PlatformStrategySpec[] {
 
 /** Parameters that are task fields take the task's defaults, which differ from Flower's (one worker may train, learning rate 0.3). */
 function asTaskParameter(p: ParameterSpec): ParameterSpec {
+  if (p.name === 'fraction_evaluate') {
+    return { ...p, description: 'Fraction of the available workers asked to evaluate each round; at least min_evaluate_clients always evaluate (a round\'s figures are an evaluation), so 0 means exactly min_evaluate_clients.' };
+  }
   if (p.name in TASK_DEFAULTS) return { ...p, default: TASK_DEFAULTS[p.name], description: `${p.description} 1 when not given (Flower: 2), so that one site may run a task.` };
   if (!isTaskField(p.name)) return p;
   const field = TASK_FIELDS[p.name];
