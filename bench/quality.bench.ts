@@ -12,7 +12,7 @@ import {
   splitTrainTest,
   UseCaseDefinition,
 } from '@fl/datasets';
-import { buildClassifierPackage, createModelRunner, ModelRunner, NamedTensors } from '@fl/models';
+import { buildClassifierPackage, createModelRunner, featureSums, ModelRunner, NamedTensors, standardization } from '@fl/models';
 import { writeResult } from './support/results';
 
 /**
@@ -62,34 +62,10 @@ interface SeedResult {
  * each number feature over the training rows of all sites, i.e. the pooled training rows.
  */
 export function normalizationFor(uc: UseCaseDefinition, train: LabeledData): { names: string[]; mean: number[]; std: number[]; computed: boolean } {
-  const n = uc.normalization as { method: string; mean?: number[]; std?: number[] };
-  if (n.method !== 'standardize' || Array.isArray(n.mean)) {
-    const { names, mean, std } = modelInputs(uc);
-    return { names, mean, std, computed: false };
-  }
-  const { names, mean, std } = modelInputs({ ...uc, normalization: { method: 'none' } });
-  const F = train.features;
-  let col = 0;
-  for (const f of uc.features) {
-    if (f.type !== 'number') {
-      col += f.values.length;
-      continue;
-    }
-    let sum = 0;
-    let sumSq = 0;
-    for (let r = 0; r < train.n; r++) {
-      const v = train.x[r * F + col];
-      sum += v;
-      sumSq += v * v;
-    }
-    const m = sum / train.n;
-    const s = Math.sqrt(Math.max(0, sumSq / train.n - m * m));
-    mean[col] = m;
-    // As the coordinator does: an input constant over all rows keeps std 1 rather than being divided by ~0.
-    std[col] = s > 1e-6 * Math.max(1, Math.abs(m)) ? s : 1;
-    col++;
-  }
-  return { names, mean, std, computed: true };
+  const { names, mean, std, federated } = modelInputs(uc);
+  if (!federated) return { names, mean, std, computed: false };
+  // What the coordinator computes from the sites' sums, here from all training rows at once.
+  return { names, ...standardization(featureSums(train.x, train.n, train.features), federated), computed: true };
 }
 
 async function trainCentral(runner: ModelRunner, init: NamedTensors, train: LabeledData, epochs: number, uc: UseCaseDefinition, seed: number): Promise<NamedTensors> {

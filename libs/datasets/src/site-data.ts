@@ -28,16 +28,16 @@ export interface SiteTable {
 }
 
 /** Reads what a site holds: DATA_PATH is a CSV file or a folder of them (its `.csv` files, in name order). */
-export function readSiteTables(dataPath: string): SiteTable[] {
+export function readSiteTables(dataPath: string, variable = 'DATA_PATH'): SiteTable[] {
   const st = statSync(dataPath, { throwIfNoEntry: false });
-  if (!st) throw new Error(`DATA_PATH ${dataPath} does not exist`);
+  if (!st) throw new Error(`${variable} ${dataPath} does not exist`);
   const files = st.isDirectory()
     ? readdirSync(dataPath)
         .filter((f) => extname(f).toLowerCase() === '.csv')
         .sort()
         .map((f) => join(dataPath, f))
     : [dataPath];
-  if (files.length === 0) throw new Error(`DATA_PATH ${dataPath} holds no .csv file`);
+  if (files.length === 0) throw new Error(`${variable} ${dataPath} holds no .csv file`);
   return files.map((file) => ({ file, table: readCsvFile(file) }));
 }
 

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { readdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename } from 'node:path';
 import { DataSource } from 'typeorm';
-import { concatLabeled, findUseCase, LabeledData, missingColumns, readCsvFile, toLabeledData, UseCaseDefinition } from '@fl/datasets';
+import { concatLabeled, findUseCase, LabeledData, missingColumns, readSiteTables, SiteTable, toLabeledData, UseCaseDefinition } from '@fl/datasets';
 import { DATA_SOURCE, readStoredUseCase } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { COORDINATOR_CONFIG } from '../tokens';
@@ -53,17 +52,14 @@ export class ServerEvaluation {
   private async load(path: string, useCase: string): Promise<LabeledData | null> {
     const uc: UseCaseDefinition | undefined = findUseCase(useCase) ?? (await readStoredUseCase(this.db, useCase));
     if (!uc) return null;
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (!st) throw new ServerEvaluationDataError(`SERVER_EVAL_DATA ${path} does not exist`);
-    const files = st.isDirectory()
-      ? readdirSync(path)
-          .filter((f) => extname(f).toLowerCase() === '.csv')
-          .sort()
-          .map((f) => join(path, f))
-      : [path];
+    let tables: SiteTable[];
+    try {
+      tables = readSiteTables(path, 'SERVER_EVAL_DATA');
+    } catch (err) {
+      throw new ServerEvaluationDataError((err as Error).message);
+    }
     const parts: LabeledData[] = [];
-    for (const file of files) {
-      const table = readCsvFile(file);
+    for (const { file, table } of tables) {
       if (missingColumns(table, uc).length) continue;
       try {
         parts.push(toLabeledData(table, uc, file));
@@ -74,7 +70,7 @@ export class ServerEvaluation {
     const rows = parts.filter((p) => p.n > 0);
     if (rows.length === 0) return null;
     const data = concatLabeled(rows);
-    this.log.log(`server-side evaluation of '${useCase}' on ${data.n} rows from ${rows.length} file(s) (${files.map((f) => basename(f)).join(', ')})`);
+    this.log.log(`server-side evaluation of '${useCase}' on ${data.n} rows from ${rows.length} file(s) (${tables.map((t) => basename(t.file)).join(', ')})`);
     return data;
   }
 }
