@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { AmqpConnectionManager, ChannelWrapper, connect as connectManager } from 'amqp-connection-manager';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { describeBrokerUrl } from './broker-url';
+import { coalesceWrites } from './coalesced-writes';
 import { BrokerConnectionError } from './errors';
 import {
   DEFAULT_CLOSE_TIMEOUT_MS,
@@ -173,6 +174,8 @@ export class RabbitMqBus implements MessageBus {
         ...tlsSocketOptions(url, options.tls),
       },
     });
+    // Before the first connect: every connection, reconnects included, sends a pass of frames in one system call.
+    manager.on('connect', ({ connection }) => coalesceWrites(connection));
     let lastFailure: unknown;
     const onConnectFailed = ({ err }: { err: Error }) => {
       lastFailure = err;
