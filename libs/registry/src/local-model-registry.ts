@@ -314,16 +314,17 @@ export class LocalModelRegistry implements ModelRegistry {
   async logMetrics(runId: string, metrics: MetricPoint[]): Promise<void> {
     validateMetricPoints(metrics);
     if (!metrics.length) return;
-    const exists = await this.ds.query(`SELECT 1 FROM registry.runs WHERE id = $1`, [runId]);
-    if (!exists.length) throw new RunNotFoundError(runId);
     // last write wins for a repeated (key, step) inside one batch too
     const dedup = new Map<string, MetricPoint>();
     for (const p of metrics) dedup.set(`${p.key}\u0000${p.step}`, p);
     const pts = [...dedup.values()];
-    await this.ds.query(
+    // One statement: the run's existence is its join (a round logs every node's figures, so this runs often).
+    const written: unknown[] = await this.ds.query(
       `INSERT INTO registry.run_metrics (run_id, key, step, value, timestamp)
-       SELECT $1, k, s, v, t FROM unnest($2::text[], $3::int[], $4::float8[], $5::timestamptz[]) AS u(k, s, v, t)
-       ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp`,
+       SELECT r.id, k, s, v, t FROM registry.runs r, unnest($2::text[], $3::int[], $4::float8[], $5::timestamptz[]) AS u(k, s, v, t)
+       WHERE r.id = $1
+       ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp
+       RETURNING 1`,
       [
         runId,
         pts.map((p) => p.key),
@@ -332,6 +333,7 @@ export class LocalModelRegistry implements ModelRegistry {
         pts.map((p) => (p.timestamp ?? new Date()).toISOString()),
       ],
     );
+    if (written.length === 0) throw new RunNotFoundError(runId);
   }
 
   async endRun(runId: string, status: 'FINISHED' | 'FAILED' | 'KILLED'): Promise<void> {

@@ -5,8 +5,8 @@ import { createDataSource, runMigrations } from '@fl/persistence';
 import { createTestDatabase } from '../../../../libs/persistence/src/testing';
 import { RoundsRepository } from './rounds.repository';
 
-/** Checkpoints on a real PostgreSQL: small ones in one field, large ones in pieces, read back and verified. */
-describe('RoundsRepository checkpoints (PostgreSQL)', () => {
+/** On a real PostgreSQL: a round's start and end each one statement; checkpoints small in one field, large in pieces, read back and verified. */
+describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)', () => {
   let db: { url: string; drop(): Promise<void> };
   let ds: DataSource;
   let rounds: RoundsRepository;
@@ -18,7 +18,7 @@ describe('RoundsRepository checkpoints (PostgreSQL)', () => {
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
   async function store(taskId: number, round: number, weights: Buffer): Promise<void> {
-    await rounds.start(taskId, round, 1);
+    await rounds.start(taskId, round, ['site-a']);
     await rounds.complete(taskId, round, figures, weights, sha(weights), null);
   }
 
@@ -57,6 +57,45 @@ describe('RoundsRepository checkpoints (PostgreSQL)', () => {
     const cp = await rounds.latestCheckpoint(2);
     expect(cp?.weights.equals(weights)).toBe(true);
     expect(cp?.sha256).toBe(sha(weights));
+  });
+
+  it('starts a round with its selected workers, and completes it with both phases\' records, figures, checkpoint and progress in one statement', async () => {
+    await ds.query(`INSERT INTO coordinator.task_runs (task_id, spec, state, current_round) VALUES (4, '{}', 'running', 0)`);
+    await rounds.start(4, 1, ['site-a', 'site-b']);
+    const participants = () =>
+      ds.query(`SELECT node_name, phase, status, examples, loss, accuracy, reason FROM coordinator.round_participants WHERE task_id = 4 ORDER BY phase, node_name`);
+    expect(await participants()).toEqual([
+      { node_name: 'site-a', phase: 'fit', status: 'selected', examples: null, loss: null, accuracy: null, reason: null },
+      { node_name: 'site-b', phase: 'fit', status: 'selected', examples: null, loss: null, accuracy: null, reason: null },
+    ]);
+    const weights = randomBytes(800);
+    await rounds.complete(4, 1, { ...figures, participants: 1 }, weights, sha(weights), null, {
+      fit: [
+        { node: 'site-a', status: 'received', examples: 10, loss: 0.5 },
+        { node: 'site-b', status: 'missing', reason: 'no answer within 30 s' },
+      ],
+      evaluate: [{ node: 'site-a', status: 'received', examples: 5, loss: 0.25, accuracy: 0.75 }],
+    });
+    expect(await participants()).toEqual([
+      { node_name: 'site-a', phase: 'evaluate', status: 'received', examples: 5, loss: 0.25, accuracy: 0.75, reason: null },
+      { node_name: 'site-a', phase: 'fit', status: 'received', examples: 10, loss: 0.5, accuracy: null, reason: null },
+      { node_name: 'site-b', phase: 'fit', status: 'missing', examples: null, loss: null, accuracy: null, reason: 'no answer within 30 s' },
+    ]);
+    const [round] = await ds.query(`SELECT status, participants FROM coordinator.rounds WHERE task_id = 4 AND round = 1`);
+    expect(round).toEqual({ status: 'completed', participants: 1 });
+    const [run] = await ds.query(`SELECT current_round FROM coordinator.task_runs WHERE task_id = 4`);
+    expect(run.current_round).toBe(1);
+    expect((await rounds.latestCheckpoint(4))?.weights.equals(weights)).toBe(true);
+  });
+
+  it('fails a round with its records, leaving the last completed round the one to resume from', async () => {
+    await rounds.start(4, 2, ['site-a']);
+    await rounds.fail(4, 2, { fit: [{ node: 'site-a', status: 'rejected', examples: 10, reason: 'non-finite' }] });
+    const [round] = await ds.query(`SELECT status FROM coordinator.rounds WHERE task_id = 4 AND round = 2`);
+    expect(round.status).toBe('failed');
+    const rows = await ds.query(`SELECT status, reason FROM coordinator.round_participants WHERE task_id = 4 AND round = 2`);
+    expect(rows).toEqual([{ status: 'rejected', reason: 'non-finite' }]);
+    expect((await rounds.latestCheckpoint(4))?.round).toBe(1);
   });
 
   it('refuses pieces that do not match the stored SHA-256', async () => {

@@ -17,9 +17,37 @@ export interface ParticipantRecord {
   reason?: string;
 }
 
+/** How the workers took part in a round, per phase. */
+export type PhaseRecords = Partial<Record<Phase, ParticipantRecord[]>>;
+
 /**
- * 16 MiB: far below PostgreSQL's 1 GB field limit; node-postgres sends each as a hex string of
- * twice its size plus the message holding it, so this also bounds what a checkpoint adds in memory.
+ * The upsert of `records` as SQL whose parameters start at `$first` (task and
+ * round are `$1` and `$2`), or null when there is nothing to record.
+ */
+function participantRows(records: PhaseRecords, first: number): { sql: string; values: unknown[] } | null {
+  const values: unknown[] = [];
+  const tuples: string[] = [];
+  for (const phase of ['fit', 'evaluate'] as const) {
+    for (const r of records[phase] ?? []) {
+      const o = first + values.length;
+      values.push(r.node, phase, r.status, r.examples ?? null, r.loss ?? null, r.accuracy ?? null, r.reason ?? null);
+      tuples.push(`($1::int, $2::int, $${o}, $${o + 1}, $${o + 2}, $${o + 3}::int, $${o + 4}::float8, $${o + 5}::float8, $${o + 6}, now())`);
+    }
+  }
+  if (tuples.length === 0) return null;
+  return {
+    sql: `INSERT INTO coordinator.round_participants (task_id, round, node_name, phase, status, examples, loss, accuracy, reason, updated_at)
+       VALUES ${tuples.join(', ')}
+       ON CONFLICT (task_id, round, node_name, phase) DO UPDATE SET status = EXCLUDED.status, examples = EXCLUDED.examples,
+         loss = EXCLUDED.loss, accuracy = EXCLUDED.accuracy, reason = EXCLUDED.reason, updated_at = now()`,
+    values,
+  };
+}
+
+/**
+ * 16 MiB: far below PostgreSQL's 1 GB field limit; node-postgres copies each into the message that
+ * sends it and reads each back as a hex string of twice its size, so this also bounds what a
+ * checkpoint adds in memory.
  */
 export const CHECKPOINT_PIECE_BYTES = 16 * 1024 * 1024;
 
@@ -39,66 +67,82 @@ export class RoundsRepository {
 
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
-  async start(taskId: number, round: number, participants: number): Promise<void> {
+  /**
+   * Marks the round running and records who was asked to fit, in one
+   * statement (one commit: the round's only write before its end).
+   */
+  async start(taskId: number, round: number, selected: string[]): Promise<void> {
+    const rows = participantRows({ fit: selected.map((node) => ({ node, status: 'selected' as const })) }, 4);
     await this.db.query(
-      `INSERT INTO coordinator.rounds (task_id, round, status, participants, examples, started_at)
-       VALUES ($1, $2, 'running', $3, 0, now())
-       ON CONFLICT (task_id, round) DO UPDATE SET status = 'running', participants = EXCLUDED.participants, started_at = now(), finished_at = NULL`,
-      [taskId, round, participants],
+      `WITH started AS (
+         INSERT INTO coordinator.rounds (task_id, round, status, participants, examples, started_at)
+         VALUES ($1, $2, 'running', $3, 0, now())
+         ON CONFLICT (task_id, round) DO UPDATE SET status = 'running', participants = EXCLUDED.participants, started_at = now(), finished_at = NULL
+       )${rows ? `\n       ${rows.sql}` : '\n       SELECT 1'}`,
+      [taskId, round, selected.length, ...(rows?.values ?? [])],
     );
   }
 
-  /** Records how each worker took part in one phase of a round, in one statement. */
-  async participants(taskId: number, round: number, phase: Phase, rows: ParticipantRecord[]): Promise<void> {
-    if (rows.length === 0) return;
-    const values: unknown[] = [taskId, round, phase];
-    const tuples = rows.map((r, i) => {
-      values.push(r.node, r.status, r.examples ?? null, r.loss ?? null, r.accuracy ?? null, r.reason ?? null);
-      const o = 4 + i * 6;
-      return `($1, $2, $${o}, $3, $${o + 1}, $${o + 2}::int, $${o + 3}::float8, $${o + 4}::float8, $${o + 5}, now())`;
-    });
-    await this.db.query(
-      `INSERT INTO coordinator.round_participants (task_id, round, node_name, phase, status, examples, loss, accuracy, reason, updated_at)
-       VALUES ${tuples.join(', ')}
-       ON CONFLICT (task_id, round, node_name, phase) DO UPDATE SET status = EXCLUDED.status, examples = EXCLUDED.examples,
-         loss = EXCLUDED.loss, accuracy = EXCLUDED.accuracy, reason = EXCLUDED.reason, updated_at = now()`,
-      values,
-    );
+  /** Records how each worker took part in a round, both phases in one statement. */
+  async participants(taskId: number, round: number, records: PhaseRecords): Promise<void> {
+    const rows = participantRows(records, 3);
+    if (rows) await this.db.query(rows.sql, [taskId, round, ...rows.values]);
   }
 
-  async fail(taskId: number, round: number): Promise<void> {
-    await this.db.query(`UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND round = $2`, [taskId, round]);
+  /** Marks the round failed, with how each worker took part, in one statement. */
+  async fail(taskId: number, round: number, records: PhaseRecords = {}): Promise<void> {
+    const rows = participantRows(records, 3);
+    await this.db.query(
+      `WITH failed AS (UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND round = $2)${rows ? `\n       ${rows.sql}` : '\n       SELECT 1'}`,
+      [taskId, round, ...(rows?.values ?? [])],
+    );
   }
 
   /**
-   * Stores a round's figures, the checkpoint of the new global weights and the
-   * task's progress together, before the next round starts.
+   * Stores a round's figures, how each worker took part, the checkpoint of the
+   * new global weights and the task's progress together, before the next
+   * round starts: one statement (one commit) unless the weights go in pieces.
    */
-  async complete(taskId: number, round: number, f: RoundFigures, checkpoint: Buffer, sha256: string, strategyState: Buffer | null = null): Promise<void> {
+  async complete(
+    taskId: number,
+    round: number,
+    f: RoundFigures,
+    checkpoint: Buffer,
+    sha256: string,
+    strategyState: Buffer | null = null,
+    records: PhaseRecords = {},
+  ): Promise<void> {
+    // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres reads a bytea back as a hex string of twice its size.
+    const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
+    const figures = [f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms];
+    const roundSql = `UPDATE coordinator.rounds SET status = 'completed', participants = $3, examples = $4, train_loss = $5, eval_loss = $6,
+           eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10
+         WHERE task_id = $1 AND round = $2`;
+    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, created_at) VALUES ($1, $2, $11, $12, $13, $14, now())
+         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
+           pieces = EXCLUDED.pieces, created_at = now()`;
+    const progressSql = `UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`;
+    const clearPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`;
+    const rows = participantRows(records, 15);
+    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, ...(rows?.values ?? [])];
+    const statement = `WITH figures AS (${roundSql}),
+         checkpoint AS (${checkpointSql}),
+         old_pieces AS (${clearPiecesSql}),
+         progress AS (${progressSql})
+         ${rows ? rows.sql : 'SELECT 1'}`;
+    if (pieces === 0) {
+      await this.db.query(statement, values);
+      return;
+    }
     const qr = this.db.createQueryRunner();
     await qr.connect();
     try {
       await qr.startTransaction();
-      await qr.query(
-        `UPDATE coordinator.rounds SET status = 'completed', participants = $3, examples = $4, train_loss = $5, eval_loss = $6,
-           eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10
-         WHERE task_id = $1 AND round = $2`,
-        [taskId, round, f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms],
-      );
-      // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres sends a bytea parameter as a hex string of twice its size.
-      const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
-      await qr.query(
-        `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, created_at) VALUES ($1, $2, $3, $4, $5, $6, now())
-         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
-           pieces = EXCLUDED.pieces, created_at = now()`,
-        [taskId, round, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces],
-      );
-      await qr.query(`DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`, [taskId, round]);
+      await qr.query(statement, values);
       for (let index = 0; index < pieces; index++) {
         const data = checkpoint.subarray(index * this.pieceBytes, (index + 1) * this.pieceBytes);
         await qr.query(`INSERT INTO coordinator.checkpoint_chunks (task_id, round, index, data) VALUES ($1, $2, $3, $4)`, [taskId, round, index, data]);
       }
-      await qr.query(`UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`, [taskId, round]);
       await qr.commitTransaction();
     } catch (err) {
       if (qr.isTransactionActive) await qr.rollbackTransaction();

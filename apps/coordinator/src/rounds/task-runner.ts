@@ -64,6 +64,9 @@ import { PrivacyBudget, PrivacyBudgetReached } from './privacy-budget';
 import { ServerEvaluation } from './server-evaluation';
 import { InPlaceFedAvg } from './in-place-fedavg';
 
+/** How often, at most, a cancel recorded in the database is looked up between rounds. */
+const CANCEL_CHECK_INTERVAL_MS = 1000;
+
 export class TaskFailure extends Error {
   constructor(message: string) {
     super(message);
@@ -97,7 +100,7 @@ export interface TaskRunnerDeps {
   metrics: PlatformMetrics;
   /** The tracker run the trained model's artifacts are logged under, if any. */
   parentRunId: () => string | undefined;
-  /** Whether a cancel was recorded for the task: checked before each round, in case its message went astray. */
+  /** Whether a cancel was recorded for the task: looked up between rounds (at most once a second), in case its message went astray. */
   cancelRequested: () => Promise<boolean>;
   /** The operator's held-out data, if any: each round's new weights are evaluated on it too. */
   serverEvaluation?: Pick<ServerEvaluation, 'dataFor'>;
@@ -145,6 +148,19 @@ interface RoundFold {
   dispose(): void;
 }
 
+/** What a round attempt gathers as its answers come in. */
+interface RoundBook {
+  /** Training rows each online worker registered. */
+  registered: Map<string, number>;
+  perNode: Map<string, NodeRoundFigures>;
+  nodeFigures: (node: string) => NodeRoundFigures;
+  trainLosses: { value: number; examples: number }[];
+  problems: string[];
+  /** How each worker took part, stored with the round's end (complete or fail): one commit per round, not one per phase. */
+  records: { fit: ParticipantRecord[]; evaluate: ParticipantRecord[] };
+  stored: boolean;
+}
+
 interface RoundOutcome {
   global: GlobalWeights;
   figures: RoundFigures;
@@ -172,6 +188,8 @@ export class TaskRunner {
   private serverState: StateMap = new Map();
   /** Differentially private tasks: the privacy spent so far, and the budget. */
   private readonly privacy?: PrivacyBudget;
+  /** When the database was last asked whether a cancel is recorded (checkCancelRecorded). */
+  private cancelCheckedAt = -Infinity;
   /** Server-side evaluation: the operator's rows of the use case and a runner of the package, made at the first round. */
   private serverEval?: { data: LabeledData; runner: ModelRunner } | null;
 
@@ -295,11 +313,23 @@ export class TaskRunner {
     });
   }
 
+  /**
+   * A cancel recorded for the task whose message went astray: looked up before
+   * a round, at most once a second (quick rounds would otherwise add a query each;
+   * the cancel message itself stops the task at once).
+   */
+  private async checkCancelRecorded(): Promise<void> {
+    const now = Date.now();
+    if (now - this.cancelCheckedAt < CANCEL_CHECK_INTERVAL_MS) return;
+    this.cancelCheckedAt = now;
+    if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
+  }
+
   private async withRoundRetries<T>(what: string, attempt: () => Promise<T>): Promise<T> {
     const retries = this.deps.config.ROUND_RETRIES;
     for (let n = 1; ; n++) {
       this.checkStopped();
-      if (await this.deps.cancelRequested()) throw new TaskStopped('cancelled');
+      await this.checkCancelRecorded();
       try {
         return await attempt();
       } catch (err) {
@@ -558,8 +588,7 @@ export class TaskRunner {
     const chosen = this.sample(candidates, round).map((n) => n.name);
     // Before anything is sent: a round that would take epsilon beyond the budget is not run.
     this.privacy?.checkNextRound(round, chosen.length, candidates.length);
-    await deps.rounds.start(spec.task_id, round, chosen.length);
-    await deps.rounds.participants(spec.task_id, round, 'fit', chosen.map((node) => ({ node, status: 'selected' as const })));
+    await deps.rounds.start(spec.task_id, round, chosen);
 
     // Fit: fold each update into the aggregate as it arrives. A new strategy
     // per attempt, from the state of the last completed round, so that a round
@@ -567,8 +596,22 @@ export class TaskRunner {
     const strategy = this.newStrategy();
     // No reference to the global weights in this frame: a large model's are let go during the fit phase.
     const fold = this.beginFold(round, strategy, chosen.length);
+    const perNode = new Map<string, NodeRoundFigures>();
+    const book: RoundBook = {
+      registered: new Map(online.map((n) => [n.name, n.train])),
+      perNode,
+      nodeFigures: (node) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!,
+      trainLosses: [],
+      problems: [],
+      records: { fit: [], evaluate: [] },
+      stored: false,
+    };
     try {
-      return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length);
+      return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length, book);
+    } catch (err) {
+      // A round that ends otherwise than completed or failed (stopped, its aggregation failed) still records who answered how.
+      if (!book.stored) await deps.rounds.participants(spec.task_id, round, book.records).catch(() => undefined);
+      throw err;
     } finally {
       fold.dispose();
     }
@@ -613,15 +656,12 @@ export class TaskRunner {
     strategy: Strategy,
     aggregator: RoundFold,
     population: number,
+    book: RoundBook,
   ): Promise<RoundOutcome> {
     const { spec, deps } = this;
     const s = spec.settings;
-    const registered = new Map(online.map((n) => [n.name, n.train]));
-    const perNode = new Map<string, NodeRoundFigures>();
-    const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
-    const trainLosses: { value: number; examples: number }[] = [];
-    const problems: string[] = [];
-    const fitRecords: ParticipantRecord[] = [];
+    const { registered, perNode, nodeFigures, trainLosses, problems, records } = book;
+    const { fit: fitRecords, evaluate: evalRecords } = records;
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
       const reason = this.foldUpdate(aggregator, node, p, attachment, registered.get(node));
       if (p.status === 'error') this.forgetPackage(node);
@@ -638,11 +678,10 @@ export class TaskRunner {
       if (aggregator.inPlace) this.letGo();
     });
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
-    await deps.rounds.participants(spec.task_id, round, 'fit', fitRecords);
     this.countAnswers('fit', fitRecords);
     this.checkStopped();
     if (aggregator.updates < s.min_fit_clients) {
-      await this.failRound(round);
+      await this.failRound(round, book);
       const missing = fit.missing.length ? `; no answer within ${s.round_timeout_s} s from ${fit.missing.join(', ')}` : '';
       const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
       throw new RoundShortfall(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
@@ -662,7 +701,6 @@ export class TaskRunner {
     // Evaluate the new global weights on the held-out split of every worker online at the round's start.
     const evaluators = this.sampleEvaluators(online.filter((n) => n.test > 0), round);
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
-    const evalRecords: ParticipantRecord[] = [];
     const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
       if (p.status === 'error') this.forgetPackage(node);
       if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
@@ -674,12 +712,11 @@ export class TaskRunner {
       evalRecords.push({ node, status: 'received', examples: p.examples, loss: p.loss, accuracy: p.accuracy });
     }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, next));
     for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
-    await deps.rounds.participants(spec.task_id, round, 'evaluate', evalRecords);
     this.countAnswers('evaluate', evalRecords);
     this.checkStopped();
     const minEvaluations = Math.max(1, spec.settings.strategy_params?.min_evaluate_clients ?? 1);
     if (evals.length < minEvaluations) {
-      await this.failRound(round);
+      await this.failRound(round, book);
       if (evals.length === 0) throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
       throw new RoundShortfall(`round ${round}: ${evals.length} evaluation(s) of the new weights, min_evaluate_clients is ${minEvaluations} (asked: ${evaluators.join(', ')})`);
     }
@@ -704,7 +741,8 @@ export class TaskRunner {
     // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
     const kept = new Map(state);
     this.privacy?.save(kept);
-    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), encodeStrategyState(strategy.name, kept));
+    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), encodeStrategyState(strategy.name, kept), records);
+    book.stored = true;
     this.serverState = state;
     deps.metrics.rounds.inc({ outcome: 'completed' });
     deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
@@ -735,9 +773,10 @@ export class TaskRunner {
     for (const r of records) this.deps.metrics.updates.inc({ phase, result: r.status });
   }
 
-  private async failRound(round: number): Promise<void> {
+  private async failRound(round: number, book: RoundBook): Promise<void> {
     this.deps.metrics.rounds.inc({ outcome: 'failed' });
-    await this.deps.rounds.fail(this.spec.task_id, round);
+    await this.deps.rounds.fail(this.spec.task_id, round, book.records);
+    book.stored = true;
   }
 
   /** Validates one fit answer and folds it in; returns why it was not used, or null. */

@@ -166,13 +166,16 @@ export class TasksRepository {
 
   /** Stores a round's figures once (a duplicate event is ignored) and advances current_round. */
   async recordRound(id: number, round: number, figures: RoundFigures): Promise<boolean> {
+    // One statement (one commit per round): the task's progress, and the round's figures once.
     const inserted: unknown[] = await this.db.query(
-      `INSERT INTO gateway.task_events (task_id, type, round, payload)
-       SELECT $1, 'round.completed', $2, $3::jsonb WHERE EXISTS (SELECT 1 FROM gateway.tasks WHERE id = $1)
+      `WITH progress AS (
+         UPDATE gateway.tasks SET current_round = GREATEST(current_round, $2), updated_at = now() WHERE id = $1 RETURNING id
+       )
+       INSERT INTO gateway.task_events (task_id, type, round, payload)
+       SELECT id, 'round.completed', $2, $3::jsonb FROM progress
        ON CONFLICT DO NOTHING RETURNING id`,
       [id, round, JSON.stringify(figures)],
     );
-    await this.db.query(`UPDATE gateway.tasks SET current_round = GREATEST(current_round, $2), updated_at = now() WHERE id = $1`, [id, round]);
     return inserted.length > 0;
   }
 
