@@ -274,9 +274,11 @@ export class TaskRunner {
     if (checkpoint) {
       if (checkpoint.round !== round - 1) throw new TaskFailure(`round ${round}: the last checkpoint is of round ${checkpoint.round}, not of round ${round - 1}`);
       this.current = new GlobalWeights(checkpoint.weights, checkpoint.sha256);
+      this.log.log(`round ${round}: global weights read back from the checkpoint of round ${checkpoint.round} (sha256 ${checkpoint.sha256})`);
     } else {
       if (!this.bundle) await this.preparePackage();
       this.current = this.packageWeights();
+      this.log.log(`round ${round}: global weights read back from the model package (sha256 ${sha256Of(this.current)})`);
     }
     return this.current;
   }
