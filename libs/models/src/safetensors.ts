@@ -224,6 +224,11 @@ function readF32(buf: Uint8Array, byteOffset: number, count: number): Float32Arr
   const abs = buf.byteOffset + byteOffset;
   if (HOST_IS_LE && abs % 4 === 0) return new Float32Array(buf.buffer, abs, count);
   const out = new Float32Array(count);
+  // Unaligned on a little-endian host: the bytes are already the values, one copy (a memcpy) aligns them.
+  if (HOST_IS_LE) {
+    new Uint8Array(out.buffer).set(new Uint8Array(buf.buffer, abs, count * 4));
+    return out;
+  }
   const view = new DataView(buf.buffer, abs, count * 4);
   for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
   return out;
