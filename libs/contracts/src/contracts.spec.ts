@@ -1,5 +1,5 @@
 import { Bindings, Msg, Routes } from './messages';
-import { FitResultPayload, RoundInstructionPayload, TaskSubmittedPayload, UseCaseDefinedPayload } from './payloads';
+import { FitResultPayload, RoundInstructionPayload, StatsRequestPayload, TaskSubmittedPayload, UseCaseDefinedPayload } from './payloads';
 import { parsePayload, ContractViolation } from './validate';
 
 describe('contracts', () => {
@@ -49,7 +49,12 @@ describe('contracts', () => {
         task_id: 1, round: 1, sender: 'c', use_case: 'iris', participants: ['ok', 'bad.name'],
         package_sha256: 'a'.repeat(64), weights_sha256: 'b'.repeat(64), reply_to: 'coordinator.c.round.fit-result',
       }),
-    ).toThrow('participants');
+    ).toThrow('participants[1] ("bad.name") must match');
+    const base = { task_id: 1, round: 1, sender: 'c', use_case: 'iris', package_sha256: 'a'.repeat(64), weights_sha256: 'b'.repeat(64), reply_to: 'coordinator.c.round.fit-result' };
+    expect(() => parsePayload(RoundInstructionPayload, { ...base, participants: 'site-1' })).toThrow('participants must be an array of names');
+    expect(() => parsePayload(RoundInstructionPayload, { ...base, participants: ['site-1', 7] })).toThrow('participants[1] (7) must match');
+    expect(() => parsePayload(StatsRequestPayload, { ...base, features: 4, participants: [''] })).toThrow('participants[0] ("") must match');
+    expect(parsePayload(RoundInstructionPayload, { ...base, participants: ['site-1', 'site_2'] }).participants).toEqual(['site-1', 'site_2']);
   });
 
   it('routes each audience to its own bindings', () => {

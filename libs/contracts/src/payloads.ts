@@ -16,6 +16,8 @@ import {
 } from 'class-validator';
 import { WORD_PATTERN } from './messages';
 import { TaskSpec } from './task-spec';
+import { NamesMatching } from './validate';
+
 
 /**
  * Every message names its task, its round and its sender, so that duplicates
@@ -160,7 +162,7 @@ export class FitConfig {
  */
 export class RoundInstructionPayload extends Envelope {
   @Matches(WORD_PATTERN) use_case: string;
-  @IsArray() @Matches(WORD_PATTERN, { each: true }) participants: string[];
+  @NamesMatching(WORD_PATTERN) participants: string[];
   @Matches(/^[0-9a-f]{64}$/) package_sha256: string;
   @Matches(/^[0-9a-f]{64}$/) weights_sha256: string;
   /** routing key on which the coordinator waits for this round's results */
@@ -195,7 +197,7 @@ export class EvaluateResultPayload extends Envelope {
  */
 export class StatsRequestPayload extends Envelope {
   @Matches(WORD_PATTERN) use_case: string;
-  @IsArray() @Matches(WORD_PATTERN, { each: true }) participants: string[];
+  @NamesMatching(WORD_PATTERN) participants: string[];
   /** The model's number of inputs: a site whose rows have another width answers with an error. */
   @IsInt() @Min(1) features: number;
   @IsString() @IsNotEmpty() reply_to: string;
