@@ -110,6 +110,13 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(steps[2].value).toBeCloseTo(task.metrics.eval_accuracy, 6);
     const children = await query<{ run_name: string; status: string }>(`SELECT run_name, status FROM registry.runs WHERE parent_run_id = $1 ORDER BY run_name`, [parent.id]);
     expect(children).toEqual(['site-1', 'site-2', 'site-3'].map((run_name) => ({ run_name, status: 'FINISHED' })));
+    // Each round's figures of every site, logged with the task's in one call.
+    const childSteps = await query<{ run_name: string; steps: number[] }>(
+      `SELECT r.run_name, array_agg(m.step ORDER BY m.step) AS steps FROM registry.runs r
+       JOIN registry.run_metrics m ON m.run_id = r.id AND m.key = 'train_loss' WHERE r.parent_run_id = $1 GROUP BY r.run_name ORDER BY r.run_name`,
+      [parent.id],
+    );
+    expect(childSteps).toEqual(['site-1', 'site-2', 'site-3'].map((run_name) => ({ run_name, steps: [1, 2, 3] })));
     expect(versions[0].run_id).toBe(parent.id);
 
     // Load the registered weights independently of the project's codecs and

@@ -312,28 +312,40 @@ export class LocalModelRegistry implements ModelRegistry {
   }
 
   async logMetrics(runId: string, metrics: MetricPoint[]): Promise<void> {
-    validateMetricPoints(metrics);
-    if (!metrics.length) return;
-    // last write wins for a repeated (key, step) inside one batch too
-    const dedup = new Map<string, MetricPoint>();
-    for (const p of metrics) dedup.set(`${p.key}\u0000${p.step}`, p);
-    const pts = [...dedup.values()];
-    // One statement: the run's existence is its join (a round logs every node's figures, so this runs often).
-    const written: unknown[] = await this.ds.query(
-      `INSERT INTO registry.run_metrics (run_id, key, step, value, timestamp)
-       SELECT r.id, k, s, v, t FROM registry.runs r, unnest($2::text[], $3::int[], $4::float8[], $5::timestamptz[]) AS u(k, s, v, t)
-       WHERE r.id = $1
-       ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp
-       RETURNING 1`,
+    await this.logMetricsOfRuns([{ runId, metrics }]);
+  }
+
+  async logMetricsOfRuns(entries: { runId: string; metrics: MetricPoint[] }[]): Promise<void> {
+    const rows: { runId: string; p: MetricPoint }[] = [];
+    for (const { runId, metrics } of entries) {
+      validateMetricPoints(metrics);
+      // last write wins for a repeated (key, step) inside one batch too
+      const dedup = new Map<string, MetricPoint>();
+      for (const p of metrics) dedup.set(`${p.key}\u0000${p.step}`, p);
+      for (const p of dedup.values()) rows.push({ runId, p });
+    }
+    if (!rows.length) return;
+    // One statement, whatever the number of runs (a round logs every site's figures): nothing is written when a run is unknown.
+    const [{ missing }]: { missing: string | null }[] = await this.ds.query(
+      `WITH points AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::timestamptz[]) AS u(run_id, k, s, v, t)
+       ),
+       missing AS (SELECT DISTINCT p.run_id FROM points p WHERE NOT EXISTS (SELECT 1 FROM registry.runs r WHERE r.id = p.run_id)),
+       written AS (
+         INSERT INTO registry.run_metrics (run_id, key, step, value, timestamp)
+         SELECT run_id, k, s, v, t FROM points WHERE NOT EXISTS (SELECT 1 FROM missing)
+         ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp
+       )
+       SELECT (SELECT min(run_id) FROM missing) AS missing`,
       [
-        runId,
-        pts.map((p) => p.key),
-        pts.map((p) => p.step),
-        pts.map((p) => (Number.isFinite(p.value) ? p.value : String(p.value))),
-        pts.map((p) => (p.timestamp ?? new Date()).toISOString()),
+        rows.map((r) => r.runId),
+        rows.map((r) => r.p.key),
+        rows.map((r) => r.p.step),
+        rows.map((r) => (Number.isFinite(r.p.value) ? r.p.value : String(r.p.value))),
+        rows.map((r) => (r.p.timestamp ?? new Date()).toISOString()),
       ],
     );
-    if (written.length === 0) throw new RunNotFoundError(runId);
+    if (missing) throw new RunNotFoundError(missing);
   }
 
   async endRun(runId: string, status: 'FINISHED' | 'FAILED' | 'KILLED'): Promise<void> {

@@ -98,6 +98,13 @@ export interface ModelRegistry {
   logParams(runId: string, params: Record<string, string>): Promise<void>;
   /** Logging a (key, step) again overwrites its value. */
   logMetrics(runId: string, metrics: MetricPoint[]): Promise<void>;
+  /**
+   * Several runs' metrics at once (a round's figures for the task and for each
+   * site), as logMetrics for each. The built-in registry writes them in one
+   * statement and nothing at all when a run is unknown; MLflow takes one
+   * log-batch call per run.
+   */
+  logMetricsOfRuns(entries: { runId: string; metrics: MetricPoint[] }[]): Promise<void>;
   endRun(runId: string, status: 'FINISHED' | 'FAILED' | 'KILLED'): Promise<void>;
 
   /** null when unknown. */

@@ -189,6 +189,23 @@ export function registryContract<R extends ContractRegistry>(
       await expect(reg.endRun(runId, 'DONE' as 'FINISHED')).rejects.toBeInstanceOf(RegistryValidationError);
     });
 
+    it("several runs' metrics in one call; an unknown run is named", async () => {
+      const { runId: a } = await reg.startRun({ experimentName: 'exp', runName: 'round/task' });
+      const { runId: b } = await reg.startRun({ experimentName: 'exp', runName: 'round/site', parentRunId: a });
+      await reg.logMetricsOfRuns([
+        { runId: a, metrics: [{ key: 'eval_loss', value: 0.5, step: 1 }, { key: 'eval_loss', value: 0.4, step: 2 }] },
+        { runId: b, metrics: [{ key: 'train_loss', value: 0.7, step: 1 }] },
+        { runId: b, metrics: [] },
+      ]);
+      await reg.logMetricsOfRuns([{ runId: b, metrics: [{ key: 'train_loss', value: 0.6, step: 1 }] }]); // overwrite
+      await reg.logMetricsOfRuns([]);
+      expect((await reg.getMetricHistory(a, 'eval_loss')).map((h) => [h.step, h.value])).toEqual([[1, 0.5], [2, 0.4]]);
+      expect((await reg.getMetricHistory(b, 'train_loss')).map((h) => [h.step, h.value])).toEqual([[1, 0.6]]);
+      const unknown = '0123456789abcdef0123456789abcdef';
+      await expect(reg.logMetricsOfRuns([{ runId: unknown, metrics: [{ key: 'x', value: 1, step: 0 }] }])).rejects.toMatchObject({ message: expect.stringContaining(unknown) });
+      await expect(reg.logMetricsOfRuns([{ runId: a, metrics: [{ key: 'x', value: 1, step: -1 }] }])).rejects.toBeInstanceOf(RegistryValidationError);
+    });
+
     it('many params and metrics in one call; non-finite metric values', async () => {
       const { runId } = await reg.startRun({ experimentName: 'exp', runName: 'bulk' });
       const params = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`p${i}`, String(i)]));

@@ -86,25 +86,37 @@ export class TaskTracking {
     if (!this.parent) return;
     const at = new Date(figures.finished_at);
     const point = (key: string, value: number): MetricPoint => ({ key, value, step: round, timestamp: at });
-    await this.attempt(`log round ${round}`, () =>
-      this.registry.logMetrics(this.parent!, [
-        point('train_loss', figures.train_loss),
-        point('eval_loss', figures.eval_loss),
-        point('eval_accuracy', figures.eval_accuracy),
-        point('participants', figures.participants),
-        point('examples', figures.examples),
-        point('round_duration_ms', figures.duration_ms),
-        // Present only for tasks that have them: privacy spent, and the operator's held-out evaluation.
-        ...(['epsilon', 'server_eval_loss', 'server_eval_accuracy'] as const).filter((k) => figures[k] !== undefined).map((k) => point(k, figures[k]!)),
-      ]),
-    );
+    const entries = [
+      {
+        runId: this.parent,
+        metrics: [
+          point('train_loss', figures.train_loss),
+          point('eval_loss', figures.eval_loss),
+          point('eval_accuracy', figures.eval_accuracy),
+          point('participants', figures.participants),
+          point('examples', figures.examples),
+          point('round_duration_ms', figures.duration_ms),
+          // Present only for tasks that have them: privacy spent, and the operator's held-out evaluation.
+          ...(['epsilon', 'server_eval_loss', 'server_eval_accuracy'] as const).filter((k) => figures[k] !== undefined).map((k) => point(k, figures[k]!)),
+        ],
+      },
+    ];
     for (const n of nodes) {
       const points: MetricPoint[] = [];
       if (n.fit) points.push(point('train_loss', n.fit.loss), point('train_examples', n.fit.examples));
       if (n.evaluate) points.push(point('eval_loss', n.evaluate.loss), point('eval_accuracy', n.evaluate.accuracy), point('eval_examples', n.evaluate.examples));
       if (points.length === 0) continue;
-      await this.attempt(`log round ${round} of ${n.node}`, async () => this.registry.logMetrics(await this.child(n.node), points));
+      let runId: string;
+      try {
+        runId = await this.child(n.node);
+      } catch (err) {
+        this.log.warn(`could not log round ${round} of ${n.node} in the experiment tracker: ${(err as Error).message}`);
+        continue;
+      }
+      entries.push({ runId, metrics: points });
     }
+    // The task's and every site's figures in one call (one statement for the built-in registry).
+    await this.attempt(`log round ${round}`, () => this.registry.logMetricsOfRuns(entries));
   }
 
   /** Waits until every queued round has been logged. */

@@ -366,6 +366,11 @@ export class MlflowModelRegistry implements ModelRegistry {
     }
   }
 
+  async logMetricsOfRuns(entries: { runId: string; metrics: MetricPoint[] }[]): Promise<void> {
+    // MLflow's log-batch takes one run: one call per run.
+    for (const { runId, metrics } of entries) await this.logMetrics(runId, metrics);
+  }
+
   async endRun(runId: string, status: 'FINISHED' | 'FAILED' | 'KILLED'): Promise<void> {
     validateEndStatus(status);
     try {
