@@ -27,6 +27,17 @@ export class EdgeWorkerRegistry {
    * that coordinators hearing the same message agree on which of them saw the site join.
    */
   async recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
+    const info = JSON.stringify({ version: p.version ?? null, rejected_use_cases: p.rejected_use_cases ?? {} });
+    if (kind === 'heartbeat') {
+      // Most heartbeats come from a site online already: one statement. The row lock and the re-checked status make it
+      // safe beside a coordinator recording the same site's join (it waits, then finds the site online: 'present').
+      const [, touched]: [unknown[], number] = await this.db.query(
+        `UPDATE coordinator.nodes SET use_cases = $2, examples = $3::jsonb, info = $4::jsonb, last_seen_at = now()
+         WHERE name = $1 AND status = 'online'`,
+        [p.sender, p.use_cases, JSON.stringify(p.examples), info],
+      );
+      if (touched > 0) return 'present';
+    }
     return this.db.transaction(async (m) => {
       await m.query(`SELECT pg_advisory_xact_lock(hashtext('node:' || $1))`, [p.sender]);
       const prev: { status: string; recent: boolean }[] = await m.query(
@@ -39,7 +50,7 @@ export class EdgeWorkerRegistry {
          VALUES ($1, $2, $3::jsonb, 'online', $4::jsonb, now(), now())
          ON CONFLICT (name) DO UPDATE SET use_cases = EXCLUDED.use_cases, examples = EXCLUDED.examples,
            status = 'online', info = EXCLUDED.info, last_seen_at = now()`,
-        [p.sender, p.use_cases, JSON.stringify(p.examples), JSON.stringify({ version: p.version ?? null, rejected_use_cases: p.rejected_use_cases ?? {} })],
+        [p.sender, p.use_cases, JSON.stringify(p.examples), info],
       );
       const wasOnline = prev[0]?.status === 'online' && (kind === 'heartbeat' || prev[0].recent);
       return wasOnline ? 'present' : 'joined';

@@ -1,0 +1,66 @@
+import { DataSource } from 'typeorm';
+import { NodePresencePayload } from '@fl/contracts';
+import { createDataSource, runMigrations } from '@fl/persistence';
+import { createTestDatabase } from '../../../../libs/persistence/src/testing';
+import { CoordinatorConfig } from '../config';
+import { EdgeWorkerRegistry } from './node-registry.service';
+
+/** Presence on a real PostgreSQL: who joined, who was there already, and two coordinators hearing the same site at once. */
+describe('EdgeWorkerRegistry presence (PostgreSQL)', () => {
+  let db: { url: string; drop(): Promise<void> };
+  let ds: DataSource;
+  let other: DataSource;
+  let registry: EdgeWorkerRegistry;
+  let second: EdgeWorkerRegistry;
+  const config = { NODE_ONLINE_WINDOW_S: 30 } as CoordinatorConfig;
+
+  const presence = (sender: string, train = 40): NodePresencePayload => ({
+    task_id: 0, round: 0, sender, use_cases: ['iris'], examples: { iris: { train, test: 10 } },
+  }) as unknown as NodePresencePayload;
+  const row = async (name: string) =>
+    (await ds.query(`SELECT status, examples FROM coordinator.nodes WHERE name = $1`, [name]))[0] as { status: string; examples: Record<string, unknown> } | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('fl_presence');
+    ds = createDataSource({ url: db.url, poolSize: 4 });
+    await ds.initialize();
+    await runMigrations(ds);
+    other = createDataSource({ url: db.url, poolSize: 4 });
+    await other.initialize();
+    registry = new EdgeWorkerRegistry(ds, config);
+    second = new EdgeWorkerRegistry(other, config);
+  });
+
+  afterAll(async () => {
+    await other?.destroy();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it('a first heartbeat joins; the next ones are presence and update what the site reports', async () => {
+    expect(await registry.recordPresence(presence('site-a'), 'heartbeat')).toBe('joined');
+    expect(await row('site-a')).toEqual({ status: 'online', examples: { iris: { train: 40, test: 10 } } });
+    expect(await registry.recordPresence(presence('site-a', 55), 'heartbeat')).toBe('present');
+    expect((await row('site-a'))?.examples).toEqual({ iris: { train: 55, test: 10 } });
+    expect((await registry.online('iris')).map((n) => [n.name, n.train])).toEqual([['site-a', 55]]);
+  });
+
+  it('a heartbeat of a site that left joins it again; a revoked site stays revoked', async () => {
+    await registry.recordLeaving('site-a');
+    expect((await row('site-a'))?.status).toBe('offline');
+    expect(await registry.recordPresence(presence('site-a'), 'heartbeat')).toBe('joined');
+    await registry.recordRevoked('site-a');
+    expect(await registry.recordPresence(presence('site-a'), 'heartbeat')).toBe('revoked');
+    expect((await row('site-a'))?.status).toBe('revoked');
+  });
+
+  it('two coordinators hearing the same site at once agree that one of them saw it join', async () => {
+    for (let i = 0; i < 10; i++) {
+      const name = `site-race-${i}`;
+      await registry.recordPresence(presence(name), 'heartbeat');
+      await registry.recordLeaving(name);
+      const seen = await Promise.all([registry.recordPresence(presence(name), 'heartbeat'), second.recordPresence(presence(name), 'heartbeat')]);
+      expect(seen.sort()).toEqual(['joined', 'present']);
+    }
+  });
+});
