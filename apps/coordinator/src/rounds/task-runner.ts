@@ -611,8 +611,10 @@ export class TaskRunner {
     try {
       return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length, book);
     } catch (err) {
-      // A round that ends otherwise than completed or failed (stopped, its aggregation failed) still records who answered how.
-      if (!book.stored) await deps.rounds.participants(spec.task_id, round, book.records).catch(() => undefined);
+      // A round that ends otherwise than completed or failed (stopped, its aggregation failed) still records who answered how;
+      // not once another coordinator holds the task (it runs the round again and records its own attempt).
+      const leaseLost = this.signal.aborted && this.signal.reason === 'lease-lost';
+      if (!book.stored && !leaseLost) await deps.rounds.participants(spec.task_id, round, book.records).catch(() => undefined);
       throw err;
     } finally {
       fold.dispose();
