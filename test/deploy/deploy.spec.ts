@@ -535,6 +535,18 @@ describe('charts/fl-components', () => {
     expect(values.containerSecurityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
   });
 
+  it("mounts the broker's TLS files from rabbitmq.tlsSecret into every workload, the CA file defaulting to the mounted one", () => {
+    expect(values.rabbitmq).toMatchObject({ tlsSecret: '', tlsMountPath: '/etc/fl/amqp-tls' });
+    for (const file of ['gateway-deployment.yaml', 'coordinator.yaml', 'edge-workers.yaml']) {
+      const t = tpl(file);
+      expect([file, /include "fl\.amqpTlsMount" [.$]/.test(t), /include "fl\.amqpTlsVolume" [.$]/.test(t)]).toEqual([file, true, true]);
+    }
+    const helpers = tpl('_helpers.tpl');
+    expect(helpers).toMatch(/define "fl\.amqpTlsVolume"[\s\S]*secretName: \{\{ \.Values\.rabbitmq\.tlsSecret \}\}/);
+    expect(helpers).toMatch(/define "fl\.amqpTlsMount"[\s\S]*mountPath: \{\{ \.Values\.rabbitmq\.tlsMountPath \}\}\n\s+readOnly: true/);
+    expect(tpl('configmap.yaml')).toMatch(/AMQP_TLS_CA_FILE: \{\{ \.Values\.rabbitmq\.tlsCaFile \| default \(ternary \(printf "%s\/ca\.crt" \.Values\.rabbitmq\.tlsMountPath\)/);
+  });
+
   it('runs the same entry points as the images', () => {
     const { stages } = dockerStages(read('docker/Dockerfile'));
     for (const [file, target] of [

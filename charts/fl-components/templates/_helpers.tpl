@@ -190,3 +190,20 @@ prometheus.io/path: /metrics
   mountPath: {{ .Values.registry.artifacts.mountPath }}
 {{- end -}}
 {{- end -}}
+
+{{/* The broker's TLS files from rabbitmq.tlsSecret, in every pod that connects to it. */}}
+{{- define "fl.amqpTlsVolume" -}}
+{{- if .Values.rabbitmq.tlsSecret -}}
+- name: amqp-tls
+  secret:
+    secretName: {{ .Values.rabbitmq.tlsSecret }}
+{{- end -}}
+{{- end -}}
+
+{{- define "fl.amqpTlsMount" -}}
+{{- if .Values.rabbitmq.tlsSecret -}}
+- name: amqp-tls
+  mountPath: {{ .Values.rabbitmq.tlsMountPath }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
