@@ -42,6 +42,12 @@ export class CoordinatorConfig extends BaseConfig {
    */
   @IsNumber() @Min(0) @Max(7 * 86_400) DATABASE_OUTAGE_MAX_S = 300;
   /**
+   * Checkpoints kept per task: the last N rounds' (a task resumes from its last one, and a round run
+   * again starts from it); older ones are deleted with each new one. 0 (the default) keeps every
+   * round's, a history of the weights; each is the model's size, so large models want a small N.
+   */
+  @IsInt() @Min(0) @Max(100_000) CHECKPOINTS_KEPT = 0;
+  /**
    * The operator's held-out data (a CSV file or a folder of them, as a site's DATA_PATH): each
    * round's new global weights are also evaluated on its rows of the task's use case. Unset: none.
    */

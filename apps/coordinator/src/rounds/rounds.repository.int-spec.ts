@@ -19,7 +19,7 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
 
   async function store(taskId: number, round: number, weights: Buffer): Promise<void> {
     await rounds.start(taskId, round, ['site-a']);
-    await rounds.complete(taskId, round, figures, weights, sha(weights), null);
+    await rounds.complete(taskId, round, figures, weights, sha(weights));
   }
 
   beforeAll(async () => {
@@ -69,12 +69,14 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
       { node_name: 'site-b', phase: 'fit', status: 'selected', examples: null, loss: null, accuracy: null, reason: null },
     ]);
     const weights = randomBytes(800);
-    await rounds.complete(4, 1, { ...figures, participants: 1 }, weights, sha(weights), null, {
-      fit: [
-        { node: 'site-a', status: 'received', examples: 10, loss: 0.5 },
-        { node: 'site-b', status: 'missing', reason: 'no answer within 30 s' },
-      ],
-      evaluate: [{ node: 'site-a', status: 'received', examples: 5, loss: 0.25, accuracy: 0.75 }],
+    await rounds.complete(4, 1, { ...figures, participants: 1 }, weights, sha(weights), {
+      records: {
+        fit: [
+          { node: 'site-a', status: 'received', examples: 10, loss: 0.5 },
+          { node: 'site-b', status: 'missing', reason: 'no answer within 30 s' },
+        ],
+        evaluate: [{ node: 'site-a', status: 'received', examples: 5, loss: 0.25, accuracy: 0.75 }],
+      },
     });
     expect(await participants()).toEqual([
       { node_name: 'site-a', phase: 'evaluate', status: 'received', examples: 5, loss: 0.25, accuracy: 0.75, reason: null },
@@ -96,6 +98,26 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
     const rows = await ds.query(`SELECT status, reason FROM coordinator.round_participants WHERE task_id = 4 AND round = 2`);
     expect(rows).toEqual([{ status: 'rejected', reason: 'non-finite' }]);
     expect((await rounds.latestCheckpoint(4))?.round).toBe(1);
+  });
+
+  it('keeps the last checkpoints asked for, small or in pieces, and all of them when asked for none', async () => {
+    const storeKeeping = async (taskId: number, round: number, bytes: number, keep: number) => {
+      const weights = randomBytes(bytes);
+      await rounds.start(taskId, round, ['site-a']);
+      await rounds.complete(taskId, round, figures, weights, sha(weights), { keep });
+      return weights;
+    };
+    const kept = async (taskId: number) => ({
+      checkpoints: (await ds.query(`SELECT round FROM coordinator.checkpoints WHERE task_id = $1 ORDER BY round`, [taskId])).map((r: { round: number }) => r.round),
+      pieces: (await ds.query(`SELECT DISTINCT round FROM coordinator.checkpoint_chunks WHERE task_id = $1 ORDER BY round`, [taskId])).map((r: { round: number }) => r.round),
+    });
+    let last = Buffer.alloc(0);
+    for (let round = 1; round <= 4; round++) last = await storeKeeping(5, round, round % 2 ? 800 : 2500, 2); // odd rounds small, even ones in pieces
+    expect(await kept(5)).toEqual({ checkpoints: [3, 4], pieces: [4] });
+    expect((await rounds.latestCheckpoint(5))?.weights.equals(last)).toBe(true);
+    for (let round = 1; round <= 3; round++) await storeKeeping(6, round, 2500, 0);
+    expect(await kept(6)).toEqual({ checkpoints: [1, 2, 3], pieces: [1, 2, 3] });
+    await expect(rounds.complete(6, 4, figures, last, sha(last), { keep: -1 })).rejects.toThrow('checkpoints to keep must be a whole number >= 0, got -1');
   });
 
   it('refuses pieces that do not match the stored SHA-256', async () => {

@@ -102,6 +102,8 @@ export class RoundsRepository {
    * Stores a round's figures, how each worker took part, the checkpoint of the
    * new global weights and the task's progress together, before the next
    * round starts: one statement (one commit) unless the weights go in pieces.
+   * Checkpoints of rounds older than the last `keep` (this one included) are
+   * deleted with it; `keep` 0 keeps them all.
    */
   async complete(
     taskId: number,
@@ -109,9 +111,10 @@ export class RoundsRepository {
     f: RoundFigures,
     checkpoint: Buffer,
     sha256: string,
-    strategyState: Buffer | null = null,
-    records: PhaseRecords = {},
+    opts: { strategyState?: Buffer | null; records?: PhaseRecords; keep?: number } = {},
   ): Promise<void> {
+    const { strategyState = null, records = {}, keep = 0 } = opts;
+    if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`checkpoints to keep must be a whole number >= 0, got ${keep}`);
     // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres reads a bytea back as a hex string of twice its size.
     const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
     const figures = [f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms];
@@ -123,11 +126,16 @@ export class RoundsRepository {
            pieces = EXCLUDED.pieces, created_at = now()`;
     const progressSql = `UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`;
     const clearPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`;
-    const rows = participantRows(records, 15);
-    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, ...(rows?.values ?? [])];
+    // Older rounds' checkpoints beyond the last `keep` ($15): a task resumes from its last one, and each can be the model's size.
+    const retiredSql = `DELETE FROM coordinator.checkpoints WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
+    const retiredPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
+    const rows = participantRows(records, 16);
+    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, ...(rows?.values ?? [])];
     const statement = `WITH figures AS (${roundSql}),
          checkpoint AS (${checkpointSql}),
          old_pieces AS (${clearPiecesSql}),
+         retired AS (${retiredSql}),
+         retired_pieces AS (${retiredPiecesSql}),
          progress AS (${progressSql})
          ${rows ? rows.sql : 'SELECT 1'}`;
     if (pieces === 0) {

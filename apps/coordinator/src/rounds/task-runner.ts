@@ -745,7 +745,11 @@ export class TaskRunner {
     // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
     const kept = new Map(state);
     this.privacy?.save(kept);
-    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), encodeStrategyState(strategy.name, kept), records);
+    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
+      strategyState: encodeStrategyState(strategy.name, kept),
+      records,
+      keep: deps.config.CHECKPOINTS_KEPT,
+    });
     book.stored = true;
     this.serverState = state;
     deps.metrics.rounds.inc({ outcome: 'completed' });
