@@ -30,8 +30,11 @@ export interface FakeMlflow {
    * with `match`, only requests whose path contains it count (e.g. 'model-versions/create').
    */
   failNext(count: number, status?: number, match?: string): void;
-  /** The next request waits `ms` before being handled. */
-  delayNext(ms: number): void;
+  /**
+   * The next request waits `ms` before being handled (then handled as usual, even if its client
+   * gave up meanwhile); with `match`, the next one whose path contains it.
+   */
+  delayNext(ms: number, match?: string): void;
   /** Every request in arrival order; `status` is set once answered. */
   requests: { method: string; path: string; query: string; status?: number }[];
   state: FakeMlflowStore;
@@ -72,7 +75,7 @@ export async function startFakeMlflow(opts: FakeMlflowOptions = {}): Promise<Fak
   const table = routes(state);
   const requests: FakeMlflow['requests'] = [];
   let failures: { count: number; status: number; match?: string } = { count: 0, status: 503 };
-  const delays: number[] = [];
+  const delays: { ms: number; match?: string }[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
   const answered = new WeakMap<http.ServerResponse, FakeMlflow['requests'][number]>();
@@ -103,7 +106,8 @@ export async function startFakeMlflow(opts: FakeMlflowOptions = {}): Promise<Fak
     const entry = { method, path: url.pathname, query: url.search } as FakeMlflow['requests'][number];
     requests.push(entry);
     answered.set(res, entry);
-    const delay = delays.shift();
+    const at = delays.findIndex((d) => !d.match || url.pathname.includes(d.match));
+    const delay = at < 0 ? 0 : delays.splice(at, 1)[0].ms;
     if (delay) {
       await new Promise<void>((r) => {
         const t = setTimeout(() => (timers.delete(t), r()), delay);
@@ -190,8 +194,8 @@ export async function startFakeMlflow(opts: FakeMlflowOptions = {}): Promise<Fak
     failNext(count, status = 503, match) {
       failures = { count, status, match };
     },
-    delayNext(ms) {
-      delays.push(ms);
+    delayNext(ms, match) {
+      delays.push({ ms, match });
     },
     close() {
       for (const t of timers) clearTimeout(t);

@@ -1,5 +1,16 @@
 import { RegistryError, RegistryErrorCode } from '../model-registry';
 
+export interface CallOptions {
+  /**
+   * The call makes something new each time (a model version, a run): after a timeout, a 5xx or a
+   * lost connection it may have been done already, so it is not sent again (a duplicate version
+   * would follow); only when the server surely did not act on it (429, connection refused, a
+   * name that does not resolve). Whoever calls decides what to do next: a task's registration
+   * looks for the version it may have made before it tries again.
+   */
+  createsEachTime?: boolean;
+}
+
 /** Where the client reports retries; Nest's Logger fits. */
 export interface MlflowLogger {
   warn(message: string): void;
@@ -104,7 +115,7 @@ export class MlflowHttpClient {
    * Calls `/api/2.0/mlflow/<endpoint>`: GET sends `params` as the query string, other
    * methods as a JSON body (MLflow reads DELETE bodies too). Resolves to the parsed JSON.
    */
-  async call<T = Record<string, unknown>>(method: Exclude<HttpMethod, 'PUT'>, endpoint: string, params: object = {}): Promise<T> {
+  async call<T = Record<string, unknown>>(method: Exclude<HttpMethod, 'PUT'>, endpoint: string, params: object = {}, opts: CallOptions = {}): Promise<T> {
     if (method === 'GET') {
       const res = await this.send(method, `/api/2.0/mlflow/${endpoint}${queryString(params)}`, {});
       return parseJson<T>(res, method);
@@ -112,6 +123,7 @@ export class MlflowHttpClient {
     const res = await this.send(method, `/api/2.0/mlflow/${endpoint}`, {
       body: JSON.stringify(params),
       headers: { 'content-type': 'application/json' },
+      createsEachTime: opts.createsEachTime,
     });
     return parseJson<T>(res, method);
   }
@@ -140,7 +152,7 @@ export class MlflowHttpClient {
   private async send(
     method: HttpMethod,
     pathAndQuery: string,
-    init: { body?: string | Buffer; headers?: Record<string, string> },
+    init: { body?: string | Buffer; headers?: Record<string, string>; createsEachTime?: boolean },
   ): Promise<{ status: number; body: Buffer; url: string }> {
     const url = this.baseUrl + pathAndQuery;
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
@@ -159,10 +171,11 @@ export class MlflowHttpClient {
         const body = Buffer.from(await res.arrayBuffer());
         if (res.ok) return { status: res.status, body, url };
         failure = httpError(method, url, res.status, res.statusText, res.headers.get('content-type'), body);
-        retryable = res.status >= 500 || res.status === 429;
+        // A call that creates something new each time is sent again only when the server surely did not act on it (429).
+        retryable = init.createsEachTime ? res.status === 429 : res.status >= 500 || res.status === 429;
       } catch (err) {
         failure = transportError(method, url, err, this.timeoutMs);
-        retryable = true;
+        retryable = !init.createsEachTime || neverSent(err);
       }
       if (!retryable || attempt >= this.maxRetries) {
         if (retryable && attempt > 0) {
@@ -211,6 +224,11 @@ function httpError(method: string, url: string, status: number, statusText: stri
     `MLflow ${method} ${url} failed: HTTP ${status} ${statusText}, ${kind}${snippet ? `: ${JSON.stringify(snippet)}` : ''}${hint}`,
     'BACKEND', method, url, status,
   );
+}
+
+/** Connection failures that happen before a request is sent: nothing reached the server. */
+function neverSent(err: any): boolean {
+  return ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(err?.cause?.code);
 }
 
 function transportError(method: string, url: string, err: any, timeoutMs: number): MlflowApiError {

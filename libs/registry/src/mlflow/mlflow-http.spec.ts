@@ -114,6 +114,30 @@ describe('MlflowModelRegistry transport', () => {
     expect(err.message).toMatch(/POST .*registered-models\/get failed: HTTP 405 Method Not Allowed, an HTML page: "405 Method Not Allowed"/);
   });
 
+  it('does not send a model version again when its answer was lost (it may exist): no duplicate version', async () => {
+    const reg = make({ timeoutMs: 150 });
+    await reg.createModel('m');
+    // The server creates the version, but only after the client has given up waiting.
+    fake.delayNext(400, 'model-versions/create');
+    const err = await reg.createVersion('m', art, { tags: { task_id: '7' } }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'BACKEND', message: expect.stringMatching(/model-versions\/create failed: no answer within 150 ms$/) });
+    const creates = () => calls('/model-versions/create');
+    expect(creates()).toHaveLength(1);
+    // Once the server has done it, the version is there once, found by its tags as a task's next registration attempt looks for it.
+    for (let i = 0; i < 100 && creates()[0].status === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(creates().map((r) => r.status)).toEqual([200]);
+    expect((await reg.searchVersions({ name: 'm', tags: { task_id: '7' } })).map((v) => v.version)).toEqual([1]);
+  });
+
+  it('sends a model version again after 429, which the server did not act on', async () => {
+    const reg = make();
+    await reg.createModel('m');
+    fake.failNext(1, 429, 'model-versions/create');
+    expect((await reg.createVersion('m', art)).version).toBe(1);
+    expect(calls('/model-versions/create').map((r) => r.status)).toEqual([429, 200]);
+    expect((await reg.searchVersions({ name: 'm' })).map((v) => v.version)).toEqual([1]);
+  });
+
   it('a registry outage in the middle of createVersion surfaces as BACKEND; nothing half-registered; its own run ends FAILED', async () => {
     const reg = make({ maxRetries: 1 });
     await reg.createModel('m');

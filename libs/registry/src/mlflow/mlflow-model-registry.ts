@@ -151,13 +151,18 @@ export class MlflowModelRegistry implements ModelRegistry {
 
     let created: WireModelVersion;
     try {
-      ({ model_version: created } = await this.http.call<{ model_version: WireModelVersion }>('POST', 'model-versions/create', {
-        name,
-        source,
-        run_id: runId,
-        tags: tagsToWire(opts.tags),
-        ...(opts.description !== undefined ? { description: opts.description } : {}),
-      }));
+      ({ model_version: created } = await this.http.call<{ model_version: WireModelVersion }>(
+        'POST',
+        'model-versions/create',
+        {
+          name,
+          source,
+          run_id: runId,
+          tags: tagsToWire(opts.tags),
+          ...(opts.description !== undefined ? { description: opts.description } : {}),
+        },
+        { createsEachTime: true },
+      ));
     } catch (e) {
       if (isNotFound(e)) throw new ModelNotFoundError(name); // deleted meanwhile
       throw e;
