@@ -224,9 +224,6 @@ export class TaskSupervisor implements OnApplicationShutdown {
     const taskId = spec.task_id;
     const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: spec.correlation_id });
     let lastRound = 0;
-    // A round's event is on its way while the next round runs (the round itself is stored already): at most one
-    // in flight, awaited before the next is sent and before the task's end is announced, in the channel's order.
-    let roundEvent: Promise<void> = Promise.resolve();
     const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
       this.observed(() => this.leases.renew(taskId))
@@ -253,9 +250,7 @@ export class TaskSupervisor implements OnApplicationShutdown {
           metrics: this.metrics,
           onRound: async (round, figures, nodes) => {
             lastRound = round;
-            await roundEvent;
-            roundEvent = this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
-            roundEvent.catch(() => undefined); // observed at the next round or the task's end
+            await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
             tracking.round(round, figures, nodes);
             log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +
@@ -267,7 +262,6 @@ export class TaskSupervisor implements OnApplicationShutdown {
         abort.signal,
       );
       const result = await runner.run();
-      await roundEvent;
       await tracking.close('FINISHED');
       // Event first: if the broker fails here the lease lapses and the task
       // is resumed, re-finding its registered model, instead of ending silent.
@@ -275,7 +269,6 @@ export class TaskSupervisor implements OnApplicationShutdown {
       await this.leases.finish(taskId, 'success');
       log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
     } catch (err) {
-      await roundEvent.catch((e) => log.warn(`task ${taskId}: the event of round ${lastRound} was not sent: ${e}`));
       await this.conclude(taskId, lastRound, err, abort.signal, tracking, log, since);
     } finally {
       clearInterval(renew);
