@@ -119,7 +119,7 @@ export class RoundsRepository {
     const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
     const figures = [f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms];
     const roundSql = `UPDATE coordinator.rounds SET status = 'completed', participants = $3, examples = $4, train_loss = $5, eval_loss = $6,
-           eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10
+           eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10, figures = $16::jsonb
          WHERE task_id = $1 AND round = $2`;
     const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, created_at) VALUES ($1, $2, $11, $12, $13, $14, now())
          ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
@@ -129,8 +129,8 @@ export class RoundsRepository {
     // Older rounds' checkpoints beyond the last `keep` ($15): a task resumes from its last one, and each can be the model's size.
     const retiredSql = `DELETE FROM coordinator.checkpoints WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
     const retiredPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
-    const rows = participantRows(records, 16);
-    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, ...(rows?.values ?? [])];
+    const rows = participantRows(records, 17);
+    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
     const statement = `WITH figures AS (${roundSql}),
          checkpoint AS (${checkpointSql}),
          old_pieces AS (${clearPiecesSql}),
@@ -193,6 +193,23 @@ export class RoundsRepository {
       throw new Error(`checkpoint of task ${taskId} round ${row.round}: its ${pieces} pieces hold ${offset} bytes with SHA-256 ${sha}, stored as ${row.sha256}`);
     }
     return { ...checkpoint, weights };
+  }
+
+  /**
+   * A completed round's figures as its event carried them; for rounds stored
+   * before they were kept whole, the main figures from the round's columns.
+   */
+  async completedFigures(taskId: number, round: number): Promise<RoundFigures | null> {
+    const rows: (Omit<RoundFigures, 'started_at' | 'finished_at'> & { started_at: Date; finished_at: Date; figures: RoundFigures | null })[] = await this.db.query(
+      `SELECT participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples, started_at, finished_at, duration_ms, figures
+       FROM coordinator.rounds WHERE task_id = $1 AND round = $2 AND status = 'completed'`,
+      [taskId, round],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    if (row.figures) return row.figures;
+    const { figures: _none, started_at, finished_at, ...main } = row;
+    return { ...main, started_at: started_at.toISOString(), finished_at: finished_at.toISOString() };
   }
 
   /** The standardisation the task computed before round 1, if it did. */

@@ -97,6 +97,11 @@ export interface TaskRunnerDeps {
   rounds: RoundsRepository;
   router: ResultRouter;
   onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => Promise<void>;
+  /**
+   * A task resumed after its last completed round: the coordinator that completed it may have died
+   * before the broker confirmed the round's event, so it is sent again (the gateway ignores a duplicate).
+   */
+  onResumed: (round: number, figures: RoundFigures) => Promise<void>;
   metrics: PlatformMetrics;
   /** The tracker run the trained model's artifacts are logged under, if any. */
   parentRunId: () => string | undefined;
@@ -229,6 +234,8 @@ export class TaskRunner {
       firstRound = checkpoint.round + 1;
       this.restoreServerState(probe, checkpoint, this.current.tensors);
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
+      const figures = await this.deps.rounds.completedFigures(spec.task_id, checkpoint.round);
+      if (figures) await this.deps.onResumed(checkpoint.round, figures);
     } else this.current = this.packageWeights();
     let stoppedEarly: string | undefined;
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {

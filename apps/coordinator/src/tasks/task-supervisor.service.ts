@@ -248,6 +248,10 @@ export class TaskSupervisor implements OnApplicationShutdown {
           cancelRequested: () => this.leases.isCancelRequested(taskId),
           parentRunId: () => tracking.parentRunId,
           metrics: this.metrics,
+          onResumed: async (round, figures) => {
+            lastRound = round;
+            await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
+          },
           onRound: async (round, figures, nodes) => {
             lastRound = round;
             await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
