@@ -244,6 +244,14 @@ describe('docker/Dockerfile', () => {
     expect(runs('prod-deps')).toMatch(/npm ci --omit=dev/);
   });
 
+  it('installs g++ in the build stage before `npm run build`, which builds the native fold with it, and checks the result', () => {
+    const ins = stage('build').instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+    const gxx = ins.findIndex((a) => /apt-get install[^&]*\bg\+\+/.test(a));
+    const build = ins.findIndex((a) => /npm run build/.test(a));
+    expect([gxx >= 0, gxx < build]).toEqual([true, true]);
+    expect(ins[build]).toMatch(/test -f dist\/native\/fold\.node/);
+  });
+
   it('uses a Debian-based node 20 image (onnxruntime-node needs glibc)', () => {
     for (const s of stages.filter((s) => !stages.some((p) => p.name === s.base))) {
       expect(s.base).toMatch(/^node:20-(bookworm|bullseye)(-slim)?$/);

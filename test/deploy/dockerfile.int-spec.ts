@@ -59,6 +59,10 @@ describe('the build output the Dockerfile copies (after npm run build)', () => {
   it.each(['gateway', 'coordinator', 'edge-worker', 'cli'])('dist/apps/%s/src/main.js exists', (app) => {
     expect(exists(`dist/apps/${app}/src/main.js`)).toBe(true);
   });
+  it('has the native fold (libs/aggregation/native), and the coordinator image holds it where native-fold.ts looks (dist/native/)', () => {
+    expect(exists('dist/native/fold.node')).toBe(true);
+    expect(imageFile('coordinator', 'dist/native/fold.node')).toBe('dist/native/fold.node');
+  });
   it('has the compiled migrations the apps run at start-up', () => {
     expect(walk('dist/libs/persistence/src/migrations').filter((f) => f.endsWith('.js')).length).toBeGreaterThan(0);
   });

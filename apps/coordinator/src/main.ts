@@ -1,3 +1,4 @@
+import { nativeFoldStatus } from '@fl/aggregation';
 import { Logger } from '@nestjs/common';
 import { brokerOptions, connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createCoordinatorApp } from './bootstrap';
@@ -19,6 +20,9 @@ async function main(): Promise<void> {
   app.enableShutdownHooks();
   exitAfterGrace(config.SHUTDOWN_GRACE_S, 'coordinator');
   Logger.log(`coordinator ${config.COORDINATOR_ID} consuming fl.coordinator.${config.COORDINATOR_ID}`, 'Coordinator');
+  const fold = nativeFoldStatus();
+  if (fold.available) Logger.log(`aggregation folds natively (${fold.path})`, 'Coordinator');
+  else Logger.warn(`aggregation folds with its WebAssembly kernels, slower: ${fold.reason}`, 'Coordinator');
 }
 
 main().catch((err) => {

@@ -30,3 +30,5 @@ export * from './privacy/clipping';
 export * from './privacy/dp-strategy';
 export * from './privacy/rdp-accountant';
 export * from './fold/weighted-sum';
+export { nativeFold, nativeFoldStatus } from './fold/native-fold';
+export type { NativeFold, NativeFoldStatus } from './fold/native-fold';

@@ -1,4 +1,4 @@
-import { UpdateRejectedError } from '@fl/aggregation';
+import { NativeFold, nativeFold, UpdateRejectedError } from '@fl/aggregation';
 import { allocateSafetensors, decodeSafetensors, NamedTensors } from '@fl/models';
 
 /** A model's layout: each parameter's shape, by name. */
@@ -17,15 +17,29 @@ export function layoutOf(weights: NamedTensors): WeightLayout {
  * two sums so that a bad update can be dropped half-way; here every update is
  * checked in a first pass and folded in a second, so a rejected update changes
  * nothing either). Same operations as WeightedSum's (one float32 product, one
- * float32 sum per value, in arrival order), so the same bits.
+ * float32 sum per value, in arrival order), so the same bits. Both passes and
+ * the division run in the native fold where it is built (native-fold.ts), else
+ * as JavaScript loops.
  */
 export class InPlaceFedAvg {
   private sum: { buf: Buffer; tensors: NamedTensors } | null = null;
   private total = 0;
   private count = 0;
   private finished = false;
+  private readonly native: NativeFold | null;
 
-  constructor(private readonly layout: WeightLayout) {}
+  constructor(
+    private readonly layout: WeightLayout,
+    options: { engine?: 'native' | 'js' } = {},
+  ) {
+    this.native = options.engine === 'js' ? null : nativeFold();
+    if (options.engine === 'native' && !this.native) throw new Error('the native fold is not available here');
+  }
+
+  /** Which code folds: the native fold where it is built, else JavaScript. */
+  get engine(): 'native' | 'js' {
+    return this.native ? 'native' : 'js';
+  }
 
   get updates(): number {
     return this.count;
@@ -53,10 +67,14 @@ export class InPlaceFedAvg {
     }
     const w = Math.fround(examples);
     const sum = this.sum?.tensors;
-    for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w);
+    for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w, this.native);
     // Allocated at the first update that passes: untouched pages of the zeroed buffer cost nothing until then.
     this.sum ??= allocateSafetensors(this.layout);
-    for (const [name, u] of update) fold(this.sum.tensors.get(name)!.data, u.data, w, !sum);
+    for (const [name, u] of update) {
+      const s = this.sum.tensors.get(name)!.data;
+      if (this.native) this.native.fold(s, sum ? s : null, 0, u.data, w);
+      else fold(s, u.data, w, !sum);
+    }
     this.total += examples;
     this.count++;
   }
@@ -69,7 +87,8 @@ export class InPlaceFedAvg {
     const total = this.total;
     for (const t of this.sum.tensors.values()) {
       const s = t.data;
-      for (let i = 0; i < s.length; i++) s[i] = s[i] / total;
+      if (this.native) this.native.mean(s, s, total);
+      else for (let i = 0; i < s.length; i++) s[i] = s[i] / total;
     }
     const out = this.sum;
     this.sum = null;
@@ -83,10 +102,11 @@ export class InPlaceFedAvg {
 }
 
 /** Throws on the first value of the update, or of the sum it would give, that is not finite. */
-function checkFinite(name: string, x: Float32Array, s: Float32Array | undefined, w: number): void {
+function checkFinite(name: string, x: Float32Array, s: Float32Array | undefined, w: number, native: NativeFold | null): void {
   // x - x is 0 for finite x and NaN otherwise: one branch-free pass, a look at the culprit only if it trips.
   let poison = 0;
-  if (s) for (let i = 0; i < x.length; i++) {
+  if (native) poison = native.check(s ?? null, 0, x, w) ? NaN : 0;
+  else if (s) for (let i = 0; i < x.length; i++) {
     const v = Math.fround(s[i] + Math.fround(w * x[i]));
     poison += v - v;
   }

@@ -1,5 +1,6 @@
 import { seededRandom } from '@fl/datasets';
 import { UpdateRejectedError, WeightMap } from '../weights';
+import { nativeFold, nativeFoldStatus } from './native-fold';
 import { FoldEngine, WeightedSum } from './weighted-sum';
 
 /** Odd sizes: a parameter smaller than a kernel step, one crossing a 64 Ki-value chunk, one not a multiple of 16. */
@@ -29,31 +30,51 @@ function randomUpdates(count: number, seed: number, sizes = LAYOUT): { update: W
 const bits = (m: Map<string, Float32Array>) => [...m].map(([name, d]) => [name, Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64')]);
 
 describe('WeightedSum', () => {
-  const engines: FoldEngine[] = ['wasm', 'js'];
+  const engines: FoldEngine[] = ['native', 'wasm', 'js'];
 
-  it('runs WebAssembly SIMD on this Node for models of 16 Ki values and more, JavaScript below', () => {
-    expect(new WeightedSum(layout(() => 0)).engine).toBe('wasm');
-    expect(new WeightedSum(new Map([['w', { shape: [10], data: new Float32Array(10) }]])).engine).toBe('js');
+  it('runs the native fold by default: npm test builds it (libs/aggregation/native/build.js)', () => {
+    expect(nativeFoldStatus().reason ?? 'available').toBe('available');
+    expect(new WeightedSum(layout(() => 0)).engine).toBe('native');
+    expect(new WeightedSum(new Map([['w', { shape: [10], data: new Float32Array(10) }]])).engine).toBe('native');
+    expect(new WeightedSum(layout(() => 0), { engine: 'wasm' }).engine).toBe('wasm');
+    expect(new WeightedSum(layout(() => 0), { engine: 'js' }).engine).toBe('js');
   });
 
-  it('gives the same bits with the WebAssembly kernel and the JavaScript loop', () => {
+  it('gives the same bits with every engine', () => {
     const updates = randomUpdates(4, 3);
-    const [wasm, js] = engines.map((engine) => {
+    const [first, ...others] = engines.map((engine) => {
       const sum = new WeightedSum(layout(() => 0), { engine });
       for (const u of updates) sum.add(u.update, u.weight);
-      return sum.mean(updates.reduce((a, u) => a + u.weight, 0));
+      return bits(sum.mean(updates.reduce((a, u) => a + u.weight, 0)));
     });
-    expect(bits(wasm)).toEqual(bits(js));
+    for (const other of others) expect(other).toEqual(first);
   });
 
   it('divides to the same bits in float32 (totals up to 2^24) and float64 (beyond, or not whole)', () => {
     const updates = randomUpdates(2, 8, SMALL);
-    const [wasm, js] = engines.map((engine) => {
+    const sums = engines.map((engine) => {
       const sum = new WeightedSum(layout(() => 0, SMALL), { engine });
       for (const u of updates) sum.add(u.update, u.weight);
       return sum;
     });
-    for (const total of [3, 1234, 2 ** 24, 2 ** 24 + 1, 2 ** 31 + 7, 1234.5]) expect(bits(wasm.mean(total))).toEqual(bits(js.mean(total)));
+    for (const total of [3, 1234, 2 ** 24, 2 ** 24 + 1, 2 ** 31 + 7, 1234.5]) {
+      const [first, ...others] = sums.map((sum) => bits(sum.mean(total)));
+      for (const other of others) expect(other).toEqual(first);
+    }
+  });
+
+  it.each(engines)('%s: a mean is fresh memory: later adds and means leave it as it was', (engine) => {
+    const sum = new WeightedSum(layout(() => 0), { engine });
+    sum.add(layout(() => 2), 1);
+    const before = sum.mean(2);
+    const copy = bits(before);
+    sum.add(layout(() => 6), 1);
+    expect(sum.mean(2).get('big')![5]).toBe(4);
+    sum.dispose();
+    const reuser = new WeightedSum(layout(() => 0), { engine });
+    reuser.add(layout(() => 9), 1);
+    reuser.mean(1);
+    expect(bits(before)).toEqual(copy);
   });
 
   it('holds the mean of 100 updates within 1e-6 of a float64 reference, relative to sum n|w| / sum n', () => {
@@ -108,13 +129,13 @@ describe('WeightedSum', () => {
     expect([...sum.mean(1).values()].every((d) => d.every((v) => v === 1))).toBe(true);
   });
 
-  it("hands its memory to the next sum, which starts from nothing of the last one's", () => {
-    const first = new WeightedSum(layout(() => 0));
+  it.each(engines.filter((e) => e !== 'js'))("%s: hands its memory to the next sum, which starts from nothing of the last one's", (engine) => {
+    const first = new WeightedSum(layout(() => 0), { engine });
     first.add(layout(() => 5), 3);
     first.add(layout(() => 7), 1);
     first.dispose();
     expect(() => first.add(layout(() => 1), 1)).toThrow('disposed');
-    const next = new WeightedSum(layout(() => 0));
+    const next = new WeightedSum(layout(() => 0), { engine });
     expect([...next.mean(1).values()].every((d) => d.every((v) => v === 0))).toBe(true);
     next.add(layout((_, i) => i % 3), 2);
     const mean = next.mean(2);
@@ -124,13 +145,78 @@ describe('WeightedSum', () => {
 
   it('accepts large finite values that overflow only the running check of a chunk', () => {
     const big = layout(() => 2 ** 120); // 16 Ki of these per lane overflow the check, not the sums
-    const [wasm, js] = engines.map((engine) => {
+    const means = engines.map((engine) => {
       const sum = new WeightedSum(layout(() => 0), { engine });
       sum.add(big, 1);
       sum.add(big, 2);
       return sum.mean(3);
     });
-    expect(bits(wasm)).toEqual(bits(js));
-    expect(wasm.get('big')!.every((v) => v === 2 ** 120)).toBe(true);
+    for (const mean of means) {
+      expect(bits(mean)).toEqual(bits(means[0]));
+      expect(mean.get('big')!.every((v) => v === 2 ** 120)).toBe(true);
+    }
+  });
+});
+
+describe('the native fold', () => {
+  const fold = () => {
+    const f = nativeFold();
+    if (!f) throw new Error(`the native fold is not built: ${nativeFoldStatus().reason}`);
+    return f;
+  };
+
+  it('refuses arguments that would reach beyond its arrays, naming what is wrong', () => {
+    const f = fold();
+    const dst = new Float32Array(8);
+    expect(() => f.fold(dst, null, 6, new Float32Array(3), 1)).toThrow('fold: offset + x.length lies beyond dst');
+    expect(() => f.fold(dst, new Float32Array(4), 2, new Float32Array(3), 1)).toThrow('fold: offset + x.length lies beyond src');
+    expect(() => f.fold(dst, null, -1, new Float32Array(3), 1)).toThrow('fold: offset must be a whole number >= 0');
+    expect(() => f.fold(new Float64Array(8) as unknown as Float32Array, null, 0, new Float32Array(3), 1)).toThrow('fold: dst must be a Float32Array');
+    expect(() => f.check(new Float32Array(4), 2, new Float32Array(3), 1)).toThrow('check: offset + x.length lies beyond src');
+    expect(() => f.mean(dst, new Float32Array(7), 2)).toThrow('mean: dst and src differ in length');
+    expect(() => f.mean(dst, new Float32Array(8), 0)).toThrow('mean: total must be a finite number > 0');
+    expect(dst.every((v) => v === 0)).toBe(true);
+  });
+
+  it('folds at any alignment of its arrays: value by value up to a 16-byte boundary, then four lanes at a time', () => {
+    const f = fold();
+    const rand = seededRandom(21);
+    for (const shift of [0, 1, 2, 3]) {
+      for (const n of [1, 5, 16, 37, 301]) {
+        const x = Float32Array.from({ length: n + shift }, () => rand() * 100 - 50).subarray(shift);
+        const src = Float32Array.from({ length: n + 4 }, () => rand() * 1e6 - 5e5).subarray(3 - shift);
+        const dst = new Float32Array(n + 2 + shift).subarray(shift);
+        expect(f.fold(dst, src, 1, x, 7.25)).toBe(false);
+        const want = Array.from(x, (v, i) => Math.fround(src[1 + i] + Math.fround(7.25 * v)));
+        expect([shift, n, Array.from(dst.subarray(1, 1 + n))]).toEqual([shift, n, want]);
+        expect([dst[0], dst[n + 1]]).toEqual([0, 0]);
+      }
+    }
+  });
+
+  it('checks an update without writing: the answer fold gives, exactly for values that are not finite', () => {
+    const f = fold();
+    const x = Float32Array.from({ length: 1001 }, (_, i) => i - 500);
+    const src = new Float32Array(1001).fill(1);
+    const copy = Float32Array.from(x);
+    expect(f.check(src, 0, x, 3)).toBe(false);
+    expect(f.check(null, 0, x, 3)).toBe(false);
+    for (const at of [0, 7, 999, 1000]) {
+      x[at] = NaN;
+      expect([at, f.check(src, 0, x, 3)]).toEqual([at, true]);
+      x[at] = copy[at];
+    }
+    x[500] = 3e38; // finite, but 3 x 3e38 is not
+    expect(f.check(null, 0, x, 3)).toBe(true);
+    expect(f.check(null, 0, x, 1)).toBe(false);
+  });
+
+  it('starts large arrays on a 2 MiB boundary of a buffer 2 MiB larger, small ones as plain arrays', () => {
+    const f = fold();
+    const big = new ArrayBuffer(9 << 20);
+    const offset = f.hugePages(big);
+    expect(offset % 16).toBe(0);
+    expect(offset).toBeLessThan(2 << 20);
+    expect(f.hugePages(new ArrayBuffer(1000))).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { UpdateRejectedError, WeightMap } from '../weights';
 import { FOLD_STEP_BYTES } from './fold-kernels';
 import { acquireKernelMemory, KernelMemory, releaseKernelMemory } from './kernel-memory';
+import { acquireSumMemory, hugePageArray, NativeFold, nativeFold, releaseSumMemory } from './native-fold';
 
 /** Values per parameter are padded to this, so kernels never see a partial step. */
 const PAD = FOLD_STEP_BYTES / 4;
@@ -9,10 +10,14 @@ const CHUNK = 1 << 16;
 /** Below this many values the JavaScript loop is as fast and needs no WebAssembly memory. */
 const WASM_MIN_VALUES = 1 << 14;
 
-export type FoldEngine = 'wasm' | 'js';
+export type FoldEngine = 'native' | 'wasm' | 'js';
 
 export interface WeightedSumOptions {
-  /** Force an engine (tests compare both); by default WebAssembly SIMD for models of 16 Ki values and more. */
+  /**
+   * Force an engine (tests compare them); by default the native fold where it
+   * is built (native-fold.ts), else WebAssembly SIMD for models of 16 Ki
+   * values and more, else JavaScript.
+   */
   engine?: FoldEngine;
 }
 
@@ -29,9 +34,12 @@ const padded = (n: number) => Math.ceil(n / PAD) * PAD;
  * Memory is two models' worth (as one float64 sum was), whatever the number
  * of updates.
  *
- * The fold runs as WebAssembly SIMD (fold-kernels.ts) over 256 KiB chunks of
- * the update copied into the kernels' memory, or as a JavaScript loop for
- * small models or where WebAssembly SIMD is missing: both give the same bits.
+ * The fold runs natively (native-fold.ts: the update read where it lies, the
+ * new sum written with non-temporal stores, the sums and the result on huge
+ * pages), or where the addon is not built as WebAssembly SIMD (fold-kernels.ts)
+ * over 256 KiB chunks of the update copied into the kernels' memory, or as a
+ * JavaScript loop for small models or where WebAssembly SIMD is missing: all
+ * three give the same bits.
  * Accuracy: against a float64 sum, each of the N additions may round, so the
  * error is below about N * 2^-24 of sum_k n_k |w_k| (numpy's sequential float32
  * reduce has the same bound), and typically sqrt(N) times smaller; the unit
@@ -47,6 +55,7 @@ export class WeightedSum {
   private current: Float32Array;
   private next: Float32Array;
   private wasm: (KernelMemory & { scratch: Float32Array }) | null;
+  private native: { fold: NativeFold; memory: Float32Array } | null = null;
   /** Until an update is in, `current` holds nothing (a reused memory's leftovers): the first one is written, not added. */
   private empty = true;
   private disposed = false;
@@ -61,6 +70,17 @@ export class WeightedSum {
       size += padded(n);
     }
     this.size = size;
+    const fold = options.engine === undefined || options.engine === 'native' ? nativeFold() : null;
+    if (options.engine === 'native' && !fold) throw new Error('the native fold is not available here (native-fold.ts: nativeFoldStatus)');
+    if (fold) {
+      const memory = acquireSumMemory(fold, 2 * size);
+      this.engine = 'native';
+      this.native = { fold, memory };
+      this.wasm = null;
+      this.current = memory.subarray(0, size);
+      this.next = memory.subarray(size, 2 * size);
+      return;
+    }
     const wasm = options.engine === 'js' || (options.engine === undefined && size < WASM_MIN_VALUES) ? null : acquireKernelMemory(4 * (CHUNK + 2 * size));
     if (options.engine === 'wasm' && !wasm) throw new Error('WebAssembly SIMD is not available here');
     this.engine = wasm ? 'wasm' : 'js';
@@ -88,18 +108,26 @@ export class WeightedSum {
     for (let p = 0; p < this.names.length; p++) {
       const x = update.get(this.names[p])?.data;
       if (!x || x.length !== this.lengths[p]) throw new Error(`update does not match the layout at '${this.names[p]}'; check it first`);
-      if (this.wasm) this.foldWasm(this.wasm, p, x, w);
+      if (this.native) {
+        if (this.native.fold.fold(this.next, this.empty ? null : this.current, this.offsets[p], x, w)) this.verify(p, x, 0, x.length, w);
+      } else if (this.wasm) this.foldWasm(this.wasm, p, x, w);
       else this.foldJs(p, x, w);
     }
     [this.current, this.next] = [this.next, this.current];
     this.empty = false;
   }
 
-  /** fl32(sum / total) per parameter, in fresh arrays. */
+  /** fl32(sum / total) per parameter, in fresh arrays (natively: views of one fresh buffer, which nothing else holds). */
   mean(total: number): Map<string, Float32Array> {
     this.live();
     if (this.empty) this.current.fill(0);
     const out = new Map<string, Float32Array>();
+    if (this.native) {
+      const result = hugePageArray(this.native.fold, this.size, true); // mean writes every value, padding included
+      this.native.fold.mean(result, this.current, total);
+      for (let p = 0; p < this.names.length; p++) out.set(this.names[p], result.subarray(this.offsets[p], this.offsets[p] + this.lengths[p]));
+      return out;
+    }
     if (this.wasm) {
       const mean = Number.isInteger(total) && total <= 2 ** 24 ? this.wasm.kernels.mean32 : this.wasm.kernels.mean;
       mean(this.next.byteOffset, this.current.byteOffset, this.size * 4, total);
@@ -120,7 +148,9 @@ export class WeightedSum {
     if (this.disposed) return;
     this.disposed = true;
     if (this.wasm) releaseKernelMemory({ kernels: this.wasm.kernels, buffer: this.wasm.buffer });
+    if (this.native) releaseSumMemory(this.native.memory);
     this.wasm = null;
+    this.native = null;
     this.current = this.next = new Float32Array(0);
   }
 

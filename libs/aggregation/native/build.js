@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/*
+ * Builds the native fold (fold.cc) into dist/native/fold.node with the
+ * machine's C++ compiler and Node's own headers; run by `npm run build` and
+ * `npm test`. Nothing is downloaded.
+ *
+ * Without a C++ compiler (CXX, else g++, else c++) it says so and stops
+ * without error: the aggregation then runs its WebAssembly kernels, with the
+ * same results, slower. A compiler that is there but fails is an error.
+ * FL_NATIVE_FOLD=off skips the build.
+ */
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { existsSync, mkdirSync, renameSync } = require('node:fs');
+const { dirname, join, resolve } = require('node:path');
+
+const root = resolve(__dirname, '..', '..', '..');
+const source = join(__dirname, 'fold.cc');
+const target = join(root, 'dist', 'native', 'fold.node');
+
+function main() {
+  if (process.env.FL_NATIVE_FOLD === 'off') {
+    console.log('native fold: FL_NATIVE_FOLD=off, not built');
+    return 0;
+  }
+  const compiler = [process.env.CXX, 'g++', 'c++'].find((c) => c && spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0);
+  if (!compiler) {
+    console.warn('native fold: no C++ compiler found (set CXX, or install g++); aggregation will use its WebAssembly kernels');
+    return 0;
+  }
+  const headers = [process.env.FL_NODE_HEADERS, join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find(
+    (d) => d && existsSync(join(d, 'node_api.h')),
+  );
+  if (!headers) {
+    console.warn(`native fold: Node's headers (node_api.h) not found beside ${process.execPath} nor in /usr/include/node (set FL_NODE_HEADERS); aggregation will use its WebAssembly kernels`);
+    return 0;
+  }
+  mkdirSync(dirname(target), { recursive: true });
+  const partial = `${target}.${process.pid}.tmp`;
+  const args = [
+    '-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden',
+    // IEEE float32 as written: no fused multiply-add, no reassociation (the other engines' bits).
+    '-ffp-contract=off', '-fno-fast-math',
+    '-DNODE_GYP_MODULE_NAME=fold', '-DNAPI_VERSION=8',
+    `-I${headers}`, source, '-o', partial,
+  ];
+  const run = spawnSync(compiler, args, { stdio: 'inherit' });
+  if (run.status !== 0) {
+    console.error(`native fold: ${compiler} ${args.join(' ')} failed`);
+    return 1;
+  }
+  renameSync(partial, target); // a running process never loads a half-written file
+  return 0;
+}
+
+process.exit(main());
