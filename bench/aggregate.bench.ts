@@ -57,6 +57,7 @@ interface Row {
   rssInputsMb: number;
   rssStartMb: number;
   peakMethod: string;
+  fold: string;
   turns: number;
 }
 
@@ -70,6 +71,10 @@ export async function aggregateBench(opts: AggregateBenchOptions): Promise<void>
   );
   const configs: ChildConfig[] = [];
   for (const p of sizes) for (const n of [10, 100]) configs.push({ label: 'FedAvg', strategy: 'FedAvg', parameters: {}, n, p, turns, seconds: SECONDS });
+  // Not part of the goal: the same rounds with the WebAssembly fold, the fallback where the native one is not built (and the fold before it).
+  for (const p of sizes) {
+    for (const n of [10, 100]) configs.push({ label: 'FedAvg, WebAssembly fold', strategy: 'FedAvg', parameters: {}, n, p, turns, seconds: SECONDS, env: { FL_NATIVE_FOLD: 'off' } });
+  }
   // Not part of the goal: the round where its fixed cost is largest, with malloc keeping freed 40 MB arrays for reuse instead of
   // unmapping them, so the round's new weights do not take fresh pages (whose first touch is most of "fixed ms" here).
   if (sizes.includes(1e7)) {
@@ -103,6 +108,7 @@ export async function aggregateBench(opts: AggregateBenchOptions): Promise<void>
       rows.map((r) => [
         `${r.case} N=${r.n} P=${r.p.toExponential(0)}`,
         {
+          'fold': r.case.startsWith('FedAvg') ? r.fold : '-',
           'ms': r.ms,
           'GB/s': r.gbps,
           'copy GB/s': r.copyGbps,
@@ -121,9 +127,14 @@ export async function aggregateBench(opts: AggregateBenchOptions): Promise<void>
     ),
   );
   const fedavg = rows.filter((r) => r.case === 'FedAvg');
+  const wasm = rows.filter((r) => r.case === 'FedAvg, WebAssembly fold');
   const speedMet = fedavg.every((r) => r.shareOfCopy >= 0.5);
   const memoryMet = fedavg.every((r) => r.beyondThreeModelsMb <= CONSTANT_MB);
   if (sizes.includes(1e7)) console.log(`"malloc reusing memory": the same FedAvg round with GLIBC_TUNABLES=${REUSING_MALLOC}`);
+  console.log(
+    `"WebAssembly fold": the same rounds with FL_NATIVE_FOLD=off (the fallback where the native fold is not built): ` +
+      `${pct(Math.min(...wasm.map((r) => r.shareOfCopy)))} to ${pct(Math.max(...wasm.map((r) => r.shareOfCopy)))} of the copy`,
+  );
   console.log(`For scale: Flower's aggregate() (numpy) reaches 2% to 5% of the memory copy on this machine and holds all N updates in memory (the issue's figures).`);
   console.log(
     `FedAvg: ${pct(Math.min(...fedavg.map((r) => r.shareOfCopy)))} to ${pct(Math.max(...fedavg.map((r) => r.shareOfCopy)))} of the copy (goal 50%: ${speedMet ? 'met' : 'not met'}; ` +
@@ -177,6 +188,7 @@ function row(report: ChildReport): Row {
     rssInputsMb: Math.round(report.rssInputsBytes / MB),
     rssStartMb: Math.round(report.rssStartBytes / MB),
     peakMethod: report.peakMethod,
+    fold: report.fold,
     turns: report.strategyMs.length,
   };
 }

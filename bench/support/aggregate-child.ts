@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStrategy, FitRes, WeightMap } from '@fl/aggregation';
+import { createStrategy, FitRes, nativeFoldStatus, WeightMap } from '@fl/aggregation';
 
 /**
  * One configuration of `npm run bench -- aggregate`, in a process of its own
@@ -25,7 +25,7 @@ export interface ChildConfig {
   parameters: Record<string, number>;
   /** Robust rules: a memory budget of 0 puts every update in a temporary file. */
   spill?: boolean;
-  /** Extra environment of the process (GLIBC_TUNABLES). */
+  /** Extra environment of the process (GLIBC_TUNABLES, FL_NATIVE_FOLD). */
   env?: Record<string, string>;
   n: number;
   p: number;
@@ -56,6 +56,8 @@ export interface ChildReport {
   peakAboveInputsBytes: number;
   /** 'VmHWM' when the kernel's high-water mark could be reset once the inputs existed; 'sampled' (after every add) otherwise. */
   peakMethod: 'VmHWM' | 'sampled';
+  /** The linear strategies' fold in this process: the native addon, or the WebAssembly kernels where it is off or not built. */
+  fold: 'native' | 'WebAssembly';
 }
 
 async function main(config: ChildConfig): Promise<ChildReport> {
@@ -112,6 +114,7 @@ async function main(config: ChildConfig): Promise<ChildReport> {
       rssInputsBytes,
       peakAboveInputsBytes: 0,
       peakMethod: canReset ? 'VmHWM' : 'sampled',
+      fold: nativeFoldStatus().available ? 'native' : 'WebAssembly',
     };
     const start = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - start) / 1e9;
