@@ -18,21 +18,22 @@ const root = resolve(__dirname, '..', '..', '..');
 const source = join(__dirname, 'fold.cc');
 const target = join(root, 'dist', 'native', 'fold.node');
 
-function main() {
-  if (process.env.FL_NATIVE_FOLD === 'off') {
-    console.log('native fold: FL_NATIVE_FOLD=off, not built');
-    return 0;
-  }
+/** Whether this machine can build the addon: { compiler, headers } or { reason } (FL_NATIVE_FOLD=off, no compiler, no headers). */
+function toolchain() {
+  if (process.env.FL_NATIVE_FOLD === 'off') return { reason: 'FL_NATIVE_FOLD=off' };
   const compiler = [process.env.CXX, 'g++', 'c++'].find((c) => c && spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0);
-  if (!compiler) {
-    console.warn('native fold: no C++ compiler found (set CXX, or install g++); aggregation will use its WebAssembly kernels');
-    return 0;
-  }
+  if (!compiler) return { reason: 'no C++ compiler found (set CXX, or install g++)' };
   const headers = [process.env.FL_NODE_HEADERS, join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find(
     (d) => d && existsSync(join(d, 'node_api.h')),
   );
-  if (!headers) {
-    console.warn(`native fold: Node's headers (node_api.h) not found beside ${process.execPath} nor in /usr/include/node (set FL_NODE_HEADERS); aggregation will use its WebAssembly kernels`);
+  if (!headers) return { reason: `Node's headers (node_api.h) not found beside ${process.execPath} nor in /usr/include/node (set FL_NODE_HEADERS)` };
+  return { compiler, headers };
+}
+
+function main() {
+  const { compiler, headers, reason } = toolchain();
+  if (reason) {
+    console.warn(`native fold: not built: ${reason}; aggregation will use its WebAssembly kernels`);
     return 0;
   }
   mkdirSync(dirname(target), { recursive: true });
@@ -53,4 +54,5 @@ function main() {
   return 0;
 }
 
-process.exit(main());
+module.exports = { toolchain };
+if (require.main === module) process.exit(main());
