@@ -1,6 +1,6 @@
 import { CustomTransportStrategy, MessageHandler as NestMessageHandler, Server } from '@nestjs/microservices';
 import { EventEmitter } from 'node:events';
-import { lastValueFrom } from 'rxjs';
+import { isObservable, lastValueFrom } from 'rxjs';
 import { RequeueError } from '../errors';
 import { InboundMessage, MessageBus, QueueSpec, Subscription } from '../message-bus';
 import { describeError } from '../settlement';
@@ -49,6 +49,14 @@ export class BusTransport
 {
   private subscription?: Subscription;
   private readonly events = new EventEmitter();
+  /**
+   * Handlers by message name, as `getHandlerByPattern` finds them. Nest's lookup first tries
+   * `JSON.parse` on the name, which throws (a SyntaxError with its stack) for every ordinary name
+   * such as 'round.fit': a measurable share of a small message's handling. Emptied whenever the
+   * number of registered handlers changes; names without a handler are not remembered.
+   */
+  private readonly handlersByName = new Map<string, NestMessageHandler>();
+  private handlersCounted = -1;
 
   constructor(
     private readonly bus: MessageBus,
@@ -92,8 +100,21 @@ export class BusTransport
     return this.bus as T;
   }
 
+  private handlerFor(name: string): NestMessageHandler | null {
+    if (this.messageHandlers.size !== this.handlersCounted) {
+      this.handlersByName.clear();
+      this.handlersCounted = this.messageHandlers.size;
+    }
+    let handler = this.handlersByName.get(name) ?? null;
+    if (!handler) {
+      handler = this.getHandlerByPattern(name);
+      if (handler) this.handlersByName.set(name, handler);
+    }
+    return handler;
+  }
+
   private async dispatch(message: InboundMessage): Promise<void> {
-    const handler = this.getHandlerByPattern(message.name);
+    const handler = this.handlerFor(message.name);
     try {
       if (!handler) throw new NoHandlerError(message.name, this.queue.name);
       const context = new BusContext(message);
@@ -115,8 +136,11 @@ export class BusTransport
     // Nest's RPC exception filter turns exceptions into an erroring observable of a plain object;
     // RequeueError survives as itself because it is its own RpcException error object.
     const result = await handler(message.payload, context);
+    // Awaited, the result is a value (the handler finished) or an observable (a stream, or the error
+    // Nest's exception filter made of a failure): only the observable needs subscribing to.
+    if (!isObservable(result)) return;
     try {
-      await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+      await lastValueFrom(result, { defaultValue: undefined });
     } catch (err) {
       if (err instanceof RequeueError || err instanceof Error) throw err;
       throw new HandlerFailedError(message.name, err);
