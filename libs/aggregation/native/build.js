@@ -21,6 +21,7 @@ const target = join(root, 'dist', 'native', 'fold.node');
 /** Whether this machine can build the addon: { compiler, headers } or { reason } (FL_NATIVE_FOLD=off, no compiler, no headers). */
 function toolchain() {
   if (process.env.FL_NATIVE_FOLD === 'off') return { reason: 'FL_NATIVE_FOLD=off' };
+  if (process.platform !== 'linux' && process.platform !== 'darwin') return { reason: `built on Linux and macOS only, not ${process.platform}` };
   const compiler = [process.env.CXX, 'g++', 'c++'].find((c) => c && spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0);
   if (!compiler) return { reason: 'no C++ compiler found (set CXX, or install g++)' };
   const headers = [process.env.FL_NODE_HEADERS, join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find(
@@ -44,6 +45,8 @@ function main() {
     '-ffp-contract=off', '-fno-fast-math',
     '-DNODE_GYP_MODULE_NAME=fold', '-DNAPI_VERSION=8',
     `-I${headers}`, source, '-o', partial,
+    // Node-API's symbols come from the node binary that loads the addon.
+    ...(process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : []),
   ];
   const run = spawnSync(compiler, args, { stdio: 'inherit' });
   if (run.status !== 0) {
