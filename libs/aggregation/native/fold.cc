@@ -3,8 +3,8 @@
 // libs/aggregation/src/fold (so the same bits), but reading each update where
 // it lies (no copy into a WebAssembly memory), writing sums that are not read
 // again soon with non-temporal stores (no read-for-ownership of the line), and
-// asking for transparent huge pages for the sums and the result (a fresh 40 MB result
-// takes 10,000 first-touch page faults on 4 KiB pages, 20 on 2 MiB ones).
+// asking for transparent huge pages for the sums and the result (a fresh 40 MB
+// result takes 10,000 first-touch page faults on 4 KiB pages, 20 on 2 MiB ones).
 //
 //   fold(dst, src, offset, x, weight) -> bool
 //       dst[offset + i] = fl32(src[offset + i] + fl32(weight * x[i])), or, with
@@ -30,11 +30,10 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
-#include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
