@@ -64,7 +64,8 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
   const badTaskBody = fc.oneof(
     field.chain((f) => badValue[f].map((v) => ({ ...valid, [f]: v }))),
     field.map((f) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== f))),
-    fc.record({ key: fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !(k in valid) && !['__proto__', 'constructor'].includes(k)), value: fc.jsonValue() }).map(({ key, value }) => ({ ...valid, [key]: value })),
+    // Any unknown key, the prototype keys too (a computed key makes an own property, as JSON.parse does): Nest's pipe would drop those silently.
+    fc.record({ key: fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('__proto__', 'prototype', 'constructor')).filter((k) => !Object.hasOwn(valid, k)), value: fc.jsonValue() }).map(({ key, value }) => ({ ...valid, [key]: value })),
     fc.oneof(fc.constant(null), fc.integer(), fc.string(), fc.array(fc.jsonValue(), { maxLength: 3 })),
   );
   const badSegment = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('0', '-1', '1.5', '99999999999', 'NaN', '%00', '..', '1e3'), fc.integer({ min: 100000, max: 2147483647 }).map(String));
@@ -76,7 +77,8 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
         const res = await platform.fetch('POST', '/tasks', body);
         return res.status >= 400 && res.status < 500;
       }),
-      { numRuns: RUNS },
+      // The prototype keys, each tried first whatever the seed (a run once found 'prototype' accepted).
+      { numRuns: RUNS, examples: ['__proto__', 'prototype', 'constructor'].map((key) => [{ ...valid, [key]: {} }] as [typeof valid]) },
     );
     expect(await rowCounts()).toEqual(before);
   });

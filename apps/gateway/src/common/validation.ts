@@ -9,9 +9,39 @@ function flatten(errors: ValidationError[], prefix = ''): { field: string; reaso
   });
 }
 
+/** Keys that Nest's ValidationPipe deletes before validating (they could pollute prototypes): here they are refused like any unknown field. */
+const PROTOTYPE_KEYS = ['__proto__', 'prototype', 'constructor'];
+
+/** Where a parsed body holds a prototype key (own properties only, as JSON.parse makes them), as field paths. */
+function prototypeKeys(value: unknown, path: string, found: string[]): string[] {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return found;
+  // Object.entries: own keys only, and an array's items without its holes.
+  for (const [key, v] of Object.entries(value)) {
+    const field = path ? `${path}.${key}` : key;
+    if (!Array.isArray(value) && PROTOTYPE_KEYS.includes(key)) found.push(field);
+    else prototypeKeys(v, field, found);
+  }
+  return found;
+}
+
+/**
+ * The project's pipe: a field named like a prototype key is refused with the
+ * others, where Nest's pipe would drop it and accept the body.
+ */
+class RefusingValidationPipe extends ValidationPipe {
+  protected stripProtoKeys(value: unknown): void {
+    const fields = prototypeKeys(value, '', []);
+    if (fields.length) {
+      const details = fields.map((field) => ({ field, reason: `property ${field} should not exist` }));
+      throw new BadRequestException({ message: `invalid request: ${details.map((d) => d.reason).join('; ')}`, details });
+    }
+    super.stripProtoKeys(value);
+  }
+}
+
 /** Unknown fields are refused, not dropped; every bad field is named. */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new RefusingValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,

@@ -44,6 +44,18 @@ describe('CreateTaskDto', () => {
     expect(details[0].reason).toContain(field);
   });
 
+  it.each([
+    ['{"prototype":{}}', 'prototype'],
+    ['{"__proto__":{"admin":true}}', '__proto__'],
+    ['{"constructor":1}', 'constructor'],
+    ['{"strategy_params":{"prototype":{"x":1}}}', 'strategy_params.prototype'],
+  ])('refuses a prototype key (%s) that Nest would drop, naming it', async (extra, field) => {
+    // As the JSON body parser makes them: own properties, __proto__ included.
+    const body = { ...predecessorBody, ...(JSON.parse(extra) as object) };
+    const details = await rejection(body);
+    expect(details).toEqual([{ field, reason: `property ${field} should not exist` }]);
+  });
+
   it('names every bad field at once', async () => {
     const details = await rejection({ model_version: 'x' });
     expect(details.map((d) => d.field)).toEqual(expect.arrayContaining(['user_id', 'use_case', 'model_name', 'model_version', 'num_global_iterations', 'run_name', 'experiment_name']));
