@@ -18,7 +18,6 @@ import { WORD_PATTERN } from './messages';
 import { TaskSpec } from './task-spec';
 import { NamesMatching } from './validate';
 
-
 /**
  * Every message names its task, its round and its sender, so that duplicates
  * and late arrivals are recognised. Messages outside a task use task_id 0.

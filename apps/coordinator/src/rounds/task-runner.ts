@@ -153,16 +153,10 @@ interface RoundFold {
   dispose(): void;
 }
 
-/** What a round attempt gathers as its answers come in. */
+/** How each worker took part in a round attempt, stored with the round's end (complete or fail): one commit per round, not one per phase. */
 interface RoundBook {
-  /** Training rows each online worker registered. */
-  registered: Map<string, number>;
-  perNode: Map<string, NodeRoundFigures>;
-  nodeFigures: (node: string) => NodeRoundFigures;
-  trainLosses: { value: number; examples: number }[];
-  problems: string[];
-  /** How each worker took part, stored with the round's end (complete or fail): one commit per round, not one per phase. */
   records: { fit: ParticipantRecord[]; evaluate: ParticipantRecord[] };
+  /** Whether the round's end stored them already. */
   stored: boolean;
 }
 
@@ -605,16 +599,7 @@ export class TaskRunner {
     const strategy = this.newStrategy();
     // No reference to the global weights in this frame: a large model's are let go during the fit phase.
     const fold = this.beginFold(round, strategy, chosen.length);
-    const perNode = new Map<string, NodeRoundFigures>();
-    const book: RoundBook = {
-      registered: new Map(online.map((n) => [n.name, n.train])),
-      perNode,
-      nodeFigures: (node) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!,
-      trainLosses: [],
-      problems: [],
-      records: { fit: [], evaluate: [] },
-      stored: false,
-    };
+    const book: RoundBook = { records: { fit: [], evaluate: [] }, stored: false };
     try {
       return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length, book);
     } catch (err) {
@@ -671,7 +656,12 @@ export class TaskRunner {
   ): Promise<RoundOutcome> {
     const { spec, deps } = this;
     const s = spec.settings;
-    const { registered, perNode, nodeFigures, trainLosses, problems, records } = book;
+    const registered = new Map(online.map((n) => [n.name, n.train]));
+    const perNode = new Map<string, NodeRoundFigures>();
+    const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
+    const trainLosses: { value: number; examples: number }[] = [];
+    const problems: string[] = [];
+    const { records } = book;
     const { fit: fitRecords, evaluate: evalRecords } = records;
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
       const reason = this.foldUpdate(aggregator, node, p, attachment, registered.get(node));

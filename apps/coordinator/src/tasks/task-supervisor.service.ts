@@ -1,6 +1,6 @@
 import { ServerEvaluation } from '../rounds/server-evaluation';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { TaskSpec } from '@fl/contracts';
+import { RoundFigures, TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
 import { BUS, isDatabaseUnavailable, METRICS, MODEL_REGISTRY, PlatformMetrics, TaskLogger } from '@fl/runtime';
@@ -224,6 +224,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
     const taskId = spec.task_id;
     const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: spec.correlation_id });
     let lastRound = 0;
+    /** A completed round's event to the gateway; also sent again for the last one when a task resumes. */
+    const roundEvent = async (round: number, figures: RoundFigures): Promise<void> => {
+      lastRound = round;
+      await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
+    };
     const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
       this.observed(() => this.leases.renew(taskId))
@@ -248,13 +253,9 @@ export class TaskSupervisor implements OnApplicationShutdown {
           cancelRequested: () => this.leases.isCancelRequested(taskId),
           parentRunId: () => tracking.parentRunId,
           metrics: this.metrics,
-          onResumed: async (round, figures) => {
-            lastRound = round;
-            await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
-          },
+          onResumed: roundEvent,
           onRound: async (round, figures, nodes) => {
-            lastRound = round;
-            await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
+            await roundEvent(round, figures);
             tracking.round(round, figures, nodes);
             log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +

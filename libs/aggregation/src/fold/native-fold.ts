@@ -74,10 +74,10 @@ function load(): { fold: NativeFold | null; status: NativeFoldStatus } {
 /**
  * `values` float32 values in fresh memory advised for huge pages when it spans
  * at least one: the buffer is 2 MiB larger than asked (rounded up to 2 MiB)
- * and the array starts at its first 2 MiB boundary (the extra is never touched, so it takes address
- * space, not memory). Zero-filled, or with `uninitialized` left as malloc
- * gives it (no fill pass) for a caller that writes every value before any is
- * read.
+ * and the array starts at its first 2 MiB boundary (the extra is never
+ * touched, so it takes address space, not memory). Zero-filled, or with
+ * `uninitialized` left as malloc gives it (no fill pass) for a caller that
+ * writes every value before any is read.
  */
 export function hugePageArray(fold: NativeFold, values: number, uninitialized = false): Float32Array {
   const bytes = 4 * values;
