@@ -9,8 +9,13 @@ function flatten(errors: ValidationError[], prefix = ''): { field: string; reaso
   });
 }
 
-/** Keys that Nest's ValidationPipe deletes before validating (they could pollute prototypes): here they are refused like any unknown field. */
-const PROTOTYPE_KEYS = ['__proto__', 'prototype', 'constructor'];
+/**
+ * Keys that name what every object has (`__proto__`, `constructor`,
+ * `valueOf`, `toString`, ...), and `prototype`: Nest's ValidationPipe deletes
+ * some of them and class-transformer drops the rest, so the body would pass
+ * without them; here they are refused like any unknown field.
+ */
+const isPrototypeKey = (key: string): boolean => key === 'prototype' || key in Object.prototype;
 
 /** Where a parsed body holds a prototype key (own properties only, as JSON.parse makes them), as field paths. */
 function prototypeKeys(value: unknown, path: string, found: string[]): string[] {
@@ -18,7 +23,7 @@ function prototypeKeys(value: unknown, path: string, found: string[]): string[] 
   // Object.entries: own keys only, and an array's items without its holes.
   for (const [key, v] of Object.entries(value)) {
     const field = path ? `${path}.${key}` : key;
-    if (!Array.isArray(value) && PROTOTYPE_KEYS.includes(key)) found.push(field);
+    if (!Array.isArray(value) && isPrototypeKey(key)) found.push(field);
     else prototypeKeys(v, field, found);
   }
   return found;
@@ -26,7 +31,7 @@ function prototypeKeys(value: unknown, path: string, found: string[]): string[] 
 
 /**
  * The project's pipe: a field named like a prototype key is refused with the
- * others, where Nest's pipe would drop it and accept the body.
+ * others, where Nest's pipe and class-transformer would drop it and accept the body.
  */
 class RefusingValidationPipe extends ValidationPipe {
   protected stripProtoKeys(value: unknown): void {

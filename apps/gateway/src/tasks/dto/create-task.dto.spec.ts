@@ -48,8 +48,11 @@ describe('CreateTaskDto', () => {
     ['{"prototype":{}}', 'prototype'],
     ['{"__proto__":{"admin":true}}', '__proto__'],
     ['{"constructor":1}', 'constructor'],
+    ['{"valueOf":{}}', 'valueOf'],
+    ['{"toString":"x"}', 'toString'],
+    ['{"hasOwnProperty":1}', 'hasOwnProperty'],
     ['{"strategy_params":{"prototype":{"x":1}}}', 'strategy_params.prototype'],
-  ])('refuses a prototype key (%s) that Nest would drop, naming it', async (extra, field) => {
+  ])('refuses a prototype key (%s) that Nest or class-transformer would drop, naming it', async (extra, field) => {
     // As the JSON body parser makes them: own properties, __proto__ included.
     const body = { ...predecessorBody, ...(JSON.parse(extra) as object) };
     const details = await rejection(body);
