@@ -68,12 +68,8 @@ export class InPlaceFedAvg {
     const w = Math.fround(examples);
     const sum = this.sum?.tensors;
     for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w, this.native);
-    // Allocated at the first update that passes: untouched pages of the zeroed buffer cost nothing until then, and
-    // advised for huge pages before the fold first touches them (a 2 MiB page faults once where 512 small ones would).
-    if (!this.sum) {
-      this.sum = allocateSafetensors(this.layout);
-      this.native?.hugePages(this.sum.buf.buffer as ArrayBuffer);
-    }
+    // Allocated at the first update that passes: untouched pages of the zeroed buffer cost nothing until then.
+    this.sum ??= allocateSafetensors(this.layout);
     for (const [name, u] of update) {
       const s = this.sum.tensors.get(name)!.data;
       if (this.native) this.native.fold(s, sum ? s : null, 0, u.data, w);
