@@ -96,6 +96,11 @@ export interface TaskRunnerDeps {
   workers: EdgeWorkerRegistry;
   rounds: RoundsRepository;
   router: ResultRouter;
+  /**
+   * A round completed and stored. Not awaited before the next round starts: it
+   * is awaited before the next round's end is stored, so that at most the last
+   * stored round's event is unconfirmed, the one onResumed sends again.
+   */
   onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => Promise<void>;
   /**
    * A task resumed after its last completed round: the coordinator that completed it may have died
@@ -156,6 +161,12 @@ interface RoundFold {
 /** How each worker took part in a round attempt, stored with the round's end (complete or fail): one commit per round, not one per phase. */
 interface RoundBook {
   records: { fit: ParticipantRecord[]; evaluate: ParticipantRecord[] };
+  /**
+   * The round's start row, written while the fit instruction goes out: awaited
+   * before anything that updates the row (the round's end), so that a failed
+   * write still fails the round.
+   */
+  started: Promise<void>;
   /** Whether the round's end stored them already. */
   stored: boolean;
 }
@@ -189,6 +200,8 @@ export class TaskRunner {
   private readonly privacy?: PrivacyBudget;
   /** When the database was last asked whether a cancel is recorded (checkCancelRecorded). */
   private cancelCheckedAt = -Infinity;
+  /** The last stored round's event on its way to the gateway (see TaskRunnerDeps.onRound). */
+  private announcing: Promise<void> = Promise.resolve();
   /** Server-side evaluation: the operator's rows of the use case and a runner of the package, made at the first round. */
   private serverEval?: { data: LabeledData; runner: ModelRunner } | null;
 
@@ -199,6 +212,12 @@ export class TaskRunner {
   ) {
     this.log = new TaskLogger(new Logger(TaskRunner.name), { task_id: spec.task_id, correlation_id: spec.correlation_id });
     if (spec.settings.privacy) this.privacy = new PrivacyBudget(spec.settings.privacy);
+  }
+
+  /** Lets a round's event go out while the next round runs; its failure surfaces where it is awaited. */
+  private announce(sent: Promise<void>): void {
+    sent.catch(() => undefined);
+    this.announcing = sent;
   }
 
   private envelope(round: number) {
@@ -245,8 +264,9 @@ export class TaskRunner {
         break;
       }
       this.current = out.global;
-      await this.deps.onRound(round, out.figures, out.nodes);
+      this.announce(this.deps.onRound(round, out.figures, out.nodes));
     }
+    await this.announcing;
     const last = this.current ?? (await this.globalFor(firstRound));
     return this.register(last.tensors, stoppedEarly);
   }
@@ -591,7 +611,9 @@ export class TaskRunner {
     const chosen = this.sample(candidates, round).map((n) => n.name);
     // Before anything is sent: a round that would take epsilon beyond the budget is not run.
     this.privacy?.checkNextRound(round, chosen.length, candidates.length);
-    await deps.rounds.start(spec.task_id, round, chosen);
+    // Written while the fit instruction goes out (RoundBook.started).
+    const startRow = deps.rounds.start(spec.task_id, round, chosen);
+    startRow.catch(() => undefined);
 
     // Fit: fold each update into the aggregate as it arrives. A new strategy
     // per attempt, from the state of the last completed round, so that a round
@@ -599,14 +621,14 @@ export class TaskRunner {
     const strategy = this.newStrategy();
     // No reference to the global weights in this frame: a large model's are let go during the fit phase.
     const fold = this.beginFold(round, strategy, chosen.length);
-    const book: RoundBook = { records: { fit: [], evaluate: [] }, stored: false };
+    const book: RoundBook = { records: { fit: [], evaluate: [] }, started: startRow, stored: false };
     try {
       return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length, book);
     } catch (err) {
       // A round that ends otherwise than completed or failed (stopped, its aggregation failed) still records who answered how;
       // not once another coordinator holds the task (it runs the round again and records its own attempt).
       const leaseLost = this.signal.aborted && this.signal.reason === 'lease-lost';
-      if (!book.stored && !leaseLost) await deps.rounds.participants(spec.task_id, round, book.records).catch(() => undefined);
+      if (!book.stored && !leaseLost) await book.started.then(() => deps.rounds.participants(spec.task_id, round, book.records)).catch(() => undefined);
       throw err;
     } finally {
       fold.dispose();
@@ -742,6 +764,8 @@ export class TaskRunner {
     // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
     const kept = new Map(state);
     this.privacy?.save(kept);
+    await book.started;
+    await this.announcing; // the last round's event, before this round's end is stored
     await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
       strategyState: encodeStrategyState(strategy.name, kept),
       records,
@@ -780,6 +804,7 @@ export class TaskRunner {
 
   private async failRound(round: number, book: RoundBook): Promise<void> {
     this.deps.metrics.rounds.inc({ outcome: 'failed' });
+    await book.started;
     await this.deps.rounds.fail(this.spec.task_id, round, book.records);
     book.stored = true;
   }
