@@ -56,6 +56,11 @@ interface CaseResult {
   coordinatorPeakRssMiB: number;
   coordinatorRssAtStartMiB: number;
   workersCpuMsPerRound: number;
+  /** CPU per round of the RabbitMQ and PostgreSQL servers, where they run on this machine (null otherwise): every task of theirs, not only this one's. */
+  brokerCpuMsPerRound: number | null;
+  /** CPU per round of this bench process: the gateway, which records every round, and the bench's own bookkeeping. */
+  gatewayCpuMsPerRound: number;
+  databaseCpuMsPerRound: number | null;
   workersStartS: number;
   /** The machine's 1-minute load average when the task started and ended (2 cores: above 2, others wait for a core). */
   loadAverage: [number, number];
@@ -74,7 +79,10 @@ export interface RoundsBenchOptions {
  * time of the platform itself, with zero-compute workers (fit returns the
  * global weights, evaluation reports 0), for N workers as separate processes
  * and for N = 1,000 virtual workers in one simulator process; the
- * coordinator's CPU time per round and its peak RSS. Flower 1.6's figures on
+ * coordinator's CPU time per round and its peak RSS; the CPU time per round
+ * of the workers, of the gateway (this process), and of the RabbitMQ and
+ * PostgreSQL servers where they run on this machine: on two cores, what all
+ * of them use in a round bounds how short it can be. Flower 1.6's figures on
  * this machine, same setup with separate processes, are printed beside ours.
  *
  * Every case gets its own vhost, database, gateway (in this process), one
@@ -90,7 +98,7 @@ export interface RoundsBenchOptions {
  *
  * For looking closer: FL_BENCH_KEEP=1 keeps each case's folder (the apps'
  * logs), FL_BENCH_LOG_LEVEL=log makes the apps say more, and
- * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator and of a
+ * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator, the first worker process and a
  * simulator of many workers there.
  */
 export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
@@ -151,12 +159,13 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const last = tap.waitFor((e) => e.app === 'gateway' && e.kind === 'delivered' && e.name === 'round.completed' && e.round === c.rounds, 1_200_000, `round ${c.rounds}`);
   const ended = tap.waitFor((e) => e.app === 'gateway' && e.kind === 'handled' && TERMINAL.includes(e.name), 1_200_000, 'end of the task');
   for (const p of [first, last, ended]) p.catch(() => undefined); // observed below
+  const servers = serverProcesses();
   const atFirst = first.then(() => {
-    const sample = { coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0) };
+    const sample = { coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0), servers: serversCpuNs(servers), gateway: processCpuNs() };
     writeFileSync(`/proc/${coordinator.pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
     return sample;
   });
-  const atLast = last.then(() => ({ coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0), peakRss: statusKb(coordinator.pid, 'VmHWM') }));
+  const atLast = last.then(() => ({ coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0), servers: serversCpuNs(servers), gateway: processCpuNs(), peakRss: statusKb(coordinator.pid, 'VmHWM') }));
 
   const res = await fetch(`${url}/tasks`, {
     method: 'POST',
@@ -195,6 +204,9 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     coordinatorPeakRssMiB: r2(b.peakRss / 1024),
     coordinatorRssAtStartMiB: r2(rssAtStart / 1024),
     workersCpuMsPerRound: r2((b.workers - a.workers) / 1e6 / measured),
+    gatewayCpuMsPerRound: r2((b.gateway - a.gateway) / 1e6 / measured),
+    brokerCpuMsPerRound: serverCpuMsPerRound(servers.broker, a.servers, b.servers, measured),
+    databaseCpuMsPerRound: serverCpuMsPerRound(servers.database, a.servers, b.servers, measured),
     workersStartS: r2(workersStartS),
     loadAverage: [loadBefore, loadAverage()],
     flowerMs: c.flowerMs,
@@ -224,8 +236,8 @@ class Child {
   ) {
     this.log = join(dir, `${name}.log`);
     const out = createWriteStream(this.log);
-    // FL_BENCH_PROFILE=<dir>: a V8 CPU profile of the coordinator and of a simulator of many workers, written when they exit.
-    const profile = process.env.FL_BENCH_PROFILE && (name === 'coordinator' || name === 'simulator') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FL_BENCH_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    // FL_BENCH_PROFILE=<dir>: a V8 CPU profile of the coordinator, of the first worker process and of a simulator of many workers, written when they exit.
+    const profile = process.env.FL_BENCH_PROFILE && (name === 'coordinator' || name === 'simulator' || name === 'worker-1') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FL_BENCH_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
     this.process = spawn(process.execPath, [...profile, join(DIST, entry)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.process.stdout!.pipe(out);
     this.process.stderr!.pipe(out);
@@ -284,6 +296,52 @@ function cpuNs(pid: number): number {
   return total;
 }
 
+/**
+ * The RabbitMQ (beam.smp) and PostgreSQL (postgres) processes of this machine,
+ * if the bench's servers run here and are visible: their CPU time shows what a
+ * round costs beyond the platform's own processes. PostgreSQL's backends come
+ * and go with connections; those present at the first round are counted.
+ */
+function serverProcesses(): { broker: number[]; database: number[] } {
+  const found = { broker: [] as number[], database: [] as number[] };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+      if (comm === 'beam.smp') found.broker.push(Number(entry));
+      else if (comm === 'postgres' || comm.startsWith('postgres:')) found.database.push(Number(entry));
+    } catch {
+      // the process ended between the listing and the read
+    }
+  }
+  return found;
+}
+
+function processCpuNs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1000;
+}
+
+/** CPU time of each server process that still runs, by pid. */
+function serversCpuNs(servers: { broker: number[]; database: number[] }): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const pid of [...servers.broker, ...servers.database]) {
+    try {
+      cpu.set(pid, cpuNs(pid));
+    } catch {
+      // ended since (a PostgreSQL backend whose connection closed)
+    }
+  }
+  return cpu;
+}
+
+/** Ms of CPU per round of `pids` between two samples, counting the processes present in both. */
+function serverCpuMsPerRound(pids: number[], a: Map<number, number>, b: Map<number, number>, rounds: number): number | null {
+  if (!pids.length) return null;
+  const ns = pids.reduce((s, pid) => (a.has(pid) && b.has(pid) ? s + b.get(pid)! - a.get(pid)! : s), 0);
+  return r2(ns / 1e6 / rounds);
+}
+
 function loadAverage(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 }
@@ -320,6 +378,9 @@ function print(results: CaseResult[]): void {
           'coordinator CPU': r.coordinatorCpuMsPerRound,
           'coordinator peak RSS': r.coordinatorPeakRssMiB,
           'workers CPU': r.workersCpuMsPerRound,
+          'gateway CPU': r.gatewayCpuMsPerRound,
+          'RabbitMQ CPU': r.brokerCpuMsPerRound ?? '-',
+          'PostgreSQL CPU': r.databaseCpuMsPerRound ?? '-',
           'load avg': r.loadAverage.join(' → '),
           'Flower 1.6': r.flowerMs ?? '-',
           target: r.flowerMs === undefined ? '-' : r.flowerMs / 2,
