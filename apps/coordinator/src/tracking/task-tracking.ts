@@ -12,6 +12,20 @@ export interface NodeRoundFigures {
 
 export type RunEnd = 'FINISHED' | 'FAILED' | 'KILLED';
 
+interface RoundLog {
+  round: number;
+  figures: RoundFigures;
+  nodes: NodeRoundFigures[];
+}
+
+/**
+ * How long a round's figures wait at most before they are logged: the rounds
+ * completed meanwhile go in the same call (one statement for the built-in
+ * registry, one log-batch per run for MLflow), so quick rounds do not cost a
+ * database write or an HTTP call each.
+ */
+export const TRACKING_BATCH_MS = 1000;
+
 /**
  * Logs a task to the experiment tracker as the predecessor did: a parent run
  * named after the task's run_name in its experiment_name, the task's settings
@@ -20,13 +34,16 @@ export type RunEnd = 'FINISHED' | 'FAILED' | 'KILLED';
  * figures. The coordinator logs on the workers' behalf: sites often cannot
  * reach the tracker. Tracking never stops training: a failed call is logged
  * and the task goes on; and rounds do not wait for it: round figures are
- * logged in order in the background, and close() waits for them.
+ * logged in order in the background, batched (TRACKING_BATCH_MS), and
+ * settle() and close() log what is queued and wait for it.
  */
 export class TaskTracking {
   private readonly log: Logger;
   private parent: string | null = null;
   private children: Record<string, string> = {};
   private pending: Promise<void> = Promise.resolve();
+  private queued: RoundLog[] = [];
+  private batchTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly registry: ModelRegistry,
@@ -79,49 +96,46 @@ export class TaskTracking {
 
   /** Queues the round's figures for logging and returns at once. */
   round(round: number, figures: RoundFigures, nodes: NodeRoundFigures[]): void {
-    this.pending = this.pending.then(() => this.logRound(round, figures, nodes));
-  }
-
-  private async logRound(round: number, figures: RoundFigures, nodes: NodeRoundFigures[]): Promise<void> {
-    if (!this.parent) return;
-    const at = new Date(figures.finished_at);
-    const point = (key: string, value: number): MetricPoint => ({ key, value, step: round, timestamp: at });
-    const entries = [
-      {
-        runId: this.parent,
-        metrics: [
-          point('train_loss', figures.train_loss),
-          point('eval_loss', figures.eval_loss),
-          point('eval_accuracy', figures.eval_accuracy),
-          point('participants', figures.participants),
-          point('examples', figures.examples),
-          point('round_duration_ms', figures.duration_ms),
-          // Present only for tasks that have them: privacy spent, and the operator's held-out evaluation.
-          ...(['epsilon', 'server_eval_loss', 'server_eval_accuracy'] as const).filter((k) => figures[k] !== undefined).map((k) => point(k, figures[k]!)),
-        ],
-      },
-    ];
-    for (const n of nodes) {
-      const points: MetricPoint[] = [];
-      if (n.fit) points.push(point('train_loss', n.fit.loss), point('train_examples', n.fit.examples));
-      if (n.evaluate) points.push(point('eval_loss', n.evaluate.loss), point('eval_accuracy', n.evaluate.accuracy), point('eval_examples', n.evaluate.examples));
-      if (points.length === 0) continue;
-      let runId: string;
-      try {
-        runId = await this.child(n.node);
-      } catch (err) {
-        this.log.warn(`could not log round ${round} of ${n.node} in the experiment tracker: ${(err as Error).message}`);
-        continue;
-      }
-      entries.push({ runId, metrics: points });
+    this.queued.push({ round, figures, nodes });
+    if (!this.batchTimer) {
+      this.batchTimer = setTimeout(() => void this.flush(), TRACKING_BATCH_MS);
+      this.batchTimer.unref();
     }
-    // The task's and every site's figures in one call (one statement for the built-in registry).
-    await this.attempt(`log round ${round}`, () => this.registry.logMetricsOfRuns(entries));
   }
 
-  /** Waits until every queued round has been logged. */
-  settle(): Promise<void> {
+  /** Logs the queued rounds (after those logged before them); resolves when they are. */
+  private flush(): Promise<void> {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    const batch = this.queued.splice(0);
+    if (batch.length) this.pending = this.pending.then(() => this.logRounds(batch));
     return this.pending;
+  }
+
+  private async logRounds(batch: RoundLog[]): Promise<void> {
+    if (!this.parent) return;
+    const byRun = new Map<string, MetricPoint[]>([[this.parent, []]]);
+    const add = (runId: string, points: MetricPoint[]) => (byRun.get(runId) ?? byRun.set(runId, []).get(runId)!).push(...points);
+    for (const { round, figures, nodes } of batch) {
+      add(this.parent, taskPoints(round, figures));
+      for (const n of nodes) {
+        const points = nodePoints(round, figures, n);
+        if (points.length === 0) continue;
+        try {
+          add(await this.child(n.node), points);
+        } catch (err) {
+          this.log.warn(`could not log round ${round} of ${n.node} in the experiment tracker: ${(err as Error).message}`);
+        }
+      }
+    }
+    const rounds = batch.length === 1 ? `round ${batch[0].round}` : `rounds ${batch[0].round} to ${batch[batch.length - 1].round}`;
+    // The task's and every site's figures of these rounds in one call (one statement for the built-in registry).
+    await this.attempt(`log ${rounds}`, () => this.registry.logMetricsOfRuns([...byRun].map(([runId, metrics]) => ({ runId, metrics }))));
+  }
+
+  /** Logs every queued round and waits until they are. */
+  settle(): Promise<void> {
+    return this.flush();
   }
 
   /** Ends the parent run and every child run with the task's outcome. */
@@ -154,4 +168,34 @@ export class TaskTracking {
       this.log.warn(`could not ${what} in the experiment tracker: ${(err as Error).message}`);
     }
   }
+}
+
+/** A metric point of a round: step = round, at the round's end. */
+function pointOf(round: number, figures: RoundFigures): (key: string, value: number) => MetricPoint {
+  const at = new Date(figures.finished_at);
+  return (key, value) => ({ key, value, step: round, timestamp: at });
+}
+
+/** The task's figures of a round, for its parent run. */
+function taskPoints(round: number, figures: RoundFigures): MetricPoint[] {
+  const point = pointOf(round, figures);
+  return [
+    point('train_loss', figures.train_loss),
+    point('eval_loss', figures.eval_loss),
+    point('eval_accuracy', figures.eval_accuracy),
+    point('participants', figures.participants),
+    point('examples', figures.examples),
+    point('round_duration_ms', figures.duration_ms),
+    // Present only for tasks that have them: privacy spent, and the operator's held-out evaluation.
+    ...(['epsilon', 'server_eval_loss', 'server_eval_accuracy'] as const).filter((k) => figures[k] !== undefined).map((k) => point(k, figures[k]!)),
+  ];
+}
+
+/** One site's own figures of a round, for its child run. */
+function nodePoints(round: number, figures: RoundFigures, n: NodeRoundFigures): MetricPoint[] {
+  const point = pointOf(round, figures);
+  const points: MetricPoint[] = [];
+  if (n.fit) points.push(point('train_loss', n.fit.loss), point('train_examples', n.fit.examples));
+  if (n.evaluate) points.push(point('eval_loss', n.evaluate.loss), point('eval_accuracy', n.evaluate.accuracy), point('eval_examples', n.evaluate.examples));
+  return points;
 }
