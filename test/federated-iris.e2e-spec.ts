@@ -307,7 +307,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(await docs.text()).toContain('swagger-ui');
   });
 
-  it('deletes all tasks, cancelling the active ones first', async () => {
+  it('deletes all tasks, cancelling the active ones first, and the coordinators purge their records of them', async () => {
     const created = await platform.fetch('POST', '/tasks', {
       user_id: '3', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: 10000,
       run_name: 'to-delete', experiment_name: 'Default', round_timeout_s: 10,
@@ -318,9 +318,14 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     expect(res.status).toBe(200);
     expect(res.body.cancelled).toBe(1);
     expect((await platform.fetch('GET', '/tasks')).body).toEqual([]);
-    await platform.until(`the coordinator has stopped task ${id}`, async () => {
-      const [run] = await query<{ state: string; outcome: string }>(`SELECT state, outcome FROM coordinator.task_runs WHERE task_id = $1`, [id]);
-      return run?.state === 'finished' && run.outcome === 'cancelled';
-    }, 10_000);
+    // Stopped as cancelled (its tracked runs killed), then purged with every other deleted task (test/task-deletion.e2e-spec.ts has the details).
+    await platform.until(`the coordinators hold no row of the deleted tasks`, async () => {
+      const [{ n }] = await query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM coordinator.task_runs) + (SELECT count(*) FROM coordinator.rounds) + (SELECT count(*) FROM coordinator.checkpoints) AS n`,
+      );
+      return Number(n) === 0;
+    }, 30_000);
+    const tracked = await query<{ status: string }>(`SELECT status FROM registry.runs WHERE tags->>'task_id' = $1`, [String(id)]);
+    expect(new Set(tracked.map((r) => r.status))).toEqual(new Set(['KILLED']));
   });
 });

@@ -38,7 +38,7 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
     const c = new Client({ connectionString: platform.databaseUrl });
     await c.connect();
     try {
-      const tables = ['gateway.tasks', 'gateway.task_events', 'gateway.api_keys', 'gateway.audit_events', 'coordinator.task_runs', 'coordinator.nodes', 'coordinator.rounds', 'registry.model_versions'];
+      const tables = ['gateway.tasks', 'gateway.task_events', 'gateway.api_keys', 'gateway.audit_events', 'coordinator.task_runs', 'coordinator.nodes', 'coordinator.rounds', 'coordinator.deleted_tasks', 'registry.model_versions'];
       const counts: Record<string, number> = {};
       for (const t of tables) counts[t] = Number((await c.query(`SELECT count(*) AS n FROM ${t}`)).rows[0].n);
       return counts;
@@ -126,7 +126,7 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
     const before = await rowCounts();
     const toGateway: MsgName[] = [Msg.TaskStarted, Msg.TaskSucceeded, Msg.TaskFailed, Msg.TaskCancelled, Msg.RoundCompleted];
     const toCoordinator: MsgName[] = [
-      Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.NodeRevoked, Msg.RoundFitResult, Msg.RoundEvaluateResult,
+      Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.TasksDeleted, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.NodeRevoked, Msg.RoundFitResult, Msg.RoundEvaluateResult,
       Msg.RoundStatsResult,
     ];
     const toWorker: MsgName[] = [Msg.ModelPackage, Msg.RoundFit, Msg.RoundEvaluate, Msg.RoundStats, Msg.PresenceRequested, Msg.UseCaseDefined];

@@ -14,7 +14,7 @@ export class CoordinatorConfig extends BaseConfig {
   @IsNumber() @Min(1) @Max(3600) NODE_ONLINE_WINDOW_S = 30;
   /** How long a round waits for min_fit_clients workers to be online before the task fails. */
   @IsNumber() @Min(0) @Max(86400) WORKER_WAIT_S = 60;
-  /** How often unclaimed and orphaned tasks are looked for. */
+  /** How often unclaimed and orphaned tasks are looked for, and deleted tasks whose records wait for their purge. */
   @IsNumber() @Min(0.1) @Max(3600) SWEEP_INTERVAL_S = 5;
   /** Port of /health/live, /health/ready and /metrics; 0: no listener. */
   @IsInt() @Min(0) @Max(65535) HEALTH_PORT = 8081;

@@ -10,9 +10,11 @@ import { UseCaseDefinitionsSender } from './nodes/use-case-definitions';
 import { ResultRouter } from './rounds/result-router';
 import { ResultsController } from './rounds/results.controller';
 import { RoundsRepository } from './rounds/rounds.repository';
+import { DeletedTasksRepository } from './tasks/deleted-tasks.repository';
 import { TaskEventsPublisher } from './tasks/task-events.publisher';
 import { TaskIntakeController } from './tasks/task-intake.controller';
 import { TaskLeases } from './tasks/task-lease.service';
+import { TaskPurge } from './tasks/task-purge.service';
 import { TaskSupervisor } from './tasks/task-supervisor.service';
 import { COORDINATOR_CONFIG } from './tokens';
 import { TrackingRunsRepository } from './tracking/tracking-runs.repository';
@@ -40,6 +42,8 @@ export class CoordinatorModule {
         ServerEvaluation,
         TaskEventsPublisher,
         TaskSupervisor,
+        DeletedTasksRepository,
+        TaskPurge,
         TrackingRunsRepository,
       ],
     };

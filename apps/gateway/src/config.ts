@@ -9,7 +9,7 @@ export class GatewayConfig extends BaseConfig {
   @Matches(WORD_PATTERN) GATEWAY_ID = 'gateway';
   /** GET /nodes shows a worker online for this long after its last heartbeat (as the coordinator counts it). */
   @IsNumber() @Min(1) @Max(3600) NODE_ONLINE_WINDOW_S = 30;
-  /** A task still pending this long is handed to the coordinators again (its submission may have gone nowhere). */
+  /** A task still pending this long is handed to the coordinators again (its submission may have gone nowhere); as often, untold deletions are sent. */
   @IsNumber() @Min(0.1) @Max(86400) TASK_RESUBMIT_S = 30;
   /** oidc: bearer tokens of AUTH_ISSUER and API keys; none: no authentication (demo, local development). */
   @IsIn(['oidc', 'none']) AUTH_MODE: 'oidc' | 'none' = 'oidc';

@@ -1,5 +1,5 @@
 import { Bindings, Msg, Routes } from './messages';
-import { FitResultPayload, RoundInstructionPayload, StatsRequestPayload, TaskSubmittedPayload, UseCaseDefinedPayload } from './payloads';
+import { FitResultPayload, RoundInstructionPayload, StatsRequestPayload, TASKS_DELETED_MAX_IDS, TasksDeletedPayload, TaskSubmittedPayload, UseCaseDefinedPayload } from './payloads';
 import { parsePayload, ContractViolation } from './validate';
 
 describe('contracts', () => {
@@ -70,5 +70,17 @@ describe('contracts', () => {
     const p = parsePayload(UseCaseDefinedPayload, { task_id: 0, round: 0, sender: 'gateway', definition });
     expect(p.definition).toEqual(definition);
     expect(() => parsePayload(UseCaseDefinedPayload, { task_id: 0, round: 0, sender: 'gateway', definition: 'flowers' })).toThrow('definition');
+  });
+
+  it('carries the ids of deleted tasks to every coordinator, each a PostgreSQL integer, at most TASKS_DELETED_MAX_IDS of them', () => {
+    expect(Routes.allCoordinators(Msg.TasksDeleted)).toBe('coordinators.all.tasks.deleted');
+    expect(Bindings.coordinator('c1')).toContain('coordinators.all.#');
+    const deleted = (task_ids: unknown) => ({ task_id: 0, round: 0, sender: 'gateway', task_ids });
+    expect(parsePayload(TasksDeletedPayload, deleted([3, 1, 2147483647])).task_ids).toEqual([3, 1, 2147483647]);
+    expect(parsePayload(TasksDeletedPayload, deleted(Array.from({ length: TASKS_DELETED_MAX_IDS }, (_, i) => i + 1))).task_ids).toHaveLength(TASKS_DELETED_MAX_IDS);
+    for (const bad of [[], [0], [-1], [1.5], ['1'], [2147483648], null, 7, Array.from({ length: TASKS_DELETED_MAX_IDS + 1 }, (_, i) => i + 1)]) {
+      expect(() => parsePayload(TasksDeletedPayload, deleted(bad))).toThrow('task_ids');
+    }
+    expect(() => parsePayload(TasksDeletedPayload, { task_id: 0, round: 0, sender: 'a.b', task_ids: [1] })).toThrow('sender');
   });
 });

@@ -9,6 +9,8 @@ export const Msg = {
   TaskSucceeded: 'task.succeeded',
   TaskFailed: 'task.failed',
   TaskCancelled: 'task.cancelled',
+  /** The gateway deleted tasks (DELETE /tasks): coordinators purge their records of them once none runs them. */
+  TasksDeleted: 'tasks.deleted',
   RoundCompleted: 'round.completed',
   NodeRegistered: 'node.registered',
   NodeHeartbeat: 'node.heartbeat',

@@ -1,5 +1,7 @@
 import { Type } from 'class-transformer';
 import {
+  ArrayMaxSize,
+  ArrayNotEmpty,
   IsArray,
   IsBoolean,
   IsIn,
@@ -9,6 +11,7 @@ import {
   IsOptional,
   IsString,
   Matches,
+  Max,
   Min,
   ValidateNested,
   IsNotEmpty,
@@ -36,6 +39,15 @@ export class TaskSubmittedPayload extends Envelope {
 
 export class TaskCancelRequestedPayload extends Envelope {
   @IsOptional() @IsString() reason?: string;
+}
+
+/** At most this many task ids in one tasks.deleted message: the gateway sends more in several. */
+export const TASKS_DELETED_MAX_IDS = 1000;
+
+/** Tasks the gateway deleted; task_id and round are 0 (the message is about several tasks). Ids are PostgreSQL integers. */
+export class TasksDeletedPayload extends Envelope {
+  @IsArray() @ArrayNotEmpty() @ArrayMaxSize(TASKS_DELETED_MAX_IDS) @IsInt({ each: true }) @Min(1, { each: true }) @Max(2_147_483_647, { each: true })
+  task_ids: number[];
 }
 
 export class TaskStartedPayload extends Envelope {

@@ -18,6 +18,7 @@ export {
 } from './embedded-postgres';
 export type { EmbeddedPostgres, EmbeddedPostgresOptions } from './embedded-postgres';
 export { InitialSchema1767225600000 } from './migrations/1767225600000-initial-schema';
-export { createTestDatabase, testServerUrl } from './testing';
+export { createMigratedTestDatabase, createTestDatabase, testServerUrl } from './testing';
+export type { MigratedTestDatabase } from './testing';
 export { recordAudit } from './audit';
 export type { AuditRecord, Queryable } from './audit';

@@ -1,14 +1,12 @@
 import { DataSource } from 'typeorm';
 import { DEFAULT_FL_SETTINGS, TaskSpec } from '@fl/contracts';
-import { createDataSource, runMigrations } from '@fl/persistence';
-import { createTestDatabase } from '../../../../libs/persistence/src/testing';
+import { createMigratedTestDatabase, MigratedTestDatabase } from '../../../../libs/persistence/src/testing';
 import { CoordinatorConfig } from '../config';
 import { TaskLeases } from './task-lease.service';
 
 /** Task ownership between two coordinators on one real PostgreSQL database. */
 describe('TaskLeases (PostgreSQL)', () => {
-  let db: { url: string; drop(): Promise<void> };
-  const sources: DataSource[] = [];
+  let db: MigratedTestDatabase;
   let a: TaskLeases;
   let b: TaskLeases;
   let sql: DataSource;
@@ -18,27 +16,18 @@ describe('TaskLeases (PostgreSQL)', () => {
     run_name: 'r', experiment_name: 'e', settings: { ...DEFAULT_FL_SETTINGS },
   });
 
-  function coordinator(id: string): TaskLeases {
-    const ds = createDataSource({ url: db.url, poolSize: 4 });
-    sources.push(ds);
-    return new TaskLeases(ds, Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: id, LEASE_TTL_S: 30 }));
+  async function coordinator(id: string): Promise<TaskLeases> {
+    return new TaskLeases(await db.connect(), Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: id, LEASE_TTL_S: 30 }));
   }
 
   beforeAll(async () => {
-    db = await createTestDatabase('fl_lease');
-    sql = createDataSource({ url: db.url, poolSize: 2 });
-    sources.push(sql);
-    await sql.initialize();
-    await runMigrations(sql);
-    a = coordinator('coord-a');
-    b = coordinator('coord-b');
-    await Promise.all(sources.filter((s) => !s.isInitialized).map((s) => s.initialize()));
+    db = await createMigratedTestDatabase('fl_lease');
+    sql = db.sql;
+    a = await coordinator('coord-a');
+    b = await coordinator('coord-b');
   });
 
-  afterAll(async () => {
-    await Promise.all(sources.map((s) => s.destroy()));
-    await db.drop();
-  });
+  afterAll(() => db.drop());
 
   it('lets exactly one of two coordinators claim a task, however often both try', async () => {
     for (let id = 1; id <= 20; id++) {

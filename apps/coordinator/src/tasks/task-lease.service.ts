@@ -34,7 +34,7 @@ export class TaskLeases {
     return this.config.COORDINATOR_ID;
   }
 
-  /** Records a submitted task; a duplicate submission changes nothing. */
+  /** Records a submitted task; a duplicate submission changes nothing, nor does one of a deleted task (refused by a trigger). */
   async enqueue(spec: TaskSpec): Promise<void> {
     await this.db.query(
       `INSERT INTO coordinator.task_runs (task_id, spec, state) VALUES ($1, $2::jsonb, 'queued') ON CONFLICT (task_id) DO NOTHING`,
@@ -52,6 +52,7 @@ export class TaskLeases {
        SET owner = $2, state = 'running', lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
        FROM before
        WHERE t.task_id = before.task_id AND t.state <> 'finished' AND (t.owner IS NULL OR t.owner = $2 OR t.lease_expires_at < now())
+         AND NOT EXISTS (SELECT 1 FROM coordinator.deleted_tasks d WHERE d.task_id = t.task_id)
        RETURNING t.task_id, t.spec, t.cancel_requested, t.current_round,
          CASE WHEN before.state = 'running' AND before.lease_expires_at < now()
            THEN extract(epoch FROM now() - before.lease_expires_at)::float8 END AS lapsed_s`,
@@ -60,11 +61,12 @@ export class TaskLeases {
     return rows[0] ?? null;
   }
 
-  /** Tasks nobody runs: never claimed, or whose lease lapsed. */
+  /** Tasks nobody runs: never claimed, or whose lease lapsed; never a deleted one (it waits for its purge). */
   async claimable(limit = 10): Promise<number[]> {
     const rows: { task_id: number }[] = await this.db.query(
-      `SELECT task_id FROM coordinator.task_runs
+      `SELECT task_id FROM coordinator.task_runs t
        WHERE state <> 'finished' AND (owner IS NULL OR lease_expires_at < now() OR (owner = $1 AND state = 'queued'))
+         AND NOT EXISTS (SELECT 1 FROM coordinator.deleted_tasks d WHERE d.task_id = t.task_id)
        ORDER BY task_id LIMIT $2`,
       [this.me, limit],
     );

@@ -126,8 +126,27 @@ export class TasksRepository {
     return rows.map(toDto);
   }
 
-  async remove(id: number): Promise<void> {
-    await this.db.query(`DELETE FROM gateway.tasks WHERE id = $1`, [id]);
+  /**
+   * Deletes tasks (their events with them) and notes each id in the outbox for
+   * the coordinators, in one statement; returns the ids it deleted.
+   */
+  async remove(ids: number[]): Promise<number[]> {
+    const rows: { task_id: number }[] = await this.db.query(
+      `WITH gone AS (DELETE FROM gateway.tasks WHERE id = ANY($1::int[]) RETURNING id)
+       INSERT INTO gateway.task_deletion_outbox (task_id) SELECT id FROM gone ON CONFLICT (task_id) DO NOTHING RETURNING task_id`,
+      [ids],
+    );
+    return rows.map((r) => r.task_id).sort((a, b) => a - b);
+  }
+
+  /** Deleted tasks the coordinators have not been told of (no broker confirmation yet), lowest ids first. */
+  async untoldDeletions(limit: number): Promise<number[]> {
+    const rows: { task_id: number }[] = await this.db.query(`SELECT task_id FROM gateway.task_deletion_outbox ORDER BY task_id LIMIT $1`, [limit]);
+    return rows.map((r) => r.task_id);
+  }
+
+  async deletionsTold(ids: number[]): Promise<void> {
+    await this.db.query(`DELETE FROM gateway.task_deletion_outbox WHERE task_id = ANY($1::int[])`, [ids]);
   }
 
   /** Moves a task to `to` if its current status allows it; returns the task after the move, or null if not moved. */

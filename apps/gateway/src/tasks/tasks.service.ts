@@ -1,10 +1,10 @@
 import { BadRequestException, Inject, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
-import { DEFAULT_FL_SETTINGS, Msg, PrivacySettings, Routes, TaskCancelRequestedPayload, TaskSubmittedPayload } from '@fl/contracts';
+import { DEFAULT_FL_SETTINGS, Msg, PrivacySettings, Routes, TASKS_DELETED_MAX_IDS, TaskCancelRequestedPayload, TasksDeletedPayload, TaskSubmittedPayload } from '@fl/contracts';
 import { StrategyParameterError } from '@fl/aggregation';
 import { findUseCase } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
-import { BUS, MODEL_REGISTRY } from '@fl/runtime';
+import { BUS, CoalescedPass, MODEL_REGISTRY } from '@fl/runtime';
 import { CreateTaskDto } from './dto/create-task.dto';
 import { DeleteTasksResultDto, RoundDto, TaskDto } from './dto/task.dto';
 import { settingsOf, TasksRepository } from './tasks.repository';
@@ -19,6 +19,7 @@ const BROKER_WAIT_MS = 5000;
 @Injectable()
 export class TasksService {
   private readonly log = new Logger(TasksService.name);
+  private readonly deletionNotices = new CoalescedPass(() => this.tellDeletions());
 
   constructor(
     private readonly tasks: TasksRepository,
@@ -182,7 +183,12 @@ export class TasksService {
     return this.get(id);
   }
 
-  /** The predecessor's "delete all": active tasks are cancelled first, so no work is left running unowned. */
+  /**
+   * The predecessor's "delete all": active tasks are cancelled first, so no
+   * work is left running unowned; then the rows go, and the coordinators are
+   * told to purge theirs (rounds, checkpoints), which they do once the
+   * cancelled runs have stopped.
+   */
   async deleteAll(): Promise<DeleteTasksResultDto> {
     const all = await this.tasks.list();
     let cancelled = 0;
@@ -190,7 +196,25 @@ export class TasksService {
       await this.cancel(t.id, 'cancelled because all tasks were deleted');
       cancelled++;
     }
-    for (const t of all) await this.tasks.remove(t.id);
-    return { message: 'All tasks deleted', deleted: all.length, cancelled };
+    const deleted = await this.tasks.remove(all.map((t) => t.id));
+    // Kept in the outbox until the broker confirms: if it cannot now, it is sent when it is back, or by the next gateway.
+    await this.withoutWaitingOnBroker(this.tellCoordinatorsOfDeletions(), `deleted tasks: the coordinators are not told yet; they are once the broker confirms`);
+    return { message: 'All tasks deleted', deleted: deleted.length, cancelled };
+  }
+
+  /** Tells the coordinators of every deletion in the outbox; one pass at a time (a caller meanwhile gets one more). */
+  tellCoordinatorsOfDeletions(): Promise<void> {
+    return this.deletionNotices.run();
+  }
+
+  private async tellDeletions(): Promise<void> {
+    for (;;) {
+      const ids = await this.tasks.untoldDeletions(TASKS_DELETED_MAX_IDS);
+      if (ids.length === 0) return;
+      const payload: TasksDeletedPayload = { task_id: 0, round: 0, sender: GATEWAY_SENDER, task_ids: ids };
+      await this.bus.publish(Routes.allCoordinators(Msg.TasksDeleted), { name: Msg.TasksDeleted, payload: { ...payload } });
+      await this.tasks.deletionsTold(ids);
+      this.log.log(`told the coordinators of ${ids.length} deleted task(s), ids ${ids[0]} to ${ids[ids.length - 1]}`);
+    }
   }
 }
