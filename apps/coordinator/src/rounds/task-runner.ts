@@ -505,7 +505,6 @@ export class TaskRunner {
     this.bundleSha = sha256Hex(this.bundle);
   }
 
-  /** Online workers for the use case; waits (up to WORKER_WAIT_S) until at least `min` are there. */
   /**
    * Online workers for the use case; waits (up to WORKER_WAIT_S) until at least
    * `min` of them can train and at least min_available_clients are online.

@@ -1,0 +1,163 @@
+import { DEFAULT_FL_SETTINGS, Msg, RoundFigures, TaskSpec } from '@fl/contracts';
+import { IRIS, modelInputs } from '@fl/datasets';
+import { MessageBus, OutboundMessage } from '@fl/messaging';
+import { buildClassifierPackage, modelPackageFiles } from '@fl/models';
+import { ModelRegistry } from '@fl/registry';
+import { PlatformMetrics } from '@fl/runtime';
+import { CoordinatorConfig } from '../config';
+import { EdgeWorkerRegistry } from '../nodes/node-registry.service';
+import { ResultRouter } from './result-router';
+import { RoundsRepository } from './rounds.repository';
+import { TaskRunner } from './task-runner';
+
+/** A promise settled from outside. */
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/** Lets every pending promise callback run: the fakes below do no I/O, so what can happen has happened. */
+const settled = () => new Promise((r) => setImmediate(r));
+
+const SITES = ['site-a', 'site-b'];
+const TASK_ID = 11;
+
+const spec = {
+  task_id: TASK_ID,
+  user_id: 'u',
+  use_case: 'iris',
+  model_name: 'iris_mlp',
+  model_version: 1,
+  num_global_iterations: 3,
+  run_name: 'r',
+  experiment_name: 'e',
+  settings: { ...DEFAULT_FL_SETTINGS, min_fit_clients: 2, fraction_fit: 1 },
+} as TaskSpec;
+
+/**
+ * A task runner over fakes: two zero-compute sites that answer every
+ * instruction at once (fit returns the weights it got), a registry holding an
+ * iris MLP, and a rounds repository and round event whose completion the test
+ * may hold back. `log` records what happened, in order.
+ */
+function harness(hold: { start?: Map<number, Promise<void>>; event?: Map<number, Promise<void>> } = {}) {
+  const log: string[] = [];
+  const stored: (RoundFigures & { round: number })[] = [];
+  const answered = new Map<string, ReturnType<typeof deferred<void>>>();
+  const answeredOf = (phase: string, round: number) => answered.get(`${phase} ${round}`) ?? answered.set(`${phase} ${round}`, deferred()).get(`${phase} ${round}`)!;
+  const router = new ResultRouter();
+  const bus = {
+    publish: async (_route: string, msg: OutboundMessage) => {
+      const { round } = msg.payload as { round: number };
+      if (msg.name === Msg.RoundFit || msg.name === Msg.RoundEvaluate) {
+        const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
+        log.push(`${phase} ${round} sent`);
+        queueMicrotask(() => {
+          for (const node of SITES) {
+            const payload = phase === 'fit' ? { status: 'ok', examples: 40, train_loss: 0.5 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
+            router.route(TASK_ID, round, phase, node, { payload, attachment: phase === 'fit' ? msg.attachment : undefined });
+          }
+          answeredOf(phase, round).resolve();
+        });
+      }
+    },
+  } as unknown as MessageBus;
+  const pkg = buildClassifierPackage({ name: 'iris_mlp', featureNames: modelInputs(IRIS).names, classes: IRIS.label.classes, hidden: [4], normalization: { mean: modelInputs(IRIS).mean, std: modelInputs(IRIS).std }, seed: 0 });
+  const registry = {
+    downloadArtifacts: async () => Object.entries(modelPackageFiles(pkg)).map(([path, data]) => ({ path, data })),
+    searchVersions: async () => [],
+    createModel: async () => undefined,
+    createVersion: async () => ({ version: 2 }),
+  } as unknown as ModelRegistry;
+  const rounds = {
+    latestCheckpoint: async () => null,
+    completedFigures: async () => null,
+    start: async (_: number, round: number) => {
+      log.push(`start ${round} asked`);
+      await hold.start?.get(round);
+      log.push(`start ${round} stored`);
+    },
+    complete: async (_: number, round: number, figures: RoundFigures) => {
+      log.push(`complete ${round}`);
+      stored.push({ round, ...figures });
+    },
+    figures: async () => stored,
+    fail: async (_: number, round: number) => void log.push(`fail ${round}`),
+    participants: async () => undefined,
+  } as unknown as RoundsRepository;
+  const workers = { online: async () => SITES.map((name) => ({ name, train: 40, test: 10 })) } as unknown as EdgeWorkerRegistry;
+  const runner = new TaskRunner(
+    {
+      config: Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: 'c1', ROUND_RETRIES: 0, WORKER_WAIT_S: 1 }),
+      bus,
+      registry,
+      workers,
+      rounds,
+      router,
+      metrics: new PlatformMetrics('coordinator-test'),
+      parentRunId: () => undefined,
+      cancelRequested: async () => false,
+      onResumed: async () => undefined,
+      onRound: async (round) => {
+        log.push(`event ${round} sent`);
+        await hold.event?.get(round);
+        log.push(`event ${round} confirmed`);
+      },
+    },
+    spec,
+    new AbortController().signal,
+  );
+  return { runner, log, answered: answeredOf };
+}
+
+describe('TaskRunner: what overlaps between rounds', () => {
+  it("runs the next round while a round's event awaits its confirm, but stores that round's end only after it", async () => {
+    const event1 = deferred();
+    const { runner, log, answered } = harness({ event: new Map([[1, event1.promise]]) });
+    const run = runner.run();
+
+    await answered('evaluate', 2).promise;
+    await settled();
+    // Round 2 ran while round 1's event was unconfirmed, and waits for it before its end is stored.
+    expect(log).toContain('fit 2 sent');
+    expect(log).not.toContain('complete 2');
+    expect(log).not.toContain('event 1 confirmed');
+
+    event1.resolve();
+    const result = await run;
+    expect(result.metrics.rounds).toBe(3);
+    expect(log.indexOf('complete 2')).toBeGreaterThan(log.indexOf('event 1 confirmed'));
+    expect(log.filter((l) => l.startsWith('complete'))).toEqual(['complete 1', 'complete 2', 'complete 3']);
+    // The task's end waits for the last round's event too.
+    expect(log[log.length - 1]).toBe('event 3 confirmed');
+  });
+
+  it("sends the fit instruction while the round's start row is written, and stores the round's end after it", async () => {
+    const start1 = deferred();
+    const { runner, log, answered } = harness({ start: new Map([[1, start1.promise]]) });
+    const run = runner.run();
+
+    await answered('evaluate', 1).promise;
+    await settled();
+    expect(log.indexOf('fit 1 sent')).toBeGreaterThan(log.indexOf('start 1 asked'));
+    expect(log).not.toContain('start 1 stored');
+    expect(log).not.toContain('complete 1');
+
+    start1.resolve();
+    await run;
+    expect(log.indexOf('complete 1')).toBeGreaterThan(log.indexOf('start 1 stored'));
+  });
+
+  it("fails the task when the round's start row cannot be written, though the round went on meanwhile", async () => {
+    const start2 = deferred();
+    const { runner, log } = harness({ start: new Map([[2, start2.promise]]) });
+    const run = runner.run();
+    start2.reject(new Error('connection terminated'));
+    await expect(run).rejects.toThrow('connection terminated');
+    expect(log).toContain('fit 2 sent');
+    expect(log).not.toContain('complete 2');
+    expect(log).not.toContain('fail 2');
+  });
+});
