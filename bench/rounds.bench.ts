@@ -165,7 +165,7 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     writeFileSync(`/proc/${coordinator.pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
     return sample;
   });
-  const atLast = last.then(() => ({ coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0), servers: serversCpuNs(servers), gateway: processCpuNs(), peakRss: statusKb(coordinator.pid, 'VmHWM') }));
+  const atLast = last.then(() => ({ coordinator: cpuNs(coordinator.pid), workers: workers.reduce((s, w) => s + cpuNs(w.pid), 0), servers: serversCpuNs(serverProcesses()), gateway: processCpuNs(), peakRss: statusKb(coordinator.pid, 'VmHWM') }));
 
   const res = await fetch(`${url}/tasks`, {
     method: 'POST',
@@ -205,8 +205,8 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     coordinatorRssAtStartMiB: r2(rssAtStart / 1024),
     workersCpuMsPerRound: r2((b.workers - a.workers) / 1e6 / measured),
     gatewayCpuMsPerRound: r2((b.gateway - a.gateway) / 1e6 / measured),
-    brokerCpuMsPerRound: serverCpuMsPerRound(servers.broker, a.servers, b.servers, measured),
-    databaseCpuMsPerRound: serverCpuMsPerRound(servers.database, a.servers, b.servers, measured),
+    brokerCpuMsPerRound: servers.broker.length ? serverCpuMsPerRound(a.servers, b.servers, measured, 'broker') : null,
+    databaseCpuMsPerRound: servers.database.length ? serverCpuMsPerRound(a.servers, b.servers, measured, 'database') : null,
     workersStartS: r2(workersStartS),
     loadAverage: [loadBefore, loadAverage()],
     flowerMs: c.flowerMs,
@@ -300,7 +300,7 @@ function cpuNs(pid: number): number {
  * The RabbitMQ (beam.smp) and PostgreSQL (postgres) processes of this machine,
  * if the bench's servers run here and are visible: their CPU time shows what a
  * round costs beyond the platform's own processes. PostgreSQL's backends come
- * and go with connections; those present at the first round are counted.
+ * and go with connections: they are looked for again at the last round.
  */
 function serverProcesses(): { broker: number[]; database: number[] } {
   const found = { broker: [] as number[], database: [] as number[] };
@@ -322,23 +322,33 @@ function processCpuNs(): number {
   return (user + system) * 1000;
 }
 
+type ServersCpu = { broker: Map<number, number>; database: Map<number, number> };
+
 /** CPU time of each server process that still runs, by pid. */
-function serversCpuNs(servers: { broker: number[]; database: number[] }): Map<number, number> {
-  const cpu = new Map<number, number>();
-  for (const pid of [...servers.broker, ...servers.database]) {
-    try {
-      cpu.set(pid, cpuNs(pid));
-    } catch {
-      // ended since (a PostgreSQL backend whose connection closed)
+function serversCpuNs(servers: { broker: number[]; database: number[] }): ServersCpu {
+  const of = (pids: number[]) => {
+    const cpu = new Map<number, number>();
+    for (const pid of pids) {
+      try {
+        cpu.set(pid, cpuNs(pid));
+      } catch {
+        // ended since (a PostgreSQL backend whose connection closed)
+      }
     }
-  }
-  return cpu;
+    return cpu;
+  };
+  return { broker: of(servers.broker), database: of(servers.database) };
 }
 
-/** Ms of CPU per round of `pids` between two samples, counting the processes present in both. */
-function serverCpuMsPerRound(pids: number[], a: Map<number, number>, b: Map<number, number>, rounds: number): number | null {
-  if (!pids.length) return null;
-  const ns = pids.reduce((s, pid) => (a.has(pid) && b.has(pid) ? s + b.get(pid)! - a.get(pid)! : s), 0);
+/**
+ * Ms of CPU per round of one server's processes between two samples: those
+ * present in both, and those started in between (a PostgreSQL backend for a
+ * connection opened meanwhile) with all of theirs. A process that ended in
+ * between is not counted.
+ */
+function serverCpuMsPerRound(a: ServersCpu, b: ServersCpu, rounds: number, server: keyof ServersCpu): number {
+  let ns = 0;
+  for (const [pid, cpu] of b[server]) ns += cpu - (a[server].get(pid) ?? 0);
   return r2(ns / 1e6 / rounds);
 }
 
