@@ -24,14 +24,16 @@ describe('a large model whose round is run again', () => {
   const logged = () => platform.jsonLogLines('coordinator-1').map((l) => String(l.msg));
 
   it('reads the global weights back from the last checkpoint, and completes every round once', async () => {
-    const rounds = 6;
+    // Enough rounds, each with some training, that the task is still running when the poll below sees round 2 done:
+    // zero-wait rounds of iris take a few ms each, and 6 of them once ended between two polls.
+    const rounds = 20;
     const created = await platform.fetch('POST', '/tasks', {
       user_id: '1', use_case: 'iris', model_name: model.name, model_version: model.version, num_global_iterations: rounds,
-      run_name: 'large-retry', experiment_name: 'Default', min_fit_clients: 3, round_timeout_s: 2, local_epochs: 1,
+      run_name: 'large-retry', experiment_name: 'Default', min_fit_clients: 3, round_timeout_s: 2, local_epochs: 20,
     });
     expect(created.status).toBe(200);
     const id = created.body.id;
-    await platform.until(`task ${id} has completed 2 rounds`, async () => (await platform.fetch('GET', `/tasks/${id}`)).body.current_round >= 2);
+    await platform.until(`task ${id} has completed 2 rounds`, async () => (await platform.fetch('GET', `/tasks/${id}`)).body.current_round >= 2, 60_000, 20);
     platform.signal('site-3', 'SIGSTOP');
     let retried: number;
     let previous: { sha256: string };
