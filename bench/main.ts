@@ -29,7 +29,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
   rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: args.includes('--cases') ? args[args.indexOf('--cases') + 1]?.split(',') : undefined }),
   demo: () => demoBench({ runs: option('runs', 3) }),
-  'large-model': () => largeModelBench({ mb: option('mb', 1024) }),
+  'large-model': () => largeModelBench({ mb: option('mb', 1024), strategies: args.includes('--strategies') ? args[args.indexOf('--strategies') + 1].split(',') : ['FedAvg'] }),
   'train-step': () => trainStepBench({ threads: option('threads', 2), iterations: option('iterations', 500) }),
   aggregate: () => aggregateBench({ maxValues: option('max-values', 1e7), repeats: option('repeats', 3) }),
   transfer: () => transferBench({ sizesMB: [100, 600], repeats: option('repeats', 1) }),

@@ -12,7 +12,25 @@ import { Platform } from './support/platform';
  */
 const MODEL_BYTES = Number(process.env.FL_LARGE_MODEL_MB ?? 128) * 1024 * 1024;
 const GiB = 1024 ** 3;
-/** 15 minutes, and 25 for 1 GiB: about 11 minutes here, on a loaded machine. */
+/**
+ * The strategies run, one task each in a fresh coordinator, and how many
+ * times the model each may hold beside the process's own memory and the
+ * chunks in flight: FedAvg the sum and the update being folded (the global
+ * weights are let go), 3 as the issue asks; FedAdam also the global weights
+ * (its step needs them) and its state, two float64 buffers (4 x), 7, and 1 for
+ * the transfers' chunks and the checkpoint's pieces in flight; FedMedian the
+ * update being received (the others on disk), then the median and its
+ * encoding while the new weights go out, 3, and 1 as FedAdam. Measured with
+ * 128 MiB: 2.7 to 3.0, 7.8 to 7.9 and 3.6 to 3.7 x above the start.
+ * FL_LARGE_MODEL_STRATEGIES picks some (`npm run bench -- large-model` runs
+ * FedAvg alone by default).
+ */
+const BOUNDS: Record<string, number> = { FedAvg: 3, FedAdam: 8, FedMedian: 4 };
+const STRATEGIES = (process.env.FL_LARGE_MODEL_STRATEGIES ?? Object.keys(BOUNDS).join(',')).split(',').map((name) => {
+  if (!BOUNDS[name]) throw new Error(`FL_LARGE_MODEL_STRATEGIES: no bound for '${name}' (one of ${Object.keys(BOUNDS).join(', ')})`);
+  return name;
+});
+/** Per strategy: 15 minutes, and 25 for 1 GiB: about 11 minutes here, on a loaded machine. */
 const TIMEOUT_MS = Math.max(900_000, (MODEL_BYTES / 2 ** 20) * 1500);
 
 /**
@@ -23,12 +41,13 @@ const TIMEOUT_MS = Math.max(900_000, (MODEL_BYTES / 2 ** 20) * 1500);
  * this is a test of transfer, aggregation and checkpoints: the package and
  * the weights travel in chunks, three updates of 1 GiB arrive at once, and
  * each round's checkpoint goes into PostgreSQL in pieces. The coordinator's
- * peak resident memory (VmHWM) must stay under 3 x the model's size: the
- * whole of it from 1 GiB on; below that, where the process's own 130 MiB and
- * the chunks in flight weigh as much as the model, its growth during the task,
- * less those chunks (measured with 128 MiB: 0.47 GiB, 3.7 x the model in all,
- * 2.7 x above the 130 MiB before the task). LARGE_MODEL_BYTES is
- * lowered so that the suite's smaller model takes the same path.
+ * peak resident memory (VmHWM) must stay under the strategy's bound times the
+ * model's size (BOUNDS: 3 x for FedAvg): the whole of it from 1 GiB on; below
+ * that, where the process's own 130 MiB and the chunks in flight weigh as much
+ * as the model, its growth during the task, less those chunks (FedAvg with
+ * 128 MiB: 0.47 GiB, 3.7 x the model in all, 2.7 x above the 130 MiB before
+ * the task). LARGE_MODEL_BYTES is lowered so that the suite's smaller model
+ * takes the same path.
  */
 describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
   const platform = new Platform();
@@ -52,20 +71,34 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     await platform.stop();
   }, 60_000);
 
-  it('runs 2 rounds with 3 workers, the coordinator holding it at most 3 times', async () => {
+  it.each(STRATEGIES)('runs 2 rounds of %s with 3 workers, the coordinator holding the model at most as many times as the strategy needs', async (strategy) => {
+    const times = BOUNDS[strategy];
+    if (strategy !== STRATEGIES[0]) {
+      // A fresh coordinator for each strategy: one that ran a task keeps much of its heap, and its peak would not be this task's.
+      await platform.kill('coordinator-1', 'SIGTERM');
+      platform.restart('coordinator-1');
+      await platform.until('the coordinator is ready', async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${platform.healthPorts['coordinator-1']}/health/ready`)).status === 200;
+        } catch {
+          return false;
+        }
+      });
+    }
     const before = platform.memory('coordinator-1').rss;
     const created = await platform.fetch('POST', '/tasks', {
-      user_id: '1', use_case: 'iris', model_name: 'iris_large', model_version: 1, num_global_iterations: 2,
-      run_name: 'large', experiment_name: 'Default', min_fit_clients: 3, local_epochs: 1, round_timeout_s: TIMEOUT_MS / 1000,
+      user_id: '1', use_case: 'iris', model_name: 'iris_large', model_version: 1, num_global_iterations: 2, strategy,
+      run_name: `large_${strategy}`, experiment_name: 'Default', min_fit_clients: 3, local_epochs: 1, round_timeout_s: TIMEOUT_MS / 1000,
     });
     expect(created.status).toBe(200);
     const task = await platform.taskWhen(created.body.id, ['success', 'failed', 'cancelled'], TIMEOUT_MS);
     const { peak } = platform.memory('coordinator-1');
     const [{ bytes }] = await platform.query<{ bytes: string }>(
-      `SELECT sum(length(data)) AS bytes FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = 2`, [task.id],
+      `SELECT sum(length(k.data)) AS bytes FROM coordinator.checkpoint_chunks k JOIN coordinator.checkpoints c USING (task_id, round)
+       WHERE task_id = $1 AND round = 2 AND k.index < c.pieces`, [task.id],
     );
     console.log(
-      `model ${(MODEL_BYTES / GiB).toFixed(2)} GiB (hidden ${hidden}): coordinator peak RSS ${(peak / GiB).toFixed(2)} GiB = ` +
+      `${strategy}, model ${(MODEL_BYTES / GiB).toFixed(2)} GiB (hidden ${hidden}): coordinator peak RSS ${(peak / GiB).toFixed(2)} GiB = ` +
         `${(peak / MODEL_BYTES).toFixed(2)} x the model (${((peak - before) / MODEL_BYTES).toFixed(2)} x above its ${(before / 2 ** 20).toFixed(0)} MiB before the task); ` +
         `round-2 checkpoint ${(Number(bytes) / GiB).toFixed(2)} GiB in pieces`,
     );
@@ -73,7 +106,7 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     expect(task.status).toBe('success');
     expect(Number(bytes)).toBeGreaterThan(MODEL_BYTES * 0.99);
     // Beside the model, the coordinator holds up to 8 prefetched chunks of 16 MiB: 1x of the suite's model, little of 1 GiB.
-    expect(peak - before).toBeLessThan(3 * MODEL_BYTES + 128 * 2 ** 20);
-    if (MODEL_BYTES >= GiB) expect(peak).toBeLessThan(3 * MODEL_BYTES);
+    expect(peak - before).toBeLessThan(times * MODEL_BYTES + 128 * 2 ** 20);
+    if (MODEL_BYTES >= GiB) expect(peak).toBeLessThan(times * MODEL_BYTES);
   }, TIMEOUT_MS + 60_000);
 });

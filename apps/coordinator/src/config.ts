@@ -31,11 +31,17 @@ export class CoordinatorConfig extends BaseConfig {
   /** Wait before the second try; it doubles for each further one (2, 4, 8, 16 s by default). */
   @IsNumber() @Min(0) @Max(3600) REGISTRATION_RETRY_S = 2;
   /**
-   * Models of at least this many bytes are held as few times as possible: FedAvg and FedProx fold
-   * in place into one float32 sum, and the global weights and the package are let go while the
-   * updates come in (read back from the checkpoint or the registry if the round runs again).
+   * Models of at least this many bytes are held as few times as possible: FedAvg, FedProx, FedAvgM
+   * and the FedOpt family fold in place into one float32 sum (FedAvgM and FedOpt then step it in
+   * place, their state shared with the strategy, not copied), and the package and (FedAvg and
+   * FedProx) the global weights are let go while the updates come in (read back from the checkpoint
+   * or the registry if the round runs again). The rules that need every update at once (FedMedian,
+   * FedTrimmedAvg, Krum, Bulyan) hold at most this many bytes of updates in memory, whatever the
+   * model's size, and write the others to AGGREGATION_SPILL_DIR.
    */
   @IsInt() @Min(0) LARGE_MODEL_BYTES = 256 * 1024 * 1024;
+  /** Where FedMedian, FedTrimmedAvg, Krum and Bulyan write the updates beyond LARGE_MODEL_BYTES (removed after each round). Unset: the system's temporary directory. */
+  @IsOptional() @IsString() AGGREGATION_SPILL_DIR?: string;
   /**
    * A database outage longer than this (as this coordinator measures it, to within SWEEP_INTERVAL_S)
    * fails the tasks that ran through it, once the database is back, instead of resuming them.

@@ -28,6 +28,40 @@ export abstract class LinearStrategy<P extends SamplingParameters = SamplingPara
   }
 }
 
+/**
+ * A linear strategy whose server step can write the new weights over the
+ * round's float32 average, parameter by parameter: the same operations, so
+ * the same bits, as `serverStep`, without a second copy of the model (large
+ * models, aggregated in place). FedAvg and FedProx need no step at all.
+ */
+export interface InPlaceServerStep {
+  stepInPlace(serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>): void;
+}
+
+export function stepsInPlace(s: object): s is InPlaceServerStep {
+  return typeof (s as Partial<InPlaceServerStep>).stepInPlace === 'function';
+}
+
+/**
+ * A linear strategy whose server step goes parameter by parameter into a
+ * target array: new arrays for `serverStep`, the average's own for
+ * `stepInPlace` (each value is read before it is written, so the two give the
+ * same bits).
+ */
+export abstract class SteppingStrategy<P extends SamplingParameters = SamplingParameters> extends LinearStrategy<P> implements InPlaceServerStep {
+  protected abstract step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void;
+
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
+    const out: WeightMap = new Map();
+    this.step(current, average, (name, t) => out.set(name, { shape: [...t.shape], data: new Float32Array(t.data.length) }).get(name)!.data);
+    return out;
+  }
+
+  stepInPlace(_serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>): void {
+    this.step(current, average, (name) => average.get(name)!);
+  }
+}
+
 /** Weighted fold of updates as they arrive (WeightedSum); `finish` divides and hands the average to the server step. */
 export class LinearFitAggregation implements FitAggregation {
   private sum: WeightedSum | null;

@@ -20,10 +20,10 @@ export class ModelLayout {
     return into;
   }
 
-  /** Weights from a flat vector; every parameter gets its own array (the codec serialises them one by one). */
+  /** Weights from a flat vector, each parameter a view on it (no copy: a robust rule's result is the model's size). */
   unflatten(flat: Float32Array): WeightMap {
     const out: WeightMap = new Map();
-    for (const e of this.entries) out.set(e.name, { shape: [...e.shape], data: flat.slice(e.offset, e.offset + e.length) });
+    for (const e of this.entries) out.set(e.name, { shape: [...e.shape], data: flat.subarray(e.offset, e.offset + e.length) });
     return out;
   }
 }

@@ -27,14 +27,25 @@ export abstract class RobustStrategy<P extends SamplingParameters = SamplingPara
   /** Combines the stored updates, reading them `blockValues` coordinates at a time. */
   abstract combine(store: UpdateStore, blockValues: number): RobustOutcome;
 
+  /**
+   * The aggregation keeps the global weights only where a norm bound measures
+   * updates against them; otherwise only their layout, so that a caller can
+   * let a large model's weights go while the updates come in.
+   */
   beginFit(_serverRound: number, current: WeightMap): FitAggregation {
     const spill = this.options.spill ?? {};
     const store = new UpdateStore(new ModelLayout(current), {
       memoryBudgetBytes: spill.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,
       directory: spill.directory,
     });
-    return new StoredFitAggregation(current, store, spill.blockBytes ?? DEFAULT_BLOCK_BYTES, (r) => this.limitsFor(current, r), (s, b) => this.combine(s, b));
+    const template = this.options.maxUpdateNorm !== undefined ? current : layoutOf(current);
+    return new StoredFitAggregation(template, store, spill.blockBytes ?? DEFAULT_BLOCK_BYTES, (r) => this.limitsFor(template, r), (s, b) => this.combine(s, b));
   }
+}
+
+/** A template with the weights' names and shapes and no values (layout checks read only shapes). */
+function layoutOf(current: WeightMap): WeightMap {
+  return new Map([...current].map(([name, t]) => [name, { shape: [...t.shape], data: new Float32Array(0) }]));
 }
 
 class StoredFitAggregation implements FitAggregation {

@@ -9,13 +9,23 @@ import { WeightMap } from './weights';
  */
 export interface ServerStateful {
   /** A copy of the state after the last finished round; empty when there is none (before the first round, or without momentum). */
-  saveServerState(): StateMap;
+  saveServerState(how?: StateTransfer): StateMap;
   /**
    * Replaces the state by a copy of one saved by the same strategy for a model
    * of the same layout. Throws ServerStateError naming what does not fit, and
    * then changes nothing. An empty map means "no state yet".
    */
-  loadServerState(state: StateMap, template: WeightMap): void;
+  loadServerState(state: StateMap, template: WeightMap, how?: StateTransfer): void;
+}
+
+/**
+ * How state changes hands. By default as copies, so that a strategy's later
+ * steps never touch what the caller holds. `share` hands over the buffers
+ * themselves: for large models, whose FedOpt state is four times the model,
+ * where the caller knows the strategy's next step may change them.
+ */
+export interface StateTransfer {
+  share?: boolean;
 }
 
 export class ServerStateError extends Error {
@@ -30,18 +40,18 @@ export function hasServerState(s: Strategy): s is Strategy & ServerStateful {
   return typeof c.saveServerState === 'function' && typeof c.loadServerState === 'function';
 }
 
-/** Copies the buffers of `state` into `out` under `<slot>/<parameter>`. */
-export function packState(slot: string, state: StateMap | null, out: StateMap): StateMap {
-  if (state) for (const [name, values] of state) out.set(`${slot}/${name}`, Float64Array.from(values));
+/** Puts the buffers of `state` into `out` under `<slot>/<parameter>`: copies, or the buffers themselves with `share`. */
+export function packState(slot: string, state: StateMap | null, out: StateMap, how: StateTransfer = {}): StateMap {
+  if (state) for (const [name, values] of state) out.set(`${slot}/${name}`, how.share ? values : Float64Array.from(values));
   return out;
 }
 
 /**
  * The slots of a saved state, each a StateMap laid out like `template`, as
- * copies; null when `state` is empty. Throws ServerStateError on an unknown
+ * copies (the buffers themselves with `share`); null when `state` is empty. Throws ServerStateError on an unknown
  * slot or parameter, a missing parameter or a wrong length.
  */
-export function unpackState(owner: string, state: StateMap, slots: readonly string[], template: WeightMap): Map<string, StateMap> | null {
+export function unpackState(owner: string, state: StateMap, slots: readonly string[], template: WeightMap, how: StateTransfer = {}): Map<string, StateMap> | null {
   if (state.size === 0) return null;
   const out = new Map<string, StateMap>(slots.map((slot) => [slot, new Map()]));
   for (const [key, values] of state) {
@@ -52,7 +62,7 @@ export function unpackState(owner: string, state: StateMap, slots: readonly stri
     const t = template.get(name);
     if (!t) throw new ServerStateError(`${owner}: saved state has entry '${key}' for a parameter the model does not have`);
     if (values.length !== t.data.length) throw new ServerStateError(`${owner}: saved state '${key}' has ${values.length} values, the model's parameter has ${t.data.length}`);
-    slot.set(name, Float64Array.from(values));
+    slot.set(name, how.share ? values : Float64Array.from(values));
   }
   for (const [slot, map] of out) {
     for (const name of template.keys()) {

@@ -84,8 +84,10 @@ export function checkUpdateLayout(template: WeightMap, update: WeightMap, exampl
     if (u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
       throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${t.shape}]`, 'wrong-shape');
     }
-    if (u.data.length !== t.data.length) {
-      throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${t.data.length}`, 'wrong-shape');
+    // From the shape: a template may carry the layout alone, without values.
+    const expected = t.shape.reduce((n, d) => n * d, 1);
+    if (u.data.length !== expected) {
+      throw new UpdateRejectedError(`parameter '${name}' has ${u.data.length} values, expected ${expected}`, 'wrong-shape');
     }
   }
 }

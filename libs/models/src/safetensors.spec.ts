@@ -1,4 +1,4 @@
-import { decodeSafetensors, decodeSafetensorsAny, encodeSafetensors, NamedTensors, SafeTensor, sha256Hex } from './safetensors';
+import { decodeSafetensors, decodeSafetensorsAny, encodeSafetensors, encodeSafetensorsSegments, NamedTensors, SafeTensor, sha256Hex } from './safetensors';
 
 function sample(): NamedTensors {
   return new Map([
@@ -38,6 +38,14 @@ describe('safetensors', () => {
       expect(tensors.get(name)!.data).toEqual(t.data);
       expect(tensors.get(name)!.data).toBeInstanceOf(Float32Array);
     }
+  });
+
+  it('gives the same bytes as segments: the header, then views on each tensor in name order', () => {
+    const tensors = sample();
+    const segments = encodeSafetensorsSegments(tensors, { format: 'pt' });
+    expect(Buffer.concat(segments).equals(encodeSafetensors(tensors, { format: 'pt' }))).toBe(true);
+    expect(segments).toHaveLength(tensors.size + 1);
+    expect(segments[2].buffer).toBe(tensors.get('layers.0.weight')!.data.buffer); // sorted: 'empty' first
   });
 
   it('writes the exact safetensors layout', () => {

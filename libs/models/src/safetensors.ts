@@ -68,15 +68,8 @@ function writeLE(data: Float32Array | Uint8Array, out: Buffer, offset: number): 
   for (let i = 0; i < data.length; i++) out.writeFloatLE(data[i], offset + 4 * i);
 }
 
-/**
- * Encodes tensors in the safetensors layout: u64 LE header length, JSON header
- * padded with spaces to an 8-byte boundary, then the raw little-endian data of
- * every tensor in sorted-name order with no gaps.
- */
-export function encodeSafetensors(
-  tensors: ReadonlyMap<string, SafeTensor>,
-  metadata?: Record<string, string>,
-): Buffer {
+/** The header of `tensors`' encoding (length and padded JSON) and where each tensor's data goes. */
+function encodeHeader(tensors: ReadonlyMap<string, SafeTensor>, metadata?: Record<string, string>): { head: Buffer; names: string[]; starts: number[]; dataBytes: number } {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
@@ -86,6 +79,7 @@ export function encodeSafetensors(
     header[METADATA_KEY] = metadata;
   }
   let offset = 0;
+  const starts: number[] = [];
   for (const name of names) {
     if (name === METADATA_KEY) throw new Error(`safetensors: "${METADATA_KEY}" is reserved and cannot name a tensor`);
     const t = tensors.get(name)!;
@@ -98,23 +92,49 @@ export function encodeSafetensors(
     }
     const end = offset + t.data.byteLength;
     header[name] = { dtype, shape, data_offsets: [offset, end] };
+    starts.push(offset);
     offset = end;
   }
   let json = JSON.stringify(header);
   const jsonBytes = Buffer.byteLength(json, 'utf8');
   json += ' '.repeat((8 - (jsonBytes % 8)) % 8);
   const headerLen = Buffer.byteLength(json, 'utf8');
+  const head = Buffer.alloc(8 + headerLen);
+  head.writeBigUInt64LE(BigInt(headerLen), 0);
+  head.write(json, 8, 'utf8');
+  return { head, names, starts, dataBytes: offset };
+}
 
-  const out = Buffer.alloc(8 + headerLen + offset);
-  out.writeBigUInt64LE(BigInt(headerLen), 0);
-  out.write(json, 8, 'utf8');
-  const dataStart = 8 + headerLen;
-  for (const name of names) {
-    const t = tensors.get(name)!;
-    const [begin] = (header[name] as { data_offsets: [number, number] }).data_offsets;
-    writeLE(t.data, out, dataStart + begin);
-  }
+/**
+ * Encodes tensors in the safetensors layout: u64 LE header length, JSON header
+ * padded with spaces to an 8-byte boundary, then the raw little-endian data of
+ * every tensor in sorted-name order with no gaps.
+ */
+export function encodeSafetensors(
+  tensors: ReadonlyMap<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): Buffer {
+  const { head, names, starts, dataBytes } = encodeHeader(tensors, metadata);
+  const out = Buffer.alloc(head.length + dataBytes);
+  head.copy(out, 0);
+  names.forEach((name, i) => writeLE(tensors.get(name)!.data, out, head.length + starts[i]));
   return out;
+}
+
+/**
+ * The same bytes as `encodeSafetensors`, as a list of segments whose
+ * concatenation is the encoding: the header, then each tensor's data as a view
+ * on it (no copy) where the host is little-endian. For data several times a
+ * large model's size that is written out piece by piece (a checkpoint's
+ * strategy state) and never needs to be in memory twice.
+ */
+export function encodeSafetensorsSegments(tensors: ReadonlyMap<string, SafeTensor>, metadata?: Record<string, string>): Buffer[] {
+  if (!HOST_IS_LE) return [encodeSafetensors(tensors, metadata)];
+  const { head, names } = encodeHeader(tensors, metadata);
+  return [head, ...names.map((name) => {
+    const d = tensors.get(name)!.data;
+    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  })];
 }
 
 /**

@@ -5,3 +5,4 @@ export * from './coalesced-pass';
 export * from './default-models';
 export * from './observability';
 export * from './stored-use-cases';
+export * from './garbage';

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { RoundFigures } from '@fl/contracts';
 import { createDataSource, runMigrations } from '@fl/persistence';
 import { createTestDatabase } from '../../../../libs/persistence/src/testing';
-import { RoundsRepository } from './rounds.repository';
+import { cut, RoundsRepository } from './rounds.repository';
 
 /** On a real PostgreSQL: a round's start and end each one statement; checkpoints small in one field, large in pieces, read back and verified. */
 describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)', () => {
@@ -140,5 +140,58 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
     await store(3, 1, randomBytes(2000));
     await ds.query(`UPDATE coordinator.checkpoint_chunks SET data = $1 WHERE task_id = 3 AND index = 1`, [randomBytes(1000)]);
     await expect(rounds.latestCheckpoint(3)).rejects.toThrow(/SHA-256/);
+  });
+
+  it('stores a large strategy state in pieces after the weights\' (given as segments, cut across them), a small one in its field, and reads either back', async () => {
+    const weights = randomBytes(2500);
+    const state = [randomBytes(300), randomBytes(1700), randomBytes(1200)]; // 3,200 bytes: pieces of 1,000 that span the segments
+    await rounds.start(8, 1, ['site-a']);
+    await rounds.complete(8, 1, figures, weights, sha(weights), { strategyState: state });
+    const [row] = await ds.query(`SELECT pieces, state_pieces, strategy_state FROM coordinator.checkpoints WHERE task_id = 8`);
+    expect(row).toEqual({ pieces: 3, state_pieces: 4, strategy_state: null });
+    const chunks = await ds.query(`SELECT index, length(data) AS bytes FROM coordinator.checkpoint_chunks WHERE task_id = 8 ORDER BY index`);
+    expect(chunks.map((c: { bytes: number }) => c.bytes)).toEqual([1000, 1000, 500, 1000, 1000, 1000, 200]);
+    const cp = await rounds.latestCheckpoint(8);
+    expect(cp?.weights.equals(weights)).toBe(true);
+    expect(cp?.strategy_state?.equals(Buffer.concat(state))).toBe(true);
+    expect(cp!.strategy_state!.byteOffset % 8).toBe(0);
+    // Only the state: the weights are not read.
+    const stateOnly = await rounds.latestCheckpoint(8, { weights: false });
+    expect(stateOnly?.weights.length).toBe(0);
+    expect(stateOnly?.strategy_state?.equals(Buffer.concat(state))).toBe(true);
+
+    // Round 2: weights in one field, the state in pieces; round 3: both small.
+    const small = randomBytes(500);
+    await rounds.start(8, 2, ['site-a']);
+    await rounds.complete(8, 2, figures, small, sha(small), { strategyState: [randomBytes(8), randomBytes(1500)] });
+    expect(await ds.query(`SELECT index FROM coordinator.checkpoint_chunks WHERE task_id = 8 AND round = 2 ORDER BY index`)).toEqual([{ index: 0 }, { index: 1 }]);
+    expect((await rounds.latestCheckpoint(8))?.strategy_state?.length).toBe(1508);
+    await rounds.start(8, 3, ['site-a']);
+    await rounds.complete(8, 3, figures, small, sha(small), { strategyState: [Buffer.from('ab'), Buffer.from('cd')] });
+    const [third] = await ds.query(`SELECT state_pieces, strategy_state FROM coordinator.checkpoints WHERE task_id = 8 AND round = 3`);
+    expect(third).toEqual({ state_pieces: 0, strategy_state: Buffer.from('abcd') });
+    expect((await rounds.latestCheckpoint(8))?.strategy_state).toEqual(Buffer.from('abcd'));
+  });
+
+  it('refuses a state whose pieces are missing', async () => {
+    const weights = randomBytes(100);
+    await rounds.start(9, 1, ['site-a']);
+    await rounds.complete(9, 1, figures, weights, sha(weights), { strategyState: [randomBytes(2500)] });
+    await ds.query(`DELETE FROM coordinator.checkpoint_chunks WHERE task_id = 9 AND index = 1`);
+    await expect(rounds.latestCheckpoint(9)).rejects.toThrow('checkpoint of task 9 round 1: strategy state piece 1 of 3 is missing');
+  });
+});
+
+describe('cut: segments into pieces', () => {
+  const bytes = (n: number, from = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (from + i) % 256));
+  it('gives the concatenation in pieces of the size asked for, views within a segment', () => {
+    const segments = [bytes(5), bytes(12, 5), bytes(3, 17)];
+    const pieces = [...cut(segments, 4)];
+    expect(pieces.map((p) => p.length)).toEqual([4, 4, 4, 4, 4]);
+    expect(Buffer.concat(pieces)).toEqual(bytes(20));
+    expect(pieces[2].buffer).toBe(segments[1].buffer); // within the second segment: a view
+    expect([...cut(segments, 100)].map((p) => p.length)).toEqual([20]);
+    expect([...cut([], 4)]).toEqual([]);
+    expect([...cut([bytes(0), bytes(3)], 2)].map((p) => p.length)).toEqual([2, 1]);
   });
 });

@@ -111,26 +111,33 @@ export class RoundsRepository {
     f: RoundFigures,
     checkpoint: Buffer,
     sha256: string,
-    opts: { strategyState?: Buffer | null; records?: PhaseRecords; keep?: number } = {},
+    opts: { strategyState?: Buffer | Buffer[] | null; records?: PhaseRecords; keep?: number } = {},
   ): Promise<void> {
-    const { strategyState = null, records = {}, keep = 0 } = opts;
+    const { records = {}, keep = 0 } = opts;
     if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`checkpoints to keep must be a whole number >= 0, got ${keep}`);
     // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres reads a bytea back as a hex string of twice its size.
     const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
+    // So does a large strategy state (given as segments to be written one after the other: a large model's is never copied whole), after the weights' pieces.
+    const stateSegments = opts.strategyState == null ? [] : Array.isArray(opts.strategyState) ? opts.strategyState : [opts.strategyState];
+    const stateBytes = stateSegments.reduce((n, b) => n + b.length, 0);
+    const statePieces = stateBytes > this.pieceBytes ? Math.ceil(stateBytes / this.pieceBytes) : 0;
+    const strategyState = opts.strategyState == null || statePieces ? null : Buffer.concat(stateSegments);
     const figures = [f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms];
     const roundSql = `UPDATE coordinator.rounds SET status = 'completed', participants = $3, examples = $4, train_loss = $5, eval_loss = $6,
            eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10, figures = $16::jsonb
          WHERE task_id = $1 AND round = $2`;
-    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, created_at) VALUES ($1, $2, $11, $12, $13, $14, now())
+    const rows = participantRows(records, 17);
+    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
+    const statePiecesParam = values.push(statePieces);
+    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, state_pieces, created_at)
+         VALUES ($1, $2, $11, $12, $13, $14, $${statePiecesParam}, now())
          ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
-           pieces = EXCLUDED.pieces, created_at = now()`;
+           pieces = EXCLUDED.pieces, state_pieces = EXCLUDED.state_pieces, created_at = now()`;
     const progressSql = `UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`;
     const clearPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`;
     // Older rounds' checkpoints beyond the last `keep` ($15): a task resumes from its last one, and each can be the model's size.
     const retiredSql = `DELETE FROM coordinator.checkpoints WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
     const retiredPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
-    const rows = participantRows(records, 17);
-    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
     const statement = `WITH figures AS (${roundSql}),
          checkpoint AS (${checkpointSql}),
          old_pieces AS (${clearPiecesSql}),
@@ -138,7 +145,7 @@ export class RoundsRepository {
          retired_pieces AS (${retiredPiecesSql}),
          progress AS (${progressSql})
          ${rows ? rows.sql : 'SELECT 1'}`;
-    if (pieces === 0) {
+    if (pieces === 0 && statePieces === 0) {
       await this.db.query(statement, values);
       return;
     }
@@ -147,9 +154,14 @@ export class RoundsRepository {
     try {
       await qr.startTransaction();
       await qr.query(statement, values);
+      const insert = `INSERT INTO coordinator.checkpoint_chunks (task_id, round, index, data) VALUES ($1, $2, $3, $4)`;
       for (let index = 0; index < pieces; index++) {
         const data = checkpoint.subarray(index * this.pieceBytes, (index + 1) * this.pieceBytes);
-        await qr.query(`INSERT INTO coordinator.checkpoint_chunks (task_id, round, index, data) VALUES ($1, $2, $3, $4)`, [taskId, round, index, data]);
+        await qr.query(insert, [taskId, round, index, data]);
+      }
+      if (statePieces) {
+        let index = pieces;
+        for (const data of cut(stateSegments, this.pieceBytes)) await qr.query(insert, [taskId, round, index++, data]);
       }
       await qr.commitTransaction();
     } catch (err) {
@@ -160,19 +172,28 @@ export class RoundsRepository {
     }
   }
 
-  /** The checkpoint of the last completed round; weights stored in pieces are put back together (once) and checked against their SHA-256. */
-  async latestCheckpoint(taskId: number): Promise<Checkpoint | null> {
-    const rows: (Checkpoint & { pieces: number; bytes: string | null })[] = await this.db.query(
-      `SELECT c.round, CASE WHEN c.pieces = 0 THEN c.weights END AS weights, c.sha256, c.strategy_state, c.pieces,
-         (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round) AS bytes
+  /**
+   * The checkpoint of the last completed round; weights stored in pieces are
+   * put back together (once) and checked against their SHA-256, a state stored
+   * in pieces put back together into one buffer of its own. With `weights:
+   * false`, only the round and the state (the weights come back empty).
+   */
+  async latestCheckpoint(taskId: number, what: { weights?: boolean } = {}): Promise<Checkpoint | null> {
+    const withWeights = what.weights ?? true;
+    const rows: (Checkpoint & { pieces: number; state_pieces: number; bytes: string | null; state_bytes: string | null })[] = await this.db.query(
+      `SELECT c.round, CASE WHEN c.pieces = 0 AND $2 THEN c.weights END AS weights, c.sha256, c.strategy_state, c.pieces, c.state_pieces,
+         (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round AND k.index < c.pieces) AS bytes,
+         (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round AND k.index >= c.pieces) AS state_bytes
        FROM coordinator.checkpoints c
        JOIN coordinator.rounds r ON r.task_id = c.task_id AND r.round = c.round AND r.status = 'completed'
        WHERE c.task_id = $1 ORDER BY c.round DESC LIMIT 1`,
-      [taskId],
+      [taskId, withWeights],
     );
     const row = rows[0];
     if (!row) return null;
-    const { pieces, bytes, ...checkpoint } = row;
+    const { pieces, state_pieces: statePieces, bytes, state_bytes: stateBytes, ...checkpoint } = row;
+    if (statePieces > 0) checkpoint.strategy_state = await this.readPieces(taskId, row.round, pieces, statePieces, Number(stateBytes ?? 0), 'strategy state');
+    if (!withWeights) return { ...checkpoint, weights: Buffer.alloc(0) };
     if (pieces === 0) return checkpoint;
     const weights = Buffer.allocUnsafe(Number(bytes ?? 0));
     const hash = createHash('sha256');
@@ -193,6 +214,20 @@ export class RoundsRepository {
       throw new Error(`checkpoint of task ${taskId} round ${row.round}: its ${pieces} pieces hold ${offset} bytes with SHA-256 ${sha}, stored as ${row.sha256}`);
     }
     return { ...checkpoint, weights };
+  }
+
+  /** Pieces `first` .. `first + count - 1` of a checkpoint, put back together into one buffer of `bytes` (8-byte aligned: its own memory). */
+  private async readPieces(taskId: number, round: number, first: number, count: number, bytes: number, what: string): Promise<Buffer> {
+    const out = Buffer.allocUnsafeSlow(bytes);
+    let offset = 0;
+    for (let index = first; index < first + count; index++) {
+      const [piece]: { data: Buffer }[] = await this.db.query(`SELECT data FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2 AND index = $3`, [taskId, round, index]);
+      if (!piece || offset + piece.data.length > out.length) throw new Error(`checkpoint of task ${taskId} round ${round}: ${what} piece ${index - first} of ${count} is missing`);
+      piece.data.copy(out, offset);
+      offset += piece.data.length;
+    }
+    if (offset !== out.length) throw new Error(`checkpoint of task ${taskId} round ${round}: its ${count} ${what} pieces hold ${offset} bytes, not ${out.length}`);
+    return out;
   }
 
   /**
@@ -228,4 +263,29 @@ export class RoundsRepository {
       [taskId],
     );
   }
+}
+
+/**
+ * The concatenation of `segments` cut into pieces of `size` bytes (the last
+ * shorter): views where a piece lies within one segment, a copy of at most
+ * `size` bytes where it spans several.
+ */
+export function* cut(segments: readonly Buffer[], size: number): Generator<Buffer> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  for (const segment of segments) {
+    let at = 0;
+    while (at < segment.length) {
+      const take = Math.min(size - held, segment.length - at);
+      parts.push(segment.subarray(at, at + take));
+      held += take;
+      at += take;
+      if (held === size) {
+        yield parts.length === 1 ? parts[0] : Buffer.concat(parts, held);
+        parts = [];
+        held = 0;
+      }
+    }
+  }
+  if (held > 0) yield parts.length === 1 ? parts[0] : Buffer.concat(parts, held);
 }

@@ -1,6 +1,6 @@
 import { createStrategy, hasServerState, StateMap, WeightMap } from '@fl/aggregation';
 import { encodeSafetensors } from '@fl/models';
-import { decodeStrategyState, encodeStrategyState, StrategyStateError } from './strategy-state';
+import { decodeStrategyState, encodeStrategyState, strategyStateSegments, StrategyStateError } from './strategy-state';
 
 const layout = (): WeightMap => new Map([
   ['dense.weight', { shape: [2, 2], data: Float32Array.of(0.5, -1, 2, 0) }],
@@ -24,7 +24,8 @@ describe('strategy state in a checkpoint', () => {
     const buf = encodeStrategyState('FedAdam', saved)!;
     const back = decodeStrategyState('FedAdam', buf);
     expect([...back.keys()].sort()).toEqual([...saved.keys()].sort());
-    for (const [k, v] of saved) expect(Buffer.from(back.get(k)!.buffer).equals(Buffer.from(v.buffer))).toBe(true);
+    const bytes = (x: Float64Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    for (const [k, v] of saved) expect(bytes(back.get(k)!).equals(bytes(v))).toBe(true);
 
     const b = createStrategy('FedAdam', { eta: 0.05 });
     if (!hasServerState(b)) throw new Error('FedAdam keeps state');
@@ -34,6 +35,30 @@ describe('strategy state in a checkpoint', () => {
 
   it('stores nothing for an empty state', () => {
     expect(encodeStrategyState('FedAvg', new Map())).toBeNull();
+    expect(strategyStateSegments('FedAvg', new Map())).toBeNull();
+  });
+
+  it("gives the same bytes as segments, the state's own buffers among them, and reads an aligned state back as views on it", () => {
+    const m = Float64Array.of(1.5, -2, 3);
+    const v = Float64Array.of(0.25, 4, 1e-9);
+    const state: StateMap = new Map([['m/dense.bias', m], ['v/dense.bias', v]]);
+    const segments = strategyStateSegments('FedAdam', state)!;
+    expect(segments).toHaveLength(3);
+    expect(segments[1].buffer).toBe(m.buffer); // not a copy
+    const whole = encodeStrategyState('FedAdam', state)!;
+    expect(Buffer.concat(segments).equals(whole)).toBe(true);
+    // Read back into a buffer of its own (as a checkpoint's pieces are): the values are views on it.
+    const own = Buffer.from(new ArrayBuffer(whole.length));
+    whole.copy(own);
+    const back = decodeStrategyState('FedAdam', own);
+    expect(back.get('m/dense.bias')!.buffer).toBe(own.buffer);
+    expect(Array.from(back.get('v/dense.bias')!)).toEqual(Array.from(v));
+    // At an odd offset: copies, the same values.
+    const odd = Buffer.alloc(whole.length + 1);
+    whole.copy(odd, 1);
+    const copied = decodeStrategyState('FedAdam', odd.subarray(1));
+    expect(copied.get('m/dense.bias')!.buffer).not.toBe(odd.buffer);
+    expect(Array.from(copied.get('m/dense.bias')!)).toEqual(Array.from(m));
   });
 
   it("refuses another strategy's state and bytes that are no state, naming the problem", () => {

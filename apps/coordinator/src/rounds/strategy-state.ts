@@ -1,6 +1,6 @@
 import { endianness } from 'os';
 import { StateMap } from '@fl/aggregation';
-import { decodeSafetensorsAny, encodeSafetensors } from '@fl/models';
+import { decodeSafetensorsAny, encodeSafetensorsSegments } from '@fl/models';
 
 /**
  * A strategy's server-side state as a checkpoint holds it: safetensors with
@@ -20,10 +20,21 @@ export class StrategyStateError extends Error {
 
 /** Null when there is no state to keep (stateless strategies, FedAvgM without momentum). */
 export function encodeStrategyState(strategy: string, state: StateMap): Buffer | null {
+  const segments = strategyStateSegments(strategy, state);
+  return segments && Buffer.concat(segments);
+}
+
+/**
+ * The bytes of `encodeStrategyState` as segments to be written one after the
+ * other: the header, then views on the state's own buffers on a little-endian
+ * host (a large model's FedOpt state is four times the model: it is never
+ * copied whole to be stored). Null when there is no state.
+ */
+export function strategyStateSegments(strategy: string, state: StateMap): Buffer[] | null {
   if (state.size === 0) return null;
   const tensors = new Map<string, { dtype: 'U8'; shape: number[]; data: Uint8Array }>();
   for (const [key, values] of state) tensors.set(key, { dtype: 'U8', shape: [values.byteLength], data: toLittleEndian(values) });
-  return encodeSafetensors(tensors, { strategy, format: FORMAT });
+  return encodeSafetensorsSegments(tensors, { strategy, format: FORMAT });
 }
 
 /** The state saved by `encodeStrategyState` for `strategy`; throws StrategyStateError naming what does not fit. */
@@ -53,8 +64,13 @@ function toLittleEndian(values: Float64Array): Uint8Array {
   return out;
 }
 
-/** Copies: the bytes may sit at any offset in the checkpoint, and a Float64Array needs 8-byte alignment. */
+/**
+ * A view on the bytes where they are 8-byte aligned on a little-endian host
+ * (a large state read back into one buffer: no second copy), else a copy: the
+ * bytes may sit at any offset, and a Float64Array needs 8-byte alignment.
+ */
 function fromLittleEndian(bytes: Uint8Array): Float64Array {
+  if (HOST_IS_LE && bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
   const out = new Float64Array(bytes.byteLength / 8);
   if (HOST_IS_LE) {
     new Uint8Array(out.buffer).set(bytes);

@@ -1,7 +1,7 @@
 import { DEFAULT_FL_SETTINGS, Msg, RoundFigures, TaskSpec } from '@fl/contracts';
 import { IRIS, modelInputs } from '@fl/datasets';
 import { MessageBus, OutboundMessage } from '@fl/messaging';
-import { buildClassifierPackage, modelPackageFiles } from '@fl/models';
+import { buildClassifierPackage, decodeSafetensors, encodeSafetensors, modelPackageFiles, NamedTensors } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
 import { PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
@@ -42,9 +42,14 @@ const spec = {
  * iris MLP, and a rounds repository and round event whose completion the test
  * may hold back. `log` records what happened, in order.
  */
-function harness(hold: { start?: Map<number, Promise<void>>; event?: Map<number, Promise<void>> } = {}) {
+function harness(
+  hold: { start?: Map<number, Promise<void>>; event?: Map<number, Promise<void>> } = {},
+  opts: { spec?: TaskSpec; config?: Partial<CoordinatorConfig>; training?: boolean; failEvaluate?: number[] } = {},
+) {
   const log: string[] = [];
   const stored: (RoundFigures & { round: number })[] = [];
+  const checkpoints: { round: number; weights: Buffer; sha256: string; strategy_state: Buffer | null }[] = [];
+  const evaluations = new Map<number, number>();
   const answered = new Map<string, ReturnType<typeof deferred<void>>>();
   const answeredOf = (phase: string, round: number) => answered.get(`${phase} ${round}`) ?? answered.set(`${phase} ${round}`, deferred()).get(`${phase} ${round}`)!;
   const router = new ResultRouter();
@@ -54,11 +59,17 @@ function harness(hold: { start?: Map<number, Promise<void>>; event?: Map<number,
       if (msg.name === Msg.RoundFit || msg.name === Msg.RoundEvaluate) {
         const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
         log.push(`${phase} ${round} sent`);
+        // With failEvaluate, the first evaluation of those rounds fails at every site: the round runs again.
+        const attempt = phase === 'evaluate' ? evaluations.set(round, (evaluations.get(round) ?? 0) + 1).get(round)! : 0;
+        const failed = attempt === 1 && opts.failEvaluate?.includes(round);
         queueMicrotask(() => {
-          for (const node of SITES) {
-            const payload = phase === 'fit' ? { status: 'ok', examples: 40, train_loss: 0.5 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
-            router.route(TASK_ID, round, phase, node, { payload, attachment: phase === 'fit' ? msg.attachment : undefined });
-          }
+          SITES.forEach((node, k) => {
+            const payload =
+              phase === 'fit' ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5 } : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
+            // With training, each site moves every weight by its own step (zero compute otherwise: the weights it got).
+            const attachment = phase !== 'fit' ? undefined : opts.training ? trained(msg.attachment!, 0.01 * (k + 1) * (round % 2 ? 1 : -0.5)) : msg.attachment;
+            router.route(TASK_ID, round, phase, node, { payload, attachment });
+          });
           answeredOf(phase, round).resolve();
         });
       }
@@ -72,25 +83,27 @@ function harness(hold: { start?: Map<number, Promise<void>>; event?: Map<number,
     createVersion: async () => ({ version: 2 }),
   } as unknown as ModelRegistry;
   const rounds = {
-    latestCheckpoint: async () => null,
+    latestCheckpoint: async () => checkpoints[checkpoints.length - 1] ?? null,
     completedFigures: async () => null,
     start: async (_: number, round: number) => {
       log.push(`start ${round} asked`);
       await hold.start?.get(round);
       log.push(`start ${round} stored`);
     },
-    complete: async (_: number, round: number, figures: RoundFigures) => {
+    complete: async (_: number, round: number, figures: RoundFigures, weights: Buffer, sha256: string, o: { strategyState?: Buffer | Buffer[] | null }) => {
       log.push(`complete ${round}`);
       stored.push({ round, ...figures });
+      const state = o.strategyState == null ? null : Buffer.concat(Array.isArray(o.strategyState) ? o.strategyState : [o.strategyState]);
+      checkpoints.push({ round, weights: Buffer.from(weights), sha256, strategy_state: state });
     },
     figures: async () => stored,
     fail: async (_: number, round: number) => void log.push(`fail ${round}`),
     participants: async () => undefined,
   } as unknown as RoundsRepository;
-  const workers = { online: async () => SITES.map((name) => ({ name, train: 40, test: 10 })) } as unknown as EdgeWorkerRegistry;
+  const workers = { online: async () => SITES.map((name) => ({ name, train: 100, test: 10 })) } as unknown as EdgeWorkerRegistry;
   const runner = new TaskRunner(
     {
-      config: Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: 'c1', ROUND_RETRIES: 0, WORKER_WAIT_S: 1 }),
+      config: Object.assign(new CoordinatorConfig(), { COORDINATOR_ID: 'c1', ROUND_RETRIES: 0, WORKER_WAIT_S: 1 }, opts.config),
       bus,
       registry,
       workers,
@@ -106,10 +119,17 @@ function harness(hold: { start?: Map<number, Promise<void>>; event?: Map<number,
         log.push(`event ${round} confirmed`);
       },
     },
-    spec,
+    opts.spec ?? spec,
     new AbortController().signal,
   );
-  return { runner, log, answered: answeredOf };
+  return { runner, log, answered: answeredOf, checkpoints };
+}
+
+/** An update: the weights received, each moved by `step`. */
+function trained(weights: Buffer, step: number): Buffer {
+  const out: NamedTensors = new Map();
+  for (const [name, t] of decodeSafetensors(weights).tensors) out.set(name, { shape: t.shape, data: t.data.map((v) => v + step) });
+  return encodeSafetensors(out);
 }
 
 describe('TaskRunner: what overlaps between rounds', () => {
@@ -160,5 +180,37 @@ describe('TaskRunner: what overlaps between rounds', () => {
     expect(log).toContain('fit 2 sent');
     expect(log).not.toContain('complete 2');
     expect(log).not.toContain('fail 2');
+  });
+});
+
+describe('TaskRunner: large models with a server step (FedAdam), aggregated in place', () => {
+  const fedAdam = {
+    ...spec,
+    settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 } },
+  } as TaskSpec;
+
+  async function finalCheckpoint(options: Parameters<typeof harness>[1]) {
+    const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, ...options });
+    await runner.run();
+    return { last: checkpoints[checkpoints.length - 1], log };
+  }
+
+  it('gives the same weights and state, to the bit, as the strategy holding the model several times; a round run again does not step the state twice', async () => {
+    const strategyPath = await finalCheckpoint({ config: { ROUND_RETRIES: 1 } });
+    const inPlace = await finalCheckpoint({ config: { ROUND_RETRIES: 1, LARGE_MODEL_BYTES: 1 } });
+    // Round 2's first attempt fails after its aggregate was stepped: the state is read back from round 1's checkpoint.
+    const retried = await finalCheckpoint({ config: { ROUND_RETRIES: 1, LARGE_MODEL_BYTES: 1 }, failEvaluate: [2] });
+    expect(retried.log.filter((l) => l.startsWith('fail') || l.startsWith('complete'))).toEqual(['complete 1', 'fail 2', 'complete 2', 'complete 3']);
+
+    expect(strategyPath.last.round).toBe(3);
+    expect(strategyPath.last.strategy_state).not.toBeNull();
+    for (const other of [inPlace, retried]) {
+      expect(other.last.round).toBe(3);
+      expect(other.last.weights.equals(strategyPath.last.weights)).toBe(true);
+      expect(other.last.strategy_state!.equals(strategyPath.last.strategy_state!)).toBe(true);
+    }
+    // And the weights moved: the sites trained, the server stepped.
+    const first = await finalCheckpoint({ config: { LARGE_MODEL_BYTES: 1 }, spec: { ...fedAdam, num_global_iterations: 1 } });
+    expect(first.last.weights.equals(strategyPath.last.weights)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { Logger } from '@nestjs/common';
 import {
   EvaluateResultPayload,
@@ -17,12 +18,14 @@ import {
   FitAggregation,
   GaussianNoise,
   hasServerState,
+  InPlaceServerStep,
   PrivacyParameters,
   QFFL_LOSS_METRIC,
   ServerStateError,
   StateMap,
   Strategy,
   StrategyParameterError,
+  stepsInPlace,
   weightedMean,
   WeightMap,
   withDifferentialPrivacy,
@@ -51,7 +54,7 @@ import {
   withStandardization,
 } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
-import { isDatabaseUnavailable, PlatformMetrics, TaskLogger } from '@fl/runtime';
+import { collectGarbage, isDatabaseUnavailable, PlatformMetrics, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { strategyFitConfig } from './fit-config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
@@ -59,7 +62,7 @@ import { Answer, CollectPhase, ResultRouter } from './result-router';
 import { NodeRoundFigures } from '../tracking/task-tracking';
 import { RoundCollector } from './round-collector';
 import { Checkpoint, ParticipantRecord, RoundsRepository } from './rounds.repository';
-import { decodeStrategyState, encodeStrategyState, StrategyStateError } from './strategy-state';
+import { decodeStrategyState, strategyStateSegments, StrategyStateError } from './strategy-state';
 import { PrivacyBudget, PrivacyBudgetReached } from './privacy-budget';
 import { ServerEvaluation } from './server-evaluation';
 import { InPlaceFedAvg } from './in-place-fedavg';
@@ -142,14 +145,23 @@ class GlobalWeights {
   }
 }
 
+/** FedAvg and FedProx: the new weights are the average, no server step. */
+function isPlainAverage(strategy: Strategy): boolean {
+  return strategy.constructor === FedAvg || strategy.constructor === FedProx;
+}
+
 function sha256Of(g: GlobalWeights): string {
   return (g.sha256 ??= sha256Hex(g.buf));
 }
 
-/** One round's aggregation of the updates, by the strategy or, for large models, in place (InPlaceFedAvg). */
+/** One round's aggregation of the updates, by the strategy or, for large models, in place (InPlaceFedAvg, then the strategy's step in place). */
 interface RoundFold {
-  /** Whether the global weights may be let go once sent (InPlaceFedAvg needs only their layout). */
+  /** Whether the round is aggregated in place: its server state, if any, is the runner's own, shared with the strategy (see serverState). */
   readonly inPlace: boolean;
+  /** Whether the global weights may be let go once sent (InPlaceFedAvg and the robust rules need only their layout; a server step or a norm bound needs the weights). */
+  readonly letsGo: boolean;
+  /** Whether the model is large (LARGE_MODEL_BYTES): memory freed by the round is given back at once (collectGarbage). */
+  readonly large: boolean;
   readonly updates: number;
   readonly examples: number;
   /** Throws (e.g. UpdateRejectedError) when the update is not used. */
@@ -195,7 +207,14 @@ export class TaskRunner {
   /** The global weights of the round about to run; a large model's are let go while its updates come in (see letGo). */
   private current: GlobalWeights | null = null;
   /** The strategy's server-side state after the last completed round (empty for stateless strategies). */
-  private serverState: StateMap = new Map();
+  /**
+   * The strategy's server state after the last completed round. A large
+   * model's is shared with the round's strategy, which steps it in place
+   * (FedOpt's is four times the model: no copy); it is null while a round
+   * may have changed it, and read back from the last checkpoint if that round
+   * does not complete (serverStateFor).
+   */
+  private serverState: StateMap | null = new Map();
   /** Differentially private tasks: the privacy spent so far, and the budget. */
   private readonly privacy?: PrivacyBudget;
   /** When the database was last asked whether a cancel is recorded (checkCancelRecorded). */
@@ -283,9 +302,19 @@ export class TaskRunner {
     return this.bundle!;
   }
 
-  /** The package's initial weights: the bundle's entry, not a copy (decoded only if needed, copied then if it is not 4-byte aligned). */
+  /**
+   * The package's initial weights: the bundle's entry, not a copy, where its
+   * tensors can be views on it (4-byte aligned); else copied once into a
+   * buffer of their own, so that decoding them does not copy them again while
+   * the entry keeps the whole bundle in memory (a large model would then be
+   * held three times).
+   */
   private packageWeights(): GlobalWeights {
-    return new GlobalWeights(decodePackageBundle(this.bundle!)[this.pkg.manifest.weights]);
+    const entry = decodePackageBundle(this.bundle!)[this.pkg.manifest.weights];
+    if (entry.byteOffset % Float32Array.BYTES_PER_ELEMENT === 0) return new GlobalWeights(entry);
+    const own = Buffer.allocUnsafeSlow(entry.length);
+    entry.copy(own);
+    return new GlobalWeights(own);
   }
 
   /** The global weights for `round`: those in hand, else (a large model's, let go during a round that is run again) read back from the last checkpoint or the package. */
@@ -304,23 +333,35 @@ export class TaskRunner {
     return this.current;
   }
 
-  /** Whether a round of this strategy folds in place (InPlaceFedAvg): large models, FedAvg or FedProx (whose server step is the average), no norm bound, no differential privacy. */
+  /**
+   * Whether a round of this strategy folds in place (InPlaceFedAvg): large
+   * models; FedAvg or FedProx (whose server step is the average), or FedAvgM
+   * and the FedOpt family, whose step then writes over the average
+   * (InPlaceServerStep); no norm bound, no differential privacy. (The robust
+   * rules hold at most LARGE_MODEL_BYTES of updates, the rest on disk: see newStrategy.)
+   */
   private foldsInPlace(strategy: Strategy, global: GlobalWeights): boolean {
     if (global.buf.length < this.deps.config.LARGE_MODEL_BYTES) return false;
-    const plainAverage = strategy.constructor === FedAvg || strategy.constructor === FedProx;
-    if (plainAverage && !this.privacy && this.spec.settings.max_update_norm === undefined) return true;
+    const linear = isPlainAverage(strategy) || stepsInPlace(strategy);
+    if (linear && !this.privacy && this.spec.settings.max_update_norm === undefined) return true;
+    if (!strategy.streaming && !this.privacy) {
+      this.log.log(`a model of ${global.buf.length} bytes with ${strategy.name}: at most ${this.deps.config.LARGE_MODEL_BYTES} bytes of updates in memory, the others in ${this.deps.config.AGGREGATION_SPILL_DIR ?? tmpdir()}`);
+      return false;
+    }
     this.log.warn(`a model of ${global.buf.length} bytes with ${strategy.name}${this.privacy ? ', differential privacy' : ''}${this.spec.settings.max_update_norm !== undefined ? ', an update norm bound' : ''}: aggregated by the strategy, which holds the model several times`);
     return false;
   }
 
   /**
-   * After a large model's fit broadcast: the global weights and the package
-   * are let go, so that the coordinator holds only the sum and the update
-   * being folded while the updates come in. Read back if needed (globalFor,
+   * After a large model's fit broadcast: the package and, where the
+   * aggregation does not need them (RoundFold.letsGo: FedAvg and FedProx in
+   * place, the robust rules without a norm bound), the global weights are let
+   * go, so that the coordinator holds only the sum or the update being
+   * received while the updates come in. Read back if needed (globalFor,
    * ensurePackage).
    */
-  private letGo(): void {
-    this.current = null;
+  private letGo(weights: boolean): void {
+    if (weights) this.current = null;
     this.bundle = null;
   }
 
@@ -332,8 +373,30 @@ export class TaskRunner {
   private runRoundWithRetries(round: number): Promise<RoundOutcome> {
     return this.withRoundRetries(`round ${round}`, async () => {
       await this.globalFor(round);
+      await this.serverStateFor(round);
       return this.runRound(round);
     });
+  }
+
+  /**
+   * The server state a round starts from: the one in hand, else (a large
+   * model's, stepped in place by an attempt that did not complete) read back
+   * from the last checkpoint, without its weights; none before the first
+   * completed round.
+   */
+  private async serverStateFor(round: number): Promise<StateMap> {
+    if (this.serverState) return this.serverState;
+    const checkpoint = await this.deps.rounds.latestCheckpoint(this.spec.task_id, { weights: false });
+    if (checkpoint && checkpoint.round !== round - 1) throw new TaskFailure(`round ${round}: the last checkpoint is of round ${checkpoint.round}, not of round ${round - 1}`);
+    const saved = checkpoint?.strategy_state;
+    try {
+      this.serverState = saved ? PrivacyBudget.without(decodeStrategyState(this.newStrategy().name, saved)) : new Map();
+    } catch (err) {
+      if (err instanceof StrategyStateError) throw new TaskFailure(`the checkpoint of round ${checkpoint!.round} cannot be resumed: ${err.message}`);
+      throw err;
+    }
+    this.log.log(`round ${round}: server state read back from ${checkpoint ? `the checkpoint of round ${checkpoint.round}` : 'nothing (no round completed yet)'}`);
+    return this.serverState;
   }
 
   /**
@@ -442,7 +505,8 @@ export class TaskRunner {
     const params = s.strategy_params ?? { min_fit_clients: s.min_fit_clients, fraction_fit: s.fraction_fit };
     let strategy: Strategy;
     try {
-      strategy = createStrategy(s.strategy, params, { seed: s.seed, maxUpdateNorm: s.max_update_norm });
+      const spill = { memoryBudgetBytes: this.deps.config.LARGE_MODEL_BYTES, directory: this.deps.config.AGGREGATION_SPILL_DIR };
+      strategy = createStrategy(s.strategy, params, { seed: s.seed, maxUpdateNorm: s.max_update_norm, spill });
     } catch (err) {
       if (err instanceof StrategyParameterError) throw new TaskFailure(err.message);
       throw err;
@@ -477,7 +541,8 @@ export class TaskRunner {
     }
     try {
       const state = PrivacyBudget.without(decodeStrategyState(strategy.name, checkpoint.strategy_state));
-      strategy.loadServerState(state, weights as WeightMap);
+      // Only checked here (the probe strategy is dropped): shared, not copied, as a large model's state can be four times the model.
+      strategy.loadServerState(state, weights as WeightMap, { share: true });
       this.serverState = state;
     } catch (err) {
       if (err instanceof StrategyStateError || err instanceof ServerStateError) {
@@ -636,23 +701,42 @@ export class TaskRunner {
 
   private beginFold(round: number, strategy: Strategy, sampled: number): RoundFold {
     const global = this.current!;
+    const state = this.serverState ?? new Map<string, Float64Array>();
+    const large = global.buf.length >= this.deps.config.LARGE_MODEL_BYTES;
     if (this.foldsInPlace(strategy, global)) {
       const sum = new InPlaceFedAvg(safetensorsLayout(global.buf));
+      const plain = isPlainAverage(strategy);
+      if (!plain) {
+        // The step changes the state it is given: from here until the round is stored, the runner's copy is not the last completed round's.
+        if (hasServerState(strategy) && state.size) strategy.loadServerState(state, global.tensors as WeightMap, { share: true });
+        this.serverState = null;
+      }
       return {
         inPlace: true,
+        letsGo: plain,
+        large,
         get updates() { return sum.updates; },
         get examples() { return sum.examples; },
         add: (_node, p, attachment, registered) => sum.add(attachment, p.examples, registered),
-        finish: () => new GlobalWeights(sum.finish().buf),
+        finish: () => {
+          const average = sum.finish();
+          const averages = new Map([...average.tensors].map(([name, t]) => [name, t.data]));
+          if (!plain) (strategy as Strategy & InPlaceServerStep).stepInPlace(round, this.current!.tensors as WeightMap, averages);
+          return new GlobalWeights(average.buf);
+        },
         dispose: () => sum.dispose(),
       };
     }
-    if (hasServerState(strategy) && this.serverState.size) strategy.loadServerState(this.serverState, global.tensors as WeightMap);
+    if (hasServerState(strategy) && state.size) strategy.loadServerState(state, global.tensors as WeightMap);
     // DP's fixed denominator: the number of workers asked, whether or not all answer.
     (strategy as Partial<{ setSampledClients(r: number, n: number): void }>).setSampledClients?.(round, sampled);
     const aggregator: FitAggregation = strategy.beginFit(round, global.tensors as WeightMap);
+    // The robust rules keep the updates (on disk beyond LARGE_MODEL_BYTES) and only the weights' layout, unless a norm bound measures against them.
+    const keepsOnlyLayout = !strategy.streaming && !this.privacy && this.spec.settings.max_update_norm === undefined;
     return {
       inPlace: false,
+      letsGo: large && keepsOnlyLayout,
+      large,
       get updates() { return aggregator.updates; },
       get examples() { return aggregator.examples; },
       add: (node, p, attachment, registeredExamples) => {
@@ -686,6 +770,8 @@ export class TaskRunner {
     const { fit: fitRecords, evaluate: evalRecords } = records;
     const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
       const reason = this.foldUpdate(aggregator, node, p, attachment, registered.get(node));
+      // A large update is released once folded (or stored on disk): its memory goes back before the next arrives.
+      if (aggregator.large) collectGarbage();
       if (p.status === 'error') this.forgetPackage(node);
       if (reason) {
         problems.push(`${node}: ${reason}`);
@@ -697,7 +783,7 @@ export class TaskRunner {
       fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
     }, async () => {
       await this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy);
-      if (aggregator.inPlace) this.letGo();
+      if (aggregator.large) this.letGo(aggregator.letsGo);
     });
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     this.countAnswers('fit', fitRecords);
@@ -716,6 +802,7 @@ export class TaskRunner {
     } catch (err) {
       throw new TaskFailure(`round ${round}: ${strategy.name} could not aggregate ${participants} update(s): ${(err as Error).message}`);
     }
+    if (aggregator.large) collectGarbage();
     // Spent once the noised aggregate exists (the evaluation below sends it out), whether or not the round completes.
     this.privacy?.spend(chosen.length, population);
     const server = await this.evaluateOnServer(round, next.tensors);
@@ -759,14 +846,15 @@ export class TaskRunner {
     };
     const rejected = fitRecords.filter((r) => r.status === 'rejected').map((r) => ({ node: r.node, reason: r.reason ?? 'rejected' }));
     if (rejected.length) figures.rejected = rejected;
-    const state = hasServerState(strategy) ? strategy.saveServerState() : new Map<string, Float64Array>();
+    // In place, the strategy's own buffers (four times a large model's size for FedOpt): stored as they are, kept for the next round.
+    const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.inPlace }) : new Map<string, Float64Array>();
     // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
     const kept = new Map(state);
     this.privacy?.save(kept);
     await book.started;
     await this.announcing; // the last round's event, before this round's end is stored
     await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
-      strategyState: encodeStrategyState(strategy.name, kept),
+      strategyState: strategyStateSegments(strategy.name, kept),
       records,
       keep: deps.config.CHECKPOINTS_KEPT,
     });

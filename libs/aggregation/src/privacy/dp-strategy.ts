@@ -14,7 +14,7 @@ import {
   SamplingParameters,
   Strategy,
 } from '../strategy';
-import { hasServerState, ServerStateError } from '../server-state';
+import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
@@ -70,17 +70,17 @@ export class DifferentiallyPrivateStrategy implements Strategy {
    * The inner strategy's state (momentum, moments) and, with adaptive
    * clipping, the clipping norm the next round uses (`dp/clipping_norm`).
    */
-  saveServerState(): StateMap {
-    const out: StateMap = hasServerState(this.inner) ? this.inner.saveServerState() : new Map();
+  saveServerState(how?: StateTransfer): StateMap {
+    const out: StateMap = hasServerState(this.inner) ? this.inner.saveServerState(how) : new Map();
     if (this.privacy.adaptive_clipping) out.set(DP_CLIPPING_NORM, Float64Array.of(this.clippingNorm));
     return out;
   }
 
-  loadServerState(state: StateMap, template: WeightMap): void {
+  loadServerState(state: StateMap, template: WeightMap, how?: StateTransfer): void {
     const rest: StateMap = new Map([...state].filter(([k]) => k !== DP_CLIPPING_NORM));
     const c = state.get(DP_CLIPPING_NORM);
     if (c && !(c.length === 1 && c[0] > 0 && Number.isFinite(c[0]))) throw new ServerStateError(`${DP_CLIPPING_NORM} must be one positive number`);
-    if (hasServerState(this.inner)) this.inner.loadServerState(rest, template);
+    if (hasServerState(this.inner)) this.inner.loadServerState(rest, template, how);
     else if (rest.size) throw new ServerStateError(`${this.inner.name} keeps no server state, but the saved state holds ${[...rest.keys()].slice(0, 3).join(', ')}`);
     if (c && this.privacy.adaptive_clipping) this.clippingNorm = c[0];
   }

@@ -1,5 +1,5 @@
-import { LinearStrategy } from '../linear-strategy';
-import { packState, ServerStateful, unpackState } from '../server-state';
+import { SteppingStrategy } from '../linear-strategy';
+import { packState, ServerStateful, StateTransfer, unpackState } from '../server-state';
 import { SamplingParameters } from '../strategy';
 import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
@@ -14,29 +14,29 @@ export interface FedAvgMParameters extends SamplingParameters {
  * g = w_t - avg_t:  m_t = server_momentum * m_{t-1} + g (m_1 = g),
  * w_{t+1} = w_t - server_learning_rate * m_t. Without momentum, m_t = g.
  */
-export class FedAvgM extends LinearStrategy<FedAvgMParameters> implements ServerStateful {
+export class FedAvgM extends SteppingStrategy<FedAvgMParameters> implements ServerStateful {
   readonly name = 'FedAvgM';
   private momentum: StateMap | null = null;
 
-  saveServerState(): StateMap {
-    return packState('momentum', this.momentum, new Map());
+  saveServerState(how?: StateTransfer): StateMap {
+    return packState('momentum', this.momentum, new Map(), how);
   }
 
-  loadServerState(state: StateMap, template: WeightMap): void {
-    this.momentum = unpackState(this.name, state, ['momentum'], template)?.get('momentum') ?? null;
+  loadServerState(state: StateMap, template: WeightMap, how?: StateTransfer): void {
+    this.momentum = unpackState(this.name, state, ['momentum'], template, how)?.get('momentum') ?? null;
   }
 
-  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
+  /** One step over every parameter, the new weights going to `target(name)`, which may be the average itself (each value is read before it is written). */
+  protected step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void {
     const { server_learning_rate: lr, server_momentum: beta } = this.parameters;
     const first = this.momentum === null;
     if (beta > 0 && first) this.momentum = stateLike(current);
-    const out: WeightMap = new Map();
     for (const [name, t] of current) {
       const w = t.data;
       const avg = average.get(name)!;
       const m = beta > 0 ? this.momentum!.get(name) : undefined;
       if (m && m.length !== w.length) throw new Error(`FedAvgM: parameter '${name}' changed size between rounds`);
-      const next = new Float32Array(w.length);
+      const next = target(name, t);
       for (let i = 0; i < w.length; i++) {
         let g = w[i] - avg[i];
         if (m) {
@@ -45,8 +45,6 @@ export class FedAvgM extends LinearStrategy<FedAvgMParameters> implements Server
         }
         next[i] = w[i] - lr * g;
       }
-      out.set(name, { shape: [...t.shape], data: next });
     }
-    return out;
   }
 }

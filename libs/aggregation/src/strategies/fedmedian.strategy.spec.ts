@@ -11,4 +11,20 @@ describe('FedMedian', () => {
     const even = s.aggregateFit(1, cur, [fit('a', [1, 0, 0, 0, 0, 0, 0, 0, 0], 1), fit('b', [2, 0, 0, 0, 0, 0, 0, 0, 0], 1), fit('c', [4, 0, 0, 0, 0, 0, 0, 0, 0], 1), fit('d', [1e6, 0, 0, 0, 0, 0, 0, 0, 0], 1)]);
     expect(flat(even.parameters)[0]).toBe(3);
   });
+
+  it("keeps only the global weights' layout without a norm bound (their values may be let go), the weights themselves with one", () => {
+    const cur = weights(new Array(9).fill(0));
+    const agg = new FedMedian(DEFAULT_SAMPLING).beginFit(1, cur);
+    for (const t of cur.values()) t.data.fill(NaN); // what the aggregation holds of them, if anything, is now poison
+    agg.add(fit('a', [1, 1, 1, 1, 1, 1, 1, 1, 1], 1));
+    agg.add(fit('b', [3, 3, 3, 3, 3, 3, 3, 3, 3], 1));
+    const bad = fit('c', new Array(9).fill(2), 1);
+    bad.parameters.get('layer.bias')!.shape = [1, 3];
+    expect(() => agg.add(bad)).toThrow("parameter 'layer.bias' has shape [1,3], expected [3]");
+    expect(flat(agg.finish().parameters)).toEqual(new Array(9).fill(2));
+
+    // With a norm bound, updates are measured against the weights they started from.
+    const bounded = new FedMedian(DEFAULT_SAMPLING, { maxUpdateNorm: 1 }).beginFit(1, weights(new Array(9).fill(0)));
+    expect(() => bounded.add(fit('a', new Array(9).fill(1), 1))).toThrow('L2 norm of the update (difference to the global weights) is 3.00000, beyond the bound 1');
+  });
 });

@@ -1,5 +1,5 @@
-import { LinearStrategy } from '../linear-strategy';
-import { packState, ServerStateful, unpackState } from '../server-state';
+import { SteppingStrategy } from '../linear-strategy';
+import { packState, ServerStateful, StateTransfer, unpackState } from '../server-state';
 import { ClientConfig, SamplingParameters } from '../strategy';
 import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
@@ -22,18 +22,18 @@ export interface FedOptParameters extends SamplingParameters {
  * The client learning rate eta_l is sent in the fit config for workers that
  * take their learning rate from the strategy.
  */
-export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends LinearStrategy<P> implements ServerStateful {
+export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends SteppingStrategy<P> implements ServerStateful {
   private m: StateMap | null = null;
   private v: StateMap | null = null;
 
-  saveServerState(): StateMap {
+  saveServerState(how?: StateTransfer): StateMap {
     const out: StateMap = new Map();
-    packState('m', this.m, out);
-    return packState('v', this.v, out);
+    packState('m', this.m, out, how);
+    return packState('v', this.v, out, how);
   }
 
-  loadServerState(state: StateMap, template: WeightMap): void {
-    const slots = unpackState(this.name, state, ['m', 'v'], template);
+  loadServerState(state: StateMap, template: WeightMap, how?: StateTransfer): void {
+    const slots = unpackState(this.name, state, ['m', 'v'], template, how);
     this.m = slots?.get('m') ?? null;
     this.v = slots?.get('v') ?? null;
   }
@@ -45,26 +45,24 @@ export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> exte
     return { eta_l: this.parameters.eta_l };
   }
 
-  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
+  /** One step over every parameter, the new weights going to `target(name)`, which may be the average itself (each value is read before it is written). */
+  protected step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void {
     const { eta, beta_1: b1, tau } = this.parameters;
     this.m ??= stateLike(current);
     this.v ??= stateLike(current);
-    const out: WeightMap = new Map();
     for (const [name, t] of current) {
       const w = t.data;
       const avg = average.get(name)!;
       const m = this.m.get(name);
       const v = this.v.get(name);
       if (!m || !v || m.length !== w.length) throw new Error(`${this.name}: parameter '${name}' changed between rounds`);
-      const next = new Float32Array(w.length);
+      const next = target(name, t);
       for (let i = 0; i < w.length; i++) {
         const delta = avg[i] - w[i];
         m[i] = b1 * m[i] + (1 - b1) * delta;
         v[i] = this.secondMoment(v[i], delta);
         next[i] = w[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
       }
-      out.set(name, { shape: [...t.shape], data: next });
     }
-    return out;
   }
 }

@@ -184,6 +184,10 @@ export class CheckpointEntity {
   @Column({ type: 'integer', default: 0 })
   pieces: number;
 
+  /** A large strategy state is stored in coordinator.checkpoint_chunks after the weights' pieces, in this many rows; 0: in `strategy_state`. */
+  @Column({ name: 'state_pieces', type: 'integer', default: 0 })
+  statePieces: number;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 }
