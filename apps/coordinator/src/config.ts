@@ -32,9 +32,10 @@ export class CoordinatorConfig extends BaseConfig {
   @IsNumber() @Min(0) @Max(3600) REGISTRATION_RETRY_S = 2;
   /**
    * Models of at least this many bytes are held as few times as possible: FedAvg, FedProx, FedAvgM
-   * and the FedOpt family fold in place into one float32 sum (FedAvgM and FedOpt then step it in
-   * place, their state shared with the strategy, not copied), and the package and (FedAvg and
-   * FedProx) the global weights are let go while the updates come in (read back from the checkpoint
+   * and the FedOpt family (without central DP) fold in place into one float32 sum (FedAvgM and
+   * FedOpt then step it in place, their state shared with the strategy, not copied), and the
+   * package and (FedAvg and FedProx without an update norm bound) the global weights are let go
+   * while the updates come in (read back from the checkpoint
    * or the registry if the round runs again). The rules that need every update at once (FedMedian,
    * FedTrimmedAvg, Krum, Bulyan) hold at most this many bytes of updates in memory, whatever the
    * model's size, and write the others to AGGREGATION_SPILL_DIR.

@@ -67,6 +67,32 @@ describe.each(engines)('InPlaceFedAvg (%s)', (engine) => {
     for (const [name, t] of updates[0]) expect(Array.from(tensors.get(name)!.data)).toEqual(Array.from(t.data));
   });
 
+  it('with a norm bound, refuses an update as the strategies do, measured against the global weights, and folds the others', () => {
+    // Each update is the global weights moved by `step` in every value: the norm of the change is |step| sqrt(P).
+    const moved = (step: number): NamedTensors => new Map([...global].map(([name, t]) => [name, { shape: t.shape, data: t.data.map((v) => v + step) }]));
+    const values = [...global.values()].reduce((n, t) => n + t.data.length, 0);
+    const maxL2Norm = 0.02 * Math.sqrt(values);
+    const agg = new InPlaceFedAvg(layoutOf(global), { engine, bound: { maxL2Norm, reference: global } });
+    const fedavg = createStrategy('fedavg', { min_fit_clients: 1, fraction_fit: 1 }, { seed: 1, maxUpdateNorm: maxL2Norm });
+    const fit = fedavg.beginFit(1, global as WeightMap);
+    const tooFar = moved(0.03);
+    let refused = '';
+    try {
+      fit.add({ node: 'far', parameters: tooFar as WeightMap, numExamples: 5 });
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    expect(refused).toMatch(/^L2 norm of the update \(difference to the global weights\) is [\d.]+, beyond the bound/);
+    expect(() => agg.add(encodeSafetensors(tooFar), 5)).toThrow(refused);
+    for (const [k, step] of [0.01, -0.015].entries()) {
+      agg.add(encodeSafetensors(moved(step)), 5 + k);
+      fit.add({ node: `n${k}`, parameters: moved(step) as WeightMap, numExamples: 5 + k });
+    }
+    expect(agg.updates).toBe(2);
+    const { tensors } = agg.finish();
+    for (const [name, t] of fit.finish().parameters) expect(Array.from(tensors.get(name)!.data)).toEqual(Array.from(t.data));
+  });
+
   it('has nothing to finish without an update', () => {
     expect(() => new InPlaceFedAvg(layoutOf(global), { engine }).finish()).toThrow(/no update/);
   });

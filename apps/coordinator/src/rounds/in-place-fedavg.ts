@@ -1,4 +1,4 @@
-import { NativeFold, nativeFold, UpdateRejectedError } from '@fl/aggregation';
+import { checkUpdate, NativeFold, nativeFold, UpdateRejectedError, WeightMap } from '@fl/aggregation';
 import { allocateSafetensors, decodeSafetensors, NamedTensors } from '@fl/models';
 
 /** A model's layout: each parameter's shape, by name. */
@@ -28,10 +28,14 @@ export class InPlaceFedAvg {
   private finished = false;
   private readonly native: NativeFold | null;
 
+  /** With a norm bound, the global weights the updates are measured against (kept, so the model is held once more). */
+  private readonly bound: { maxL2Norm: number; reference: NamedTensors } | null;
+
   constructor(
     private readonly layout: WeightLayout,
-    options: { engine?: 'native' | 'js' } = {},
+    options: { engine?: 'native' | 'js'; bound?: { maxL2Norm: number; reference: NamedTensors } } = {},
   ) {
+    this.bound = options.bound ?? null;
     this.native = options.engine === 'js' ? null : nativeFold();
     if (options.engine === 'native' && !this.native) throw new Error('the native fold is not available here');
   }
@@ -49,7 +53,12 @@ export class InPlaceFedAvg {
     return this.total;
   }
 
-  /** Checks one update (layout, example count, finite values and sums) and folds it in; throws UpdateRejectedError and changes nothing if it is bad. */
+  /**
+   * Checks one update (layout, example count, finite values and sums, and
+   * with a bound the L2 norm of its difference to the global weights, as the
+   * strategies do) and folds it in; throws UpdateRejectedError and changes
+   * nothing if it is bad.
+   */
   add(attachment: Buffer, examples: number, registeredExamples?: number): void {
     if (this.finished) throw new Error('this aggregation is finished');
     if (!Number.isInteger(examples) || examples <= 0) throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
@@ -64,6 +73,10 @@ export class InPlaceFedAvg {
       if (u.shape.length !== shape.length || u.shape.some((d, i) => d !== shape[i])) {
         throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${shape}]`, 'wrong-shape');
       }
+    }
+    if (this.bound) {
+      const reference = this.bound.reference as WeightMap;
+      checkUpdate(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference });
     }
     const w = Math.fround(examples);
     const sum = this.sum?.tensors;

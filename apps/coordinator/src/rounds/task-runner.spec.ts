@@ -209,6 +209,12 @@ describe('TaskRunner: large models with a server step (FedAdam), aggregated in p
       expect(other.last.weights.equals(strategyPath.last.weights)).toBe(true);
       expect(other.last.strategy_state!.equals(strategyPath.last.strategy_state!)).toBe(true);
     }
+    // With an update norm bound: in place too (the global weights kept to measure against), the same bits.
+    const bounded = { ...fedAdam, settings: { ...fedAdam.settings, max_update_norm: 10 } } as TaskSpec;
+    const boundedStrategy = await finalCheckpoint({ spec: bounded });
+    const boundedInPlace = await finalCheckpoint({ spec: bounded, config: { LARGE_MODEL_BYTES: 1 } });
+    expect(boundedInPlace.last.weights.equals(boundedStrategy.last.weights)).toBe(true);
+    expect(boundedInPlace.last.weights.equals(strategyPath.last.weights)).toBe(true); // no update was near the bound
     // And the weights moved: the sites trained, the server stepped.
     const first = await finalCheckpoint({ config: { LARGE_MODEL_BYTES: 1 }, spec: { ...fedAdam, num_global_iterations: 1 } });
     expect(first.last.weights.equals(strategyPath.last.weights)).toBe(false);

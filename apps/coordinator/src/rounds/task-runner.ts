@@ -337,18 +337,19 @@ export class TaskRunner {
    * Whether a round of this strategy folds in place (InPlaceFedAvg): large
    * models; FedAvg or FedProx (whose server step is the average), or FedAvgM
    * and the FedOpt family, whose step then writes over the average
-   * (InPlaceServerStep); no norm bound, no differential privacy. (The robust
+   * (InPlaceServerStep); with a norm bound too (the global weights are then
+   * kept to measure the updates against); not with differential privacy. (The robust
    * rules hold at most LARGE_MODEL_BYTES of updates, the rest on disk: see newStrategy.)
    */
   private foldsInPlace(strategy: Strategy, global: GlobalWeights): boolean {
     if (global.buf.length < this.deps.config.LARGE_MODEL_BYTES) return false;
     const linear = isPlainAverage(strategy) || stepsInPlace(strategy);
-    if (linear && !this.privacy && this.spec.settings.max_update_norm === undefined) return true;
+    if (linear && !this.privacy) return true;
     if (!strategy.streaming && !this.privacy) {
       this.log.log(`a model of ${global.buf.length} bytes with ${strategy.name}: at most ${this.deps.config.LARGE_MODEL_BYTES} bytes of updates in memory, the others in ${this.deps.config.AGGREGATION_SPILL_DIR ?? tmpdir()}`);
       return false;
     }
-    this.log.warn(`a model of ${global.buf.length} bytes with ${strategy.name}${this.privacy ? ', differential privacy' : ''}${this.spec.settings.max_update_norm !== undefined ? ', an update norm bound' : ''}: aggregated by the strategy, which holds the model several times`);
+    this.log.warn(`a model of ${global.buf.length} bytes with ${strategy.name}${this.privacy ? ', differential privacy' : ''}: aggregated by the strategy, which holds the model several times`);
     return false;
   }
 
@@ -704,7 +705,8 @@ export class TaskRunner {
     const state = this.serverState ?? new Map<string, Float64Array>();
     const large = global.buf.length >= this.deps.config.LARGE_MODEL_BYTES;
     if (this.foldsInPlace(strategy, global)) {
-      const sum = new InPlaceFedAvg(safetensorsLayout(global.buf));
+      const maxL2Norm = this.spec.settings.max_update_norm;
+      const sum = new InPlaceFedAvg(safetensorsLayout(global.buf), maxL2Norm === undefined ? {} : { bound: { maxL2Norm, reference: global.tensors } });
       const plain = isPlainAverage(strategy);
       if (!plain) {
         // The step changes the state it is given: from here until the round is stored, the runner's copy is not the last completed round's.
@@ -713,7 +715,7 @@ export class TaskRunner {
       }
       return {
         inPlace: true,
-        letsGo: plain,
+        letsGo: plain && maxL2Norm === undefined,
         large,
         get updates() { return sum.updates; },
         get examples() { return sum.examples; },
