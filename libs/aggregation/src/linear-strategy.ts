@@ -32,33 +32,54 @@ export abstract class LinearStrategy<P extends SamplingParameters = SamplingPara
  * A linear strategy whose server step can write the new weights over the
  * round's float32 average, parameter by parameter: the same operations, so
  * the same bits, as `serverStep`, without a second copy of the model (large
- * models, aggregated in place). FedAvg and FedProx need no step at all.
+ * models, aggregated in place). It goes a slice of values at a time and lets
+ * the event loop run between slices: a step over a 1 GiB model takes seconds,
+ * longer than the broker waits for a heartbeat. FedAvg and FedProx need no
+ * step at all.
  */
 export interface InPlaceServerStep {
-  stepInPlace(serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>): void;
+  stepInPlace(serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>, sliceValues?: number): Promise<void>;
 }
 
 export function stepsInPlace(s: object): s is InPlaceServerStep {
   return typeof (s as Partial<InPlaceServerStep>).stepInPlace === 'function';
 }
 
+/** Values of one parameter a step takes at once before it lets the event loop run (about 0.1 s of work). */
+export const STEP_SLICE_VALUES = 1 << 22;
+
+/** Computes values from..to-1 of one parameter's new weights into `next`, which may be `avg` itself (each value is read before it is written). */
+export type StepKernel = (name: string, w: Float32Array, avg: Float32Array | Float64Array, next: Float32Array, from: number, to: number) => void;
+
 /**
- * A linear strategy whose server step goes parameter by parameter into a
- * target array: new arrays for `serverStep`, the average's own for
- * `stepInPlace` (each value is read before it is written, so the two give the
- * same bits).
+ * A linear strategy whose server step is a kernel over ranges of one
+ * parameter's values: `serverStep` runs it into new arrays, `stepInPlace`
+ * into the average's own, a slice at a time.
  */
 export abstract class SteppingStrategy<P extends SamplingParameters = SamplingParameters> extends LinearStrategy<P> implements InPlaceServerStep {
-  protected abstract step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void;
+  /** Readies the state for one step over `current` (allocated at the first, checked against the layout) and returns the step's kernel. */
+  protected abstract beginStep(current: WeightMap): StepKernel;
 
   serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
+    const kernel = this.beginStep(current);
     const out: WeightMap = new Map();
-    this.step(current, average, (name, t) => out.set(name, { shape: [...t.shape], data: new Float32Array(t.data.length) }).get(name)!.data);
+    for (const [name, t] of current) {
+      const next = new Float32Array(t.data.length);
+      kernel(name, t.data, average.get(name)!, next, 0, t.data.length);
+      out.set(name, { shape: [...t.shape], data: next });
+    }
     return out;
   }
 
-  stepInPlace(_serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>): void {
-    this.step(current, average, (name) => average.get(name)!);
+  async stepInPlace(_serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    const kernel = this.beginStep(current);
+    for (const [name, t] of current) {
+      const avg = average.get(name)!;
+      for (let from = 0; from < t.data.length; from += sliceValues) {
+        kernel(name, t.data, avg, avg, from, Math.min(t.data.length, from + sliceValues));
+        if (from + sliceValues < t.data.length) await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
   }
 }
 

@@ -166,7 +166,8 @@ interface RoundFold {
   readonly examples: number;
   /** Throws (e.g. UpdateRejectedError) when the update is not used. */
   add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void;
-  finish(): GlobalWeights;
+  /** The new global weights; a large model's server step lets the event loop run (the connection's heartbeats) as it goes. */
+  finish(): GlobalWeights | Promise<GlobalWeights>;
   dispose(): void;
 }
 
@@ -720,10 +721,10 @@ export class TaskRunner {
         get updates() { return sum.updates; },
         get examples() { return sum.examples; },
         add: (_node, p, attachment, registered) => sum.add(attachment, p.examples, registered),
-        finish: () => {
+        finish: async () => {
           const average = sum.finish();
           const averages = new Map([...average.tensors].map(([name, t]) => [name, t.data]));
-          if (!plain) (strategy as Strategy & InPlaceServerStep).stepInPlace(round, this.current!.tensors as WeightMap, averages);
+          if (!plain) await (strategy as Strategy & InPlaceServerStep).stepInPlace(round, this.current!.tensors as WeightMap, averages);
           return new GlobalWeights(average.buf);
         },
         dispose: () => sum.dispose(),
@@ -800,7 +801,7 @@ export class TaskRunner {
     const examples = aggregator.examples;
     let next: GlobalWeights;
     try {
-      next = aggregator.finish();
+      next = await aggregator.finish();
     } catch (err) {
       throw new TaskFailure(`round ${round}: ${strategy.name} could not aggregate ${participants} update(s): ${(err as Error).message}`);
     }

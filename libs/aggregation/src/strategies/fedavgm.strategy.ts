@@ -1,7 +1,7 @@
-import { SteppingStrategy } from '../linear-strategy';
+import { StepKernel, SteppingStrategy } from '../linear-strategy';
 import { packState, ServerStateful, StateTransfer, unpackState } from '../server-state';
 import { SamplingParameters } from '../strategy';
-import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
+import { StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export interface FedAvgMParameters extends SamplingParameters {
@@ -26,18 +26,19 @@ export class FedAvgM extends SteppingStrategy<FedAvgMParameters> implements Serv
     this.momentum = unpackState(this.name, state, ['momentum'], template, how)?.get('momentum') ?? null;
   }
 
-  /** One step over every parameter, the new weights going to `target(name)`, which may be the average itself (each value is read before it is written). */
-  protected step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void {
+  protected beginStep(current: WeightMap): StepKernel {
     const { server_learning_rate: lr, server_momentum: beta } = this.parameters;
     const first = this.momentum === null;
     if (beta > 0 && first) this.momentum = stateLike(current);
-    for (const [name, t] of current) {
-      const w = t.data;
-      const avg = average.get(name)!;
-      const m = beta > 0 ? this.momentum!.get(name) : undefined;
-      if (m && m.length !== w.length) throw new Error(`FedAvgM: parameter '${name}' changed size between rounds`);
-      const next = target(name, t);
-      for (let i = 0; i < w.length; i++) {
+    const momentum = beta > 0 ? this.momentum! : null;
+    if (momentum) {
+      for (const [name, t] of current) {
+        if (momentum.get(name)?.length !== t.data.length) throw new Error(`FedAvgM: parameter '${name}' changed size between rounds`);
+      }
+    }
+    return (name, w, avg, next, from, to) => {
+      const m = momentum?.get(name);
+      for (let i = from; i < to; i++) {
         let g = w[i] - avg[i];
         if (m) {
           m[i] = first ? g : beta * m[i] + g;
@@ -45,6 +46,6 @@ export class FedAvgM extends SteppingStrategy<FedAvgMParameters> implements Serv
         }
         next[i] = w[i] - lr * g;
       }
-    }
+    };
   }
 }

@@ -1,7 +1,7 @@
-import { SteppingStrategy } from '../linear-strategy';
+import { StepKernel, SteppingStrategy } from '../linear-strategy';
 import { packState, ServerStateful, StateTransfer, unpackState } from '../server-state';
 import { ClientConfig, SamplingParameters } from '../strategy';
-import { AverageMap, StateMap, stateLike } from '../weight-arithmetic';
+import { StateMap, stateLike } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 
 export interface FedOptParameters extends SamplingParameters {
@@ -45,24 +45,24 @@ export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> exte
     return { eta_l: this.parameters.eta_l };
   }
 
-  /** One step over every parameter, the new weights going to `target(name)`, which may be the average itself (each value is read before it is written). */
-  protected step(current: WeightMap, average: AverageMap, target: (name: string, t: { shape: number[]; data: Float32Array }) => Float32Array): void {
+  protected beginStep(current: WeightMap): StepKernel {
     const { eta, beta_1: b1, tau } = this.parameters;
-    this.m ??= stateLike(current);
-    this.v ??= stateLike(current);
+    const ms = (this.m ??= stateLike(current));
+    const vs = (this.v ??= stateLike(current));
     for (const [name, t] of current) {
-      const w = t.data;
-      const avg = average.get(name)!;
-      const m = this.m.get(name);
-      const v = this.v.get(name);
-      if (!m || !v || m.length !== w.length) throw new Error(`${this.name}: parameter '${name}' changed between rounds`);
-      const next = target(name, t);
-      for (let i = 0; i < w.length; i++) {
+      const m = ms.get(name);
+      const v = vs.get(name);
+      if (!m || !v || m.length !== t.data.length || v.length !== t.data.length) throw new Error(`${this.name}: parameter '${name}' changed between rounds`);
+    }
+    return (name, w, avg, next, from, to) => {
+      const m = ms.get(name)!;
+      const v = vs.get(name)!;
+      for (let i = from; i < to; i++) {
         const delta = avg[i] - w[i];
         m[i] = b1 * m[i] + (1 - b1) * delta;
         v[i] = this.secondMoment(v[i], delta);
         next[i] = w[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
       }
-    }
+    };
   }
 }

@@ -34,7 +34,7 @@ const cases: [string, () => Stepping][] = [
 ];
 
 describe('in-place server steps (large models)', () => {
-  it.each(cases)('%s: the same bits as serverStep over three rounds, the state handed over shared', (_name, make) => {
+  it.each(cases)('%s: the same bits as serverStep over three rounds, the state handed over shared', async (_name, make) => {
     let wStep = model(1);
     let wInPlace = model(1);
     let savedStep = new Map<string, Float64Array>();
@@ -50,7 +50,7 @@ describe('in-place server steps (large models)', () => {
       const b = make();
       if (savedInPlace.size) b.loadServerState(savedInPlace, wInPlace, { share: true });
       const sum = copy(average);
-      b.stepInPlace(round, wInPlace, sum);
+      await b.stepInPlace(round, wInPlace, sum, 4); // slices of 4 values: parameters of 21 and 5 values take several
       wInPlace = new Map([...wInPlace].map(([name, t]) => [name, { shape: t.shape, data: sum.get(name)! }]));
       savedInPlace = b.saveServerState({ share: true });
 
@@ -78,6 +78,20 @@ describe('in-place server steps (large models)', () => {
     const u = cases[2][1]();
     u.loadServerState(copied, w);
     expect(u.saveServerState({ share: true }).get('m/a')).not.toBe(copied.get('m/a'));
+  });
+
+  it('lets the event loop run between slices, and not within a slice', async () => {
+    const s = cases[2][1]();
+    let turns = 0;
+    const count = () => setImmediate(() => turns++);
+    count();
+    await s.stepInPlace(1, model(1), copy(model(2)), 100); // every parameter in one slice
+    const oneSlice = turns;
+    turns = 0;
+    for (let k = 0; k < 10; k++) count();
+    await s.stepInPlace(2, model(1), copy(model(3)), 4); // 6 + 2 slices: 6 waits
+    expect(oneSlice).toBe(0);
+    expect(turns).toBeGreaterThan(0);
   });
 
   it('FedAvg and FedProx have no step; the stateful linear strategies do', () => {
