@@ -31,11 +31,11 @@ export function sortedMedian(a: Float64Array, n: number): number {
 }
 
 /** Coordinate-wise median over the updates `ids` (default all). */
-export function coordinateMedian(store: UpdateStore, blockValues: number, ids?: readonly number[]): Float32Array {
+export function* coordinateMedian(store: UpdateStore, blockValues: number, ids?: readonly number[]): Generator<void, Float32Array> {
   const out = new Float32Array(store.layout.size);
   const n = ids?.length ?? store.count;
   const v = new Float64Array(n);
-  store.forEachBlock(
+  yield* store.blocks(
     blockValues,
     (start, length, rows) => {
       for (let j = 0; j < length; j++) {
@@ -50,14 +50,14 @@ export function coordinateMedian(store: UpdateStore, blockValues: number, ids?: 
 }
 
 /** Coordinate-wise mean after dropping floor(beta * n) values at each end. */
-export function coordinateTrimmedMean(store: UpdateStore, blockValues: number, beta: number): Float32Array {
+export function* coordinateTrimmedMean(store: UpdateStore, blockValues: number, beta: number): Generator<void, Float32Array> {
   const n = store.count;
   const cut = Math.floor(beta * n);
   if (2 * cut >= n) throw new Error(`trimmed mean: beta ${beta} cuts every one of the ${n} updates`);
   const out = new Float32Array(store.layout.size);
   const v = new Float64Array(n);
   const kept = n - 2 * cut;
-  store.forEachBlock(blockValues, (start, length, rows) => {
+  yield* store.blocks(blockValues, (start, length, rows) => {
     for (let j = 0; j < length; j++) {
       for (let k = 0; k < n; k++) v[k] = rows[k][j];
       sortSmall(v, n);
@@ -70,10 +70,10 @@ export function coordinateTrimmedMean(store: UpdateStore, blockValues: number, b
 }
 
 /** Squared L2 distances between all pairs of updates, n x n row-major. */
-export function pairwiseSquaredDistances(store: UpdateStore, blockValues: number): Float64Array {
+export function* pairwiseSquaredDistances(store: UpdateStore, blockValues: number): Generator<void, Float64Array> {
   const n = store.count;
   const d = new Float64Array(n * n);
-  store.forEachBlock(blockValues, (_start, length, rows) => {
+  yield* store.blocks(blockValues, (_start, length, rows) => {
     for (let a = 0; a < n; a++) {
       const x = rows[a];
       for (let b = a + 1; b < n; b++) {
@@ -118,11 +118,11 @@ export function lowestScores(ids: readonly number[], scores: readonly number[], 
 }
 
 /** sum_k w_k x_k / sum_k w_k over the updates `ids`. */
-export function weightedAverage(store: UpdateStore, blockValues: number, ids: readonly number[], weights: readonly number[]): Float32Array {
+export function* weightedAverage(store: UpdateStore, blockValues: number, ids: readonly number[], weights: readonly number[]): Generator<void, Float32Array> {
   const out = new Float32Array(store.layout.size);
   const total = weights.reduce((a, b) => a + b, 0);
   const acc = new Float64Array(Math.min(store.layout.size, Math.max(1, blockValues)));
-  store.forEachBlock(
+  yield* store.blocks(
     blockValues,
     (start, length, rows) => {
       acc.fill(0, 0, length);
@@ -144,12 +144,12 @@ export function weightedAverage(store: UpdateStore, blockValues: number, ids: re
  * values form a run around the median in sorted order; it is grown one value
  * at a time towards the nearer side, the lower side on a tie.
  */
-export function coordinateMeanAroundMedian(store: UpdateStore, blockValues: number, ids: readonly number[], beta: number): Float32Array {
+export function* coordinateMeanAroundMedian(store: UpdateStore, blockValues: number, ids: readonly number[], beta: number): Generator<void, Float32Array> {
   const n = ids.length;
   if (!(beta >= 1 && beta <= n)) throw new Error(`Bulyan: cannot average ${beta} of ${n} values`);
   const out = new Float32Array(store.layout.size);
   const v = new Float64Array(n);
-  store.forEachBlock(
+  yield* store.blocks(
     blockValues,
     (start, length, rows) => {
       for (let j = 0; j < length; j++) {

@@ -2,7 +2,7 @@ import { BaseStrategy } from './base-strategy';
 import { MetricsAccumulator } from './metrics';
 import { ModelLayout } from './model-layout';
 import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from './strategy';
-import { UpdateStore } from './update-store';
+import { runToEnd, runYielding, UpdateStore } from './update-store';
 import { checkUpdate, WeightMap } from './weights';
 
 export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 ** 3;
@@ -24,8 +24,8 @@ export interface RobustOutcome {
 export abstract class RobustStrategy<P extends SamplingParameters = SamplingParameters> extends BaseStrategy<P> {
   readonly streaming = false;
 
-  /** Combines the stored updates, reading them `blockValues` coordinates at a time. */
-  abstract combine(store: UpdateStore, blockValues: number): RobustOutcome;
+  /** Combines the stored updates, reading them `blockValues` coordinates at a time, pausing after each block (UpdateStore.blocks). */
+  abstract combine(store: UpdateStore, blockValues: number): Generator<void, RobustOutcome>;
 
   /**
    * The aggregation keeps the global weights only where a norm bound measures
@@ -59,7 +59,7 @@ class StoredFitAggregation implements FitAggregation {
     private readonly store: UpdateStore,
     private readonly blockBytes: number,
     private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
-    private readonly rule: (store: UpdateStore, blockValues: number) => RobustOutcome,
+    private readonly rule: (store: UpdateStore, blockValues: number) => Generator<void, RobustOutcome>,
   ) {}
 
   get updates(): number {
@@ -80,22 +80,40 @@ class StoredFitAggregation implements FitAggregation {
   }
 
   finish(): AggregateFitResult {
-    if (this.done) throw new Error('this aggregation is finished');
-    if (this.nodes.length === 0) throw new Error('no update to aggregate');
-    this.done = true;
+    const blockValues = this.begin();
     try {
-      const blockValues = Math.max(1024, Math.floor(this.blockBytes / (Float32Array.BYTES_PER_ELEMENT * this.nodes.length)));
-      const { flat, selected } = this.rule(this.store, blockValues);
-      return {
-        parameters: this.store.layout.unflatten(flat),
-        metrics: this.metrics.result(),
-        updates: this.nodes.length,
-        examples: this.total,
-        ...(selected ? { selectedNodes: selected.map((i) => this.nodes[i]) } : {}),
-      };
+      return this.result(runToEnd(this.rule(this.store, blockValues)));
     } finally {
       this.store.dispose();
     }
+  }
+
+  /** finish, letting the event loop run between blocks: for large models, whose rule takes seconds. */
+  async finishAsync(): Promise<AggregateFitResult> {
+    const blockValues = this.begin();
+    try {
+      return this.result(await runYielding(this.rule(this.store, blockValues)));
+    } finally {
+      this.store.dispose();
+    }
+  }
+
+  /** Marks the aggregation finished; the coordinates per block, so that a block of every update is about blockBytes. */
+  private begin(): number {
+    if (this.done) throw new Error('this aggregation is finished');
+    if (this.nodes.length === 0) throw new Error('no update to aggregate');
+    this.done = true;
+    return Math.max(1024, Math.floor(this.blockBytes / (Float32Array.BYTES_PER_ELEMENT * this.nodes.length)));
+  }
+
+  private result({ flat, selected }: RobustOutcome): AggregateFitResult {
+    return {
+      parameters: this.store.layout.unflatten(flat),
+      metrics: this.metrics.result(),
+      updates: this.nodes.length,
+      examples: this.total,
+      ...(selected ? { selectedNodes: selected.map((i) => this.nodes[i]) } : {}),
+    };
   }
 
   dispose(): void {

@@ -63,6 +63,8 @@ export interface FitAggregation {
   readonly updates: number;
   readonly examples: number;
   finish(): AggregateFitResult;
+  /** The same as `finish`, letting the event loop run as it goes, where the aggregation can take seconds (the robust rules over a large model). */
+  finishAsync?(): Promise<AggregateFitResult>;
   dispose(): void;
 }
 

@@ -89,6 +89,15 @@ export class UpdateStore {
    * reused from block to block: copy what must outlive the call.
    */
   forEachBlock(blockValues: number, fn: (start: number, length: number, rows: Float32Array[]) => void, which?: readonly number[]): void {
+    runToEnd(this.blocks(blockValues, fn, which));
+  }
+
+  /**
+   * forEachBlock as a generator that pauses after each block, so that a rule
+   * over a large model can let the event loop run between blocks (see
+   * runYielding); runToEnd drives it without pausing.
+   */
+  *blocks(blockValues: number, fn: (start: number, length: number, rows: Float32Array[]) => void, which?: readonly number[]): Generator<void, void> {
     this.live();
     const ids = which ?? this.memory.map((_, i) => i);
     const size = this.layout.size;
@@ -109,6 +118,7 @@ export class UpdateStore {
         }
       }
       fn(start, length, rows);
+      yield;
     }
   }
 
@@ -138,5 +148,26 @@ function readAll(fd: number, bytes: Uint8Array, position: number): void {
     const n = readSync(fd, bytes, done, bytes.length - done, position + done);
     if (n === 0) throw new Error(`spill file ended early at byte ${position + done}`);
     done += n;
+  }
+}
+
+/** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
+export function runToEnd<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Runs a rule written as a generator to its end, letting the event loop run
+ * at each pause: over a large model a rule takes seconds, longer than the
+ * broker waits for the connection's heartbeat.
+ */
+export async function runYielding<T>(steps: Generator<void, T>): Promise<T> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }

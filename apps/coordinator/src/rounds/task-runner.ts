@@ -746,8 +746,11 @@ export class TaskRunner {
         const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
         aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics });
       },
-      // Encoded once, and the new weights kept only as views on the encoding.
-      finish: () => new GlobalWeights(encodeSafetensors(aggregator.finish().parameters as NamedTensors)),
+      // Encoded once, and the new weights kept only as views on the encoding. A large model's robust rule lets the connection's heartbeats through.
+      finish: async () => {
+        const result = large && aggregator.finishAsync ? await aggregator.finishAsync() : aggregator.finish();
+        return new GlobalWeights(encodeSafetensors(result.parameters as NamedTensors));
+      },
       dispose: () => aggregator.dispose(),
     };
   }

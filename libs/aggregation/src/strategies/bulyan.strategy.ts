@@ -19,11 +19,11 @@ export const bulyanMinimumUpdates = (f: number): number => (f > 0 ? 4 * f + 3 : 
 export class Bulyan extends RobustStrategy<BulyanParameters> {
   readonly name = 'Bulyan';
 
-  combine(store: UpdateStore, blockValues: number): RobustOutcome {
+  *combine(store: UpdateStore, blockValues: number): Generator<void, RobustOutcome> {
     const n = store.count;
     const f = this.parameters.num_malicious_clients;
     if (n < bulyanMinimumUpdates(f)) throw new Error(`Bulyan with num_malicious_clients ${f} needs at least ${bulyanMinimumUpdates(f)} updates, got ${n}`);
-    const dist = pairwiseSquaredDistances(store, blockValues);
+    const dist = yield* pairwiseSquaredDistances(store, blockValues);
     const theta = n - 2 * f;
     let remaining = Array.from({ length: n }, (_, i) => i);
     const picked: number[] = [];
@@ -33,6 +33,6 @@ export class Bulyan extends RobustStrategy<BulyanParameters> {
       remaining = remaining.filter((i) => i !== best);
     }
     picked.sort((a, b) => a - b);
-    return { flat: coordinateMeanAroundMedian(store, blockValues, picked, theta - 2 * f), selected: picked };
+    return { flat: yield* coordinateMeanAroundMedian(store, blockValues, picked, theta - 2 * f), selected: picked };
   }
 }

@@ -27,4 +27,22 @@ describe('FedMedian', () => {
     const bounded = new FedMedian(DEFAULT_SAMPLING, { maxUpdateNorm: 1 }).beginFit(1, weights(new Array(9).fill(0)));
     expect(() => bounded.add(fit('a', new Array(9).fill(1), 1))).toThrow('L2 norm of the update (difference to the global weights) is 3.00000, beyond the bound 1');
   });
+
+  it('finishes the same way asynchronously, letting the event loop run between blocks of coordinates', async () => {
+    const shapes = { p: [3000] }; // blocks of at least 1,024 coordinates: three
+    const update = (k: number) => ({ node: `n${k}`, parameters: weights(Array.from({ length: 3000 }, (_, i) => Math.sin(i * (k + 1))), shapes), numExamples: 1 });
+    const run = (s: FedMedian) => {
+      const agg = s.beginFit(1, weights(new Array(3000).fill(0), shapes));
+      for (let k = 0; k < 3; k++) agg.add(update(k));
+      return agg;
+    };
+    const strategy = new FedMedian(DEFAULT_SAMPLING, { spill: { blockBytes: 1 } });
+    const sync = flat(run(strategy).finish().parameters);
+    let turns = 0;
+    for (let k = 0; k < 5; k++) setImmediate(() => turns++);
+    const later = run(strategy).finishAsync!();
+    expect(turns).toBe(0);
+    expect(flat((await later).parameters)).toEqual(sync);
+    expect(turns).toBeGreaterThan(0);
+  });
 });

@@ -9,7 +9,7 @@ export type FedMedianParameters = SamplingParameters;
 export class FedMedian extends RobustStrategy<FedMedianParameters> {
   readonly name = 'FedMedian';
 
-  combine(store: UpdateStore, blockValues: number): RobustOutcome {
-    return { flat: coordinateMedian(store, blockValues) };
+  *combine(store: UpdateStore, blockValues: number): Generator<void, RobustOutcome> {
+    return { flat: yield* coordinateMedian(store, blockValues) };
   }
 }

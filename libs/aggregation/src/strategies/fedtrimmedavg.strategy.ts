@@ -14,7 +14,7 @@ export interface FedTrimmedAvgParameters extends SamplingParameters {
 export class FedTrimmedAvg extends RobustStrategy<FedTrimmedAvgParameters> {
   readonly name = 'FedTrimmedAvg';
 
-  combine(store: UpdateStore, blockValues: number): RobustOutcome {
-    return { flat: coordinateTrimmedMean(store, blockValues, this.parameters.beta) };
+  *combine(store: UpdateStore, blockValues: number): Generator<void, RobustOutcome> {
+    return { flat: yield* coordinateTrimmedMean(store, blockValues, this.parameters.beta) };
   }
 }

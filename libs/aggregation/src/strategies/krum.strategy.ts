@@ -21,16 +21,16 @@ export const krumMinimumUpdates = (f: number): number => (f > 0 ? 2 * f + 3 : 1)
 export class Krum extends RobustStrategy<KrumParameters> {
   readonly name = 'Krum';
 
-  combine(store: UpdateStore, blockValues: number): RobustOutcome {
+  *combine(store: UpdateStore, blockValues: number): Generator<void, RobustOutcome> {
     const n = store.count;
     const f = this.parameters.num_malicious_clients;
     const keep = this.parameters.num_clients_to_keep;
     if (n < krumMinimumUpdates(f)) throw new Error(`Krum with num_malicious_clients ${f} needs at least ${krumMinimumUpdates(f)} updates, got ${n}`);
     if (keep > n) throw new Error(`Krum: num_clients_to_keep ${keep} is more than the ${n} updates received`);
-    const dist = pairwiseSquaredDistances(store, blockValues);
+    const dist = yield* pairwiseSquaredDistances(store, blockValues);
     const ids = Array.from({ length: n }, (_, i) => i);
     const selected = lowestScores(ids, krumScores(dist, n, ids, f), Math.max(1, keep)).sort((a, b) => a - b);
     const weights = keep > 0 ? selected.map((i) => store.examples[i]) : [1];
-    return { flat: weightedAverage(store, blockValues, selected, weights), selected };
+    return { flat: yield* weightedAverage(store, blockValues, selected, weights), selected };
   }
 }
