@@ -207,9 +207,9 @@ export class TaskRunner {
   private bundleSha!: string;
   /** The global weights of the round about to run; a large model's are let go while its updates come in (see letGo). */
   private current: GlobalWeights | null = null;
-  /** The strategy's server-side state after the last completed round (empty for stateless strategies). */
   /**
-   * The strategy's server state after the last completed round. A large
+   * The strategy's server state after the last completed round (empty for
+   * stateless strategies). A large
    * model's is shared with the round's strategy, which steps it in place
    * (FedOpt's is four times the model: no copy); it is null while a round
    * may have changed it, and read back from the last checkpoint if that round
