@@ -23,13 +23,18 @@ const option = (name: string, fallback: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
+/** `--name a,b,c` as a list; undefined when not given. */
+const listOption = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]?.split(',') : undefined;
+};
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   messaging: () => messagingBench({ iterations: option('iterations', 200) }),
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
-  rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: args.includes('--cases') ? args[args.indexOf('--cases') + 1]?.split(',') : undefined }),
+  rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: listOption('cases') }),
   demo: () => demoBench({ runs: option('runs', 3) }),
-  'large-model': () => largeModelBench({ mb: option('mb', 1024), strategies: args.includes('--strategies') ? args[args.indexOf('--strategies') + 1].split(',') : ['FedAvg'] }),
+  'large-model': () => largeModelBench({ mb: option('mb', 1024), strategies: listOption('strategies') ?? ['FedAvg'] }),
   'train-step': () => trainStepBench({ threads: option('threads', 2), iterations: option('iterations', 500) }),
   aggregate: () => aggregateBench({ maxValues: option('max-values', 1e7), repeats: option('repeats', 3) }),
   transfer: () => transferBench({ sizesMB: [100, 600], repeats: option('repeats', 1) }),

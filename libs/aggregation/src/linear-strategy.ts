@@ -28,23 +28,6 @@ export abstract class LinearStrategy<P extends SamplingParameters = SamplingPara
   }
 }
 
-/**
- * A linear strategy whose server step can write the new weights over the
- * round's float32 average, parameter by parameter: the same operations, so
- * the same bits, as `serverStep`, without a second copy of the model (large
- * models, aggregated in place). It goes a slice of values at a time and lets
- * the event loop run between slices: a step over a 1 GiB model takes seconds,
- * longer than the broker waits for a heartbeat. FedAvg and FedProx need no
- * step at all.
- */
-export interface InPlaceServerStep {
-  stepInPlace(serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>, sliceValues?: number): Promise<void>;
-}
-
-export function stepsInPlace(s: object): s is InPlaceServerStep {
-  return typeof (s as Partial<InPlaceServerStep>).stepInPlace === 'function';
-}
-
 /** Values of one parameter a step takes at once before it lets the event loop run (about 0.1 s of work). */
 export const STEP_SLICE_VALUES = 1 << 22;
 
@@ -53,10 +36,15 @@ export type StepKernel = (name: string, w: Float32Array, avg: Float32Array | Flo
 
 /**
  * A linear strategy whose server step is a kernel over ranges of one
- * parameter's values: `serverStep` runs it into new arrays, `stepInPlace`
- * into the average's own, a slice at a time.
+ * parameter's values (FedAvgM, the FedOpt family): `serverStep` runs it into
+ * new arrays; `stepInPlace` writes the new weights over the round's float32
+ * average itself, the same operations, so the same bits, without a second
+ * copy of the model (large models, aggregated in place). `stepInPlace` goes a
+ * slice of values at a time and lets the event loop run between slices: a
+ * step over a 1 GiB model takes seconds, longer than the broker waits for a
+ * heartbeat. FedAvg and FedProx need no step at all.
  */
-export abstract class SteppingStrategy<P extends SamplingParameters = SamplingParameters> extends LinearStrategy<P> implements InPlaceServerStep {
+export abstract class SteppingStrategy<P extends SamplingParameters = SamplingParameters> extends LinearStrategy<P> {
   /** Readies the state for one step over `current` (allocated at the first, checked against the layout) and returns the step's kernel. */
   protected abstract beginStep(current: WeightMap): StepKernel;
 

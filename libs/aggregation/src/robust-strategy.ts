@@ -55,7 +55,8 @@ class StoredFitAggregation implements FitAggregation {
   private readonly metrics = new MetricsAccumulator();
 
   constructor(
-    private readonly current: WeightMap,
+    /** The global weights where a norm bound needs them, else their layout alone (layoutOf). */
+    private readonly template: WeightMap,
     private readonly store: UpdateStore,
     private readonly blockBytes: number,
     private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
@@ -72,7 +73,7 @@ class StoredFitAggregation implements FitAggregation {
 
   add(result: FitRes): void {
     if (this.done) throw new Error('this aggregation is finished');
-    checkUpdate(this.current, result.parameters, result.numExamples, this.limits(result));
+    checkUpdate(this.template, result.parameters, result.numExamples, this.limits(result));
     this.store.add(result.parameters, result.numExamples);
     this.nodes.push(result.node);
     this.total += result.numExamples;

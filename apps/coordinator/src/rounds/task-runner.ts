@@ -18,14 +18,13 @@ import {
   FitAggregation,
   GaussianNoise,
   hasServerState,
-  InPlaceServerStep,
   PrivacyParameters,
   QFFL_LOSS_METRIC,
   ServerStateError,
   StateMap,
   Strategy,
   StrategyParameterError,
-  stepsInPlace,
+  SteppingStrategy,
   weightedMean,
   WeightMap,
   withDifferentialPrivacy,
@@ -338,13 +337,13 @@ export class TaskRunner {
    * Whether a round of this strategy folds in place (InPlaceFedAvg): large
    * models; FedAvg or FedProx (whose server step is the average), or FedAvgM
    * and the FedOpt family, whose step then writes over the average
-   * (InPlaceServerStep); with a norm bound too (the global weights are then
+   * (SteppingStrategy.stepInPlace); with a norm bound too (the global weights are then
    * kept to measure the updates against); not with differential privacy. (The robust
    * rules hold at most LARGE_MODEL_BYTES of updates, the rest on disk: see newStrategy.)
    */
   private foldsInPlace(strategy: Strategy, global: GlobalWeights): boolean {
     if (global.buf.length < this.deps.config.LARGE_MODEL_BYTES) return false;
-    const linear = isPlainAverage(strategy) || stepsInPlace(strategy);
+    const linear = isPlainAverage(strategy) || strategy instanceof SteppingStrategy;
     if (linear && !this.privacy) return true;
     if (!strategy.streaming && !this.privacy) {
       this.log.log(`a model of ${global.buf.length} bytes with ${strategy.name}: at most ${this.deps.config.LARGE_MODEL_BYTES} bytes of updates in memory, the others in ${this.deps.config.AGGREGATION_SPILL_DIR ?? tmpdir()}`);
@@ -724,7 +723,7 @@ export class TaskRunner {
         finish: async () => {
           const average = sum.finish();
           const averages = new Map([...average.tensors].map(([name, t]) => [name, t.data]));
-          if (!plain) await (strategy as Strategy & InPlaceServerStep).stepInPlace(round, this.current!.tensors as WeightMap, averages);
+          if (strategy instanceof SteppingStrategy) await strategy.stepInPlace(round, this.current!.tensors as WeightMap, averages);
           return new GlobalWeights(average.buf);
         },
         dispose: () => sum.dispose(),
