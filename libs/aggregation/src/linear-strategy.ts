@@ -2,8 +2,12 @@ import { BaseStrategy } from './base-strategy';
 import { MetricsAccumulator } from './metrics';
 import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from './strategy';
 import { WeightedSum } from './fold/weighted-sum';
+import { runYielding } from './update-store';
 import { AverageMap } from './weight-arithmetic';
 import { checkUpdate, checkUpdateLayout, WeightMap } from './weights';
+
+/** Values of one parameter a step takes at once before it lets the event loop run (about 0.1 s of work). */
+export const STEP_SLICE_VALUES = 1 << 22;
 
 /**
  * Strategies whose aggregate is the example-weighted average of the updates,
@@ -19,17 +23,38 @@ export abstract class LinearStrategy<P extends SamplingParameters = SamplingPara
    * The new global weights from the current ones and the round's average
    * (per parameter: float32 from the fold, float64 from differential privacy;
    * the step may keep or overwrite it). Stateful steps keep their state on
-   * the strategy instance, one instance per task.
+   * the strategy instance, one instance per task. Here the identity, the
+   * average itself (FedAvg, FedProx); SteppingStrategy's steps override it.
    */
-  abstract serverStep(serverRound: number, current: WeightMap, average: AverageMap): WeightMap;
+  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
+    return toWeights(current, average);
+  }
+
+  /**
+   * serverStep writing the new weights into `next` (arrays of the weights'
+   * shapes: a large model's are views on the buffer it is sent from, so the
+   * new weights need no copy), `sliceValues` values at a time, pausing after
+   * each slice (runYielding lets the event loop run there; runToEnd does not
+   * pause). The same operations as serverStep, so the same bits. Here the
+   * identity step: the average rounded to float32, as toWeights does.
+   */
+  *stepInto(_serverRound: number, current: WeightMap, average: AverageMap, next: ReadonlyMap<string, Float32Array>, sliceValues = STEP_SLICE_VALUES): Generator<void, void> {
+    for (const name of current.keys()) {
+      const avg = average.get(name)!;
+      const out = next.get(name)!;
+      if (avg === out) continue;
+      for (let from = 0; from < avg.length; from += sliceValues) {
+        const to = Math.min(avg.length, from + sliceValues);
+        for (let i = from; i < to; i++) out[i] = avg[i];
+        if (to < avg.length) yield;
+      }
+    }
+  }
 
   beginFit(serverRound: number, current: WeightMap): FitAggregation {
     return new LinearFitAggregation(current, (r) => this.limitsFor(current, r), (avg) => this.serverStep(serverRound, current, avg));
   }
 }
-
-/** Values of one parameter a step takes at once before it lets the event loop run (about 0.1 s of work). */
-export const STEP_SLICE_VALUES = 1 << 22;
 
 /** Computes values from..to-1 of one parameter's new weights into `next`, which may be `avg` itself (each value is read before it is written). */
 export type StepKernel = (name: string, w: Float32Array, avg: Float32Array | Float64Array, next: Float32Array, from: number, to: number) => void;
@@ -59,15 +84,22 @@ export abstract class SteppingStrategy<P extends SamplingParameters = SamplingPa
     return out;
   }
 
-  async stepInPlace(_serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+  *stepInto(_serverRound: number, current: WeightMap, average: AverageMap, next: ReadonlyMap<string, Float32Array>, sliceValues = STEP_SLICE_VALUES): Generator<void, void> {
     const kernel = this.beginStep(current);
     for (const [name, t] of current) {
       const avg = average.get(name)!;
+      const out = next.get(name)!;
       for (let from = 0; from < t.data.length; from += sliceValues) {
-        kernel(name, t.data, avg, avg, from, Math.min(t.data.length, from + sliceValues));
-        if (from + sliceValues < t.data.length) await new Promise((resolve) => setImmediate(resolve));
+        const to = Math.min(t.data.length, from + sliceValues);
+        kernel(name, t.data, avg, out, from, to);
+        if (to < t.data.length) yield;
       }
     }
+  }
+
+  /** The step written over the round's float32 average, letting the event loop run between slices. */
+  stepInPlace(serverRound: number, current: WeightMap, average: ReadonlyMap<string, Float32Array>, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    return runYielding(this.stepInto(serverRound, current, average, average, sliceValues));
   }
 }
 

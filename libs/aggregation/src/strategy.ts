@@ -63,10 +63,20 @@ export interface FitAggregation {
   readonly updates: number;
   readonly examples: number;
   finish(): AggregateFitResult;
-  /** The same as `finish`, letting the event loop run as it goes, where the aggregation can take seconds (the robust rules over a large model). */
-  finishAsync?(): Promise<AggregateFitResult>;
+  /**
+   * The same as `finish`, letting the event loop run as it goes, where the
+   * aggregation can take seconds (a large model). Aggregations that can
+   * (QFedAvg, central differential privacy) write the new weights into
+   * `into` where it is given, so that they need no copy to be sent: the
+   * result's arrays are then `into`'s own. `sliceValues`: values taken at
+   * once before the event loop runs (STEP_SLICE_VALUES unless given).
+   */
+  finishAsync?(into?: WeightArrays, sliceValues?: number): Promise<AggregateFitResult>;
   dispose(): void;
 }
+
+/** One float32 array per parameter, by name: where a large model's new weights are written (views on the buffer they are sent from). */
+export type WeightArrays = ReadonlyMap<string, Float32Array>;
 
 /** A held-out evaluation run by the coordinator itself (Flower's evaluate_fn). */
 export type ServerEvaluateFn = (serverRound: number, parameters: WeightMap) => { loss: number; metrics: Metrics } | null;

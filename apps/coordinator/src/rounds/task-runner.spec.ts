@@ -65,7 +65,8 @@ function harness(
         queueMicrotask(() => {
           SITES.forEach((node, k) => {
             const payload =
-              phase === 'fit' ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5 } : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
+              // loss_before_fit: what QFedAvg asks of the sites (the others ignore it).
+              phase === 'fit' ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5, loss_before_fit: 0.6 + 0.1 * k } : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
             // With training, each site moves every weight by its own step (zero compute otherwise: the weights it got).
             const attachment = phase !== 'fit' ? undefined : opts.training ? trained(msg.attachment!, 0.01 * (k + 1) * (round % 2 ? 1 : -0.5)) : msg.attachment;
             router.route(TASK_ID, round, phase, node, { payload, attachment });
@@ -218,5 +219,29 @@ describe('TaskRunner: large models with a server step (FedAdam), aggregated in p
     // And the weights moved: the sites trained, the server stepped.
     const first = await finalCheckpoint({ config: { LARGE_MODEL_BYTES: 1 }, spec: { ...fedAdam, num_global_iterations: 1 } });
     expect(first.last.weights.equals(strategyPath.last.weights)).toBe(false);
+  });
+});
+
+describe('TaskRunner: large models aggregated by the strategy, writing the new weights where they are sent from (QFedAvg, central differential privacy)', () => {
+  const privacy = { mode: 'central', noise_multiplier: 0, clipping_norm: 0.05, adaptive_clipping: false, target_clipped_quantile: 0.5, clip_norm_lr: 0.2, delta: 1e-5 };
+  const specs: [string, TaskSpec][] = [
+    ['QFedAvg', { ...spec, settings: { ...spec.settings, strategy: 'QFedAvg', strategy_params: { min_fit_clients: 2, fraction_fit: 1, q_param: 0.2, qffl_learning_rate: 0.1 } } } as TaskSpec],
+    // No noise, so that runs can be compared; the clipping (0.05, below the sites' steps) and FedAdam's state are what is tested.
+    ['FedAdam with central DP', { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 }, privacy } } as TaskSpec],
+  ];
+
+  it.each(specs)('%s: the same weights and state, to the bit, as for a small model; a round run again after its step starts from the stored state', async (_name, taskSpec) => {
+    const runs = [{}, { LARGE_MODEL_BYTES: 1 }].map(async (config) => {
+      const { runner, checkpoints, log } = harness({}, { spec: taskSpec, training: true, config: { ROUND_RETRIES: 1, ...config }, failEvaluate: [2] });
+      await runner.run();
+      return { last: checkpoints[checkpoints.length - 1], first: checkpoints[0], log };
+    });
+    const [small, large] = await Promise.all(runs);
+    for (const run of [small, large]) expect(run.log.filter((l) => l.startsWith('fail') || l.startsWith('complete'))).toEqual(['complete 1', 'fail 2', 'complete 2', 'complete 3']);
+    expect(large.last.round).toBe(3);
+    expect(large.last.weights.equals(small.last.weights)).toBe(true);
+    expect(large.last.strategy_state?.equals(small.last.strategy_state!) ?? small.last.strategy_state === null).toBe(true);
+    // The weights moved: the sites trained and the strategy stepped.
+    expect(large.last.weights.equals(large.first.weights)).toBe(false);
   });
 });

@@ -13,6 +13,7 @@ import {
 } from '@fl/contracts';
 import {
   createStrategy,
+  DifferentiallyPrivateStrategy,
   FedAvg,
   FedProx,
   FitAggregation,
@@ -33,6 +34,7 @@ import { LabeledData, seededPermutation } from '@fl/datasets';
 import { MessageBus } from '@fl/messaging';
 import {
   addFeatureSums,
+  allocateSafetensors,
   ComputedStandardization,
   decodeFeatureSums,
   decodePackageBundle,
@@ -149,14 +151,23 @@ function isPlainAverage(strategy: Strategy): boolean {
   return strategy.constructor === FedAvg || strategy.constructor === FedProx;
 }
 
+/**
+ * The strategy that aggregates: with local differential privacy the workers
+ * clip and noise their own updates, and the coordinator aggregates with the
+ * inner strategy unchanged (so a large model folds in place as without privacy).
+ */
+function aggregatingStrategy(strategy: Strategy): Strategy {
+  return strategy instanceof DifferentiallyPrivateStrategy && strategy.privacy.mode === 'local' ? strategy.inner : strategy;
+}
+
 function sha256Of(g: GlobalWeights): string {
   return (g.sha256 ??= sha256Hex(g.buf));
 }
 
 /** One round's aggregation of the updates, by the strategy or, for large models, in place (InPlaceFedAvg, then the strategy's step in place). */
 interface RoundFold {
-  /** Whether the round is aggregated in place: its server state, if any, is the runner's own, shared with the strategy (see serverState). */
-  readonly inPlace: boolean;
+  /** Whether the round's server state, if any, is the runner's own, shared with the strategy, not copied (large models: see serverState). */
+  readonly sharesState: boolean;
   /** Whether the global weights may be let go once sent (InPlaceFedAvg and the robust rules need only their layout; a server step or a norm bound needs the weights). */
   readonly letsGo: boolean;
   /** Whether the model is large (LARGE_MODEL_BYTES): memory freed by the round is given back at once (collectGarbage). */
@@ -338,18 +349,20 @@ export class TaskRunner {
    * models; FedAvg or FedProx (whose server step is the average), or FedAvgM
    * and the FedOpt family, whose step then writes over the average
    * (SteppingStrategy.stepInPlace); with a norm bound too (the global weights are then
-   * kept to measure the updates against); not with differential privacy. (The robust
-   * rules hold at most LARGE_MODEL_BYTES of updates, the rest on disk: see newStrategy.)
+   * kept to measure the updates against); not with central differential privacy. (The robust
+   * rules hold at most LARGE_MODEL_BYTES of updates, the rest on disk: see newStrategy;
+   * QFedAvg and central differential privacy sum in float64 beside the global weights,
+   * and write the new weights into the buffer they are sent from: see beginFold.)
    */
   private foldsInPlace(strategy: Strategy, global: GlobalWeights): boolean {
     if (global.buf.length < this.deps.config.LARGE_MODEL_BYTES) return false;
     const linear = isPlainAverage(strategy) || strategy instanceof SteppingStrategy;
-    if (linear && !this.privacy) return true;
-    if (!strategy.streaming && !this.privacy) {
+    if (linear) return true;
+    if (!strategy.streaming) {
       this.log.log(`a model of ${global.buf.length} bytes with ${strategy.name}: at most ${this.deps.config.LARGE_MODEL_BYTES} bytes of updates in memory, the others in ${this.deps.config.AGGREGATION_SPILL_DIR ?? tmpdir()}`);
       return false;
     }
-    this.log.warn(`a model of ${global.buf.length} bytes with ${strategy.name}${this.privacy ? ', differential privacy' : ''}: aggregated by the strategy, which holds the model several times`);
+    this.log.log(`a model of ${global.buf.length} bytes with ${strategy.name}: float64 sums beside the global weights (the model about four times)`);
     return false;
   }
 
@@ -700,10 +713,11 @@ export class TaskRunner {
     }
   }
 
-  private beginFold(round: number, strategy: Strategy, sampled: number): RoundFold {
+  private beginFold(round: number, task: Strategy, sampled: number): RoundFold {
     const global = this.current!;
     const state = this.serverState ?? new Map<string, Float64Array>();
     const large = global.buf.length >= this.deps.config.LARGE_MODEL_BYTES;
+    const strategy = aggregatingStrategy(task);
     if (this.foldsInPlace(strategy, global)) {
       const maxL2Norm = this.spec.settings.max_update_norm;
       const sum = new InPlaceFedAvg(safetensorsLayout(global.buf), maxL2Norm === undefined ? {} : { bound: { maxL2Norm, reference: global.tensors } });
@@ -714,7 +728,7 @@ export class TaskRunner {
         this.serverState = null;
       }
       return {
-        inPlace: true,
+        sharesState: true,
         letsGo: plain && maxL2Norm === undefined,
         large,
         get updates() { return sum.updates; },
@@ -729,14 +743,20 @@ export class TaskRunner {
         dispose: () => sum.dispose(),
       };
     }
-    if (hasServerState(strategy) && state.size) strategy.loadServerState(state, global.tensors as WeightMap);
+    // A large model's state is shared as in place (QFedAvg keeps none; differential privacy's inner strategy may, four times the model for FedOpt).
+    if (hasServerState(strategy)) {
+      if (state.size) strategy.loadServerState(state, global.tensors as WeightMap, { share: large });
+      if (large) this.serverState = null;
+    }
+    // Only the layout is kept for the new weights' buffer: the closures below must not hold the global weights, which may be let go.
+    const layout = large ? safetensorsLayout(global.buf) : null;
     // DP's fixed denominator: the number of workers asked, whether or not all answer.
     (strategy as Partial<{ setSampledClients(r: number, n: number): void }>).setSampledClients?.(round, sampled);
     const aggregator: FitAggregation = strategy.beginFit(round, global.tensors as WeightMap);
     // The robust rules keep the updates (on disk beyond LARGE_MODEL_BYTES) and only the weights' layout, unless a norm bound measures against them.
-    const keepsOnlyLayout = !strategy.streaming && !this.privacy && this.spec.settings.max_update_norm === undefined;
+    const keepsOnlyLayout = !strategy.streaming && this.spec.settings.max_update_norm === undefined;
     return {
-      inPlace: false,
+      sharesState: large,
       letsGo: large && keepsOnlyLayout,
       large,
       get updates() { return aggregator.updates; },
@@ -745,10 +765,16 @@ export class TaskRunner {
         const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
         aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics });
       },
-      // Encoded once, and the new weights kept only as views on the encoding. A large model's robust rule lets the connection's heartbeats through.
+      // Encoded once, and the new weights kept only as views on the encoding. For a large model, the aggregation lets the
+      // connection's heartbeats through, and writes the new weights straight into their safetensors buffer where it can
+      // (QFedAvg, central DP): no copy. A buffer not written to costs nothing: its zeroed pages are mapped when first touched.
       finish: async () => {
-        const result = large && aggregator.finishAsync ? await aggregator.finishAsync() : aggregator.finish();
-        return new GlobalWeights(encodeSafetensors(result.parameters as NamedTensors));
+        if (!layout || !aggregator.finishAsync) return new GlobalWeights(encodeSafetensors(aggregator.finish().parameters as NamedTensors));
+        const out = allocateSafetensors(layout);
+        const into = new Map([...out.tensors].map(([name, t]) => [name, t.data]));
+        const result = await aggregator.finishAsync(into);
+        const written = [...result.parameters].every(([name, t]) => t.data === into.get(name));
+        return new GlobalWeights(written ? out.buf : encodeSafetensors(result.parameters as NamedTensors));
       },
       dispose: () => aggregator.dispose(),
     };
@@ -851,8 +877,8 @@ export class TaskRunner {
     };
     const rejected = fitRecords.filter((r) => r.status === 'rejected').map((r) => ({ node: r.node, reason: r.reason ?? 'rejected' }));
     if (rejected.length) figures.rejected = rejected;
-    // In place, the strategy's own buffers (four times a large model's size for FedOpt): stored as they are, kept for the next round.
-    const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.inPlace }) : new Map<string, Float64Array>();
+    // For a large model, the strategy's own buffers (four times its size for FedOpt): stored as they are, kept for the next round.
+    const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.sharesState }) : new Map<string, Float64Array>();
     // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
     const kept = new Map(state);
     this.privacy?.save(kept);

@@ -57,6 +57,8 @@ export class TrainingController {
       if (this.config.TRAINING === 'skip') {
         attachment = ctx.attachment!;
         answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: 0, duration_ms: Date.now() - started, weights_sha256: p.weights_sha256 };
+        // QFedAvg's loss on the received weights, zero as the training loss is: nothing was computed.
+        if (p.config.report_loss_before_fit) answer.loss_before_fit = 0;
         this.taskLog(p).log(`round ${p.round}: training skipped (TRAINING=skip): the received weights go back`);
       } else {
         this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)`);

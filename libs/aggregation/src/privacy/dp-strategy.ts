@@ -1,5 +1,5 @@
 import { BaseStrategy } from '../base-strategy';
-import { LinearStrategy } from '../linear-strategy';
+import { LinearStrategy, STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
 import {
   AggregateEvaluateResult,
@@ -13,8 +13,10 @@ import {
   Metrics,
   SamplingParameters,
   Strategy,
+  WeightArrays,
 } from '../strategy';
 import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
+import { runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
@@ -116,8 +118,8 @@ export class DifferentiallyPrivateStrategy implements Strategy {
   beginFit(serverRound: number, current: WeightMap): FitAggregation {
     if (this.privacy.mode === 'local') return this.inner.beginFit(serverRound, current);
     const inner = this.inner as LinearStrategy;
-    return new CentralDpAggregation(current, this.clippingNorm, (r) => inner.limitsFor(current, r), (sum, count, unclipped) =>
-      this.closeRound(serverRound, current, sum, count, unclipped),
+    return new CentralDpAggregation(current, this.clippingNorm, (r) => inner.limitsFor(current, r), (sum, count, unclipped, into, sliceValues) =>
+      this.closeRound(serverRound, current, sum, count, unclipped, into, sliceValues),
     );
   }
 
@@ -143,21 +145,39 @@ export class DifferentiallyPrivateStrategy implements Strategy {
     return this.inner.evaluate(serverRound, parameters);
   }
 
-  /** Noise, fixed denominator, server step, clipping-norm update. */
-  private closeRound(serverRound: number, current: WeightMap, sum: StateMap, count: number, unclipped: number): { parameters: WeightMap; metrics: Metrics } {
+  /**
+   * Noise, fixed denominator, server step (into `into` where given), clipping-norm
+   * update: a slice of values at a time, pausing after each (a large model's
+   * noise takes seconds). The noise is drawn in the same order however it is
+   * sliced, so the same seed gives the same bits.
+   */
+  private *closeRound(
+    serverRound: number,
+    current: WeightMap,
+    sum: StateMap,
+    count: number,
+    unclipped: number,
+    into?: WeightArrays,
+    sliceValues = STEP_SLICE_VALUES,
+  ): Generator<void, { parameters: WeightMap; metrics: Metrics }> {
     const p = this.privacy;
     const C = this.clippingNorm;
     const m = Math.max(count, this.inner.sampledClients(serverRound) ?? count);
     const countStddev = p.clipped_count_stddev ?? m / 20;
     const z = p.adaptive_clipping ? updateNoiseMultiplier(p.noise_multiplier, countStddev) : p.noise_multiplier;
-    const average: StateMap = new Map();
     for (const [name, t] of current) {
       const s = sum.get(name)!;
-      this.noise.addTo(s, z * C);
-      for (let i = 0; i < s.length; i++) s[i] = t.data[i] + s[i] / m;
-      average.set(name, s);
+      for (let from = 0; from < s.length; from += sliceValues) {
+        const to = Math.min(s.length, from + sliceValues);
+        this.noise.addTo(s.subarray(from, to), z * C);
+        for (let i = from; i < to; i++) s[i] = t.data[i] + s[i] / m;
+        if (to < s.length) yield;
+      }
     }
-    const parameters = (this.inner as LinearStrategy).serverStep(serverRound, current, average);
+    // The average is `sum`'s own arrays, now noised: the inner strategy's step runs on it (post-processing).
+    const next = into ?? new Map([...current].map(([name, t]) => [name, new Float32Array(t.data.length)]));
+    yield* (this.inner as LinearStrategy).stepInto(serverRound, current, sum, next, sliceValues);
+    const parameters: WeightMap = new Map([...current].map(([name, t]) => [name, { shape: [...t.shape], data: next.get(name)! }]));
     const metrics: Metrics = { dp_clipping_norm: C, dp_noise_stddev: (z * C) / m, dp_noise_multiplier: p.noise_multiplier };
     if (p.adaptive_clipping) {
       const fraction = (unclipped + countStddev * this.noise.next()) / m;
@@ -169,7 +189,12 @@ export class DifferentiallyPrivateStrategy implements Strategy {
   }
 }
 
-/** Sum of clipped differences to the global weights, one update at a time. */
+/**
+ * Sum of clipped differences to the global weights, one update at a time, in
+ * float64 (twice the model): with the global weights and the update being
+ * added, a large model is held four times (finishAsync writes the new weights
+ * into the buffer they are sent from).
+ */
 class CentralDpAggregation implements FitAggregation {
   private sum: StateMap | null;
   private count = 0;
@@ -181,7 +206,13 @@ class CentralDpAggregation implements FitAggregation {
     private readonly current: WeightMap,
     private readonly clippingNorm: number,
     private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
-    private readonly close: (sum: StateMap, count: number, unclipped: number) => { parameters: WeightMap; metrics: Metrics },
+    private readonly close: (
+      sum: StateMap,
+      count: number,
+      unclipped: number,
+      into?: WeightArrays,
+      sliceValues?: number,
+    ) => Generator<void, { parameters: WeightMap; metrics: Metrics }>,
   ) {
     this.sum = stateLike(current);
   }
@@ -211,11 +242,20 @@ class CentralDpAggregation implements FitAggregation {
   }
 
   finish(): AggregateFitResult {
+    return runToEnd(this.closing());
+  }
+
+  /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */
+  finishAsync(into?: WeightArrays, sliceValues?: number): Promise<AggregateFitResult> {
+    return runYielding(this.closing(into, sliceValues));
+  }
+
+  private *closing(into?: WeightArrays, sliceValues?: number): Generator<void, AggregateFitResult> {
     if (!this.sum) throw new Error('this aggregation is finished');
     if (this.count === 0) throw new Error('no update to aggregate');
     const sum = this.sum;
     this.sum = null;
-    const { parameters, metrics } = this.close(sum, this.count, this.unclipped);
+    const { parameters, metrics } = yield* this.close(sum, this.count, this.unclipped, into, sliceValues);
     return { parameters, metrics: { ...this.metrics.result(), ...metrics }, updates: this.count, examples: this.total };
   }
 

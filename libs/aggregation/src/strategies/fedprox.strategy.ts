@@ -1,7 +1,5 @@
-import { LinearStrategy, toWeights } from '../linear-strategy';
+import { LinearStrategy } from '../linear-strategy';
 import { ClientConfig, SamplingParameters } from '../strategy';
-import { AverageMap } from '../weight-arithmetic';
-import { WeightMap } from '../weights';
 
 export interface FedProxParameters extends SamplingParameters {
   proximal_mu: number;
@@ -17,9 +15,5 @@ export class FedProx extends LinearStrategy<FedProxParameters> {
 
   fitConfig(): ClientConfig {
     return { proximal_mu: this.parameters.proximal_mu };
-  }
-
-  serverStep(_serverRound: number, current: WeightMap, average: AverageMap): WeightMap {
-    return toWeights(current, average);
   }
 }

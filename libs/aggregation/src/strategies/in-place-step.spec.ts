@@ -1,5 +1,6 @@
 import { DEFAULT_SAMPLING } from '../base-strategy';
 import { SteppingStrategy } from '../linear-strategy';
+import { runToEnd } from '../update-store';
 import { ServerStateful } from '../server-state';
 import { WeightMap } from '../weights';
 import { FedAdagrad } from './fedadagrad.strategy';
@@ -57,6 +58,26 @@ describe('in-place server steps (large models)', () => {
       for (const [name, t] of wStep) expect(Buffer.from(wInPlace.get(name)!.data.buffer)).toEqual(Buffer.from(t.data.buffer));
       expect([...savedInPlace.keys()]).toEqual([...savedStep.keys()]);
       for (const [key, v] of savedStep) expect(Buffer.from(savedInPlace.get(key)!.buffer)).toEqual(Buffer.from(v.buffer));
+    }
+  });
+
+  it.each(cases)("%s: into arrays of its own from a float64 average (differential privacy's), the same bits as serverStep", (_name, make) => {
+    const w = model(1);
+    const average = new Map([...model(5)].map(([name, t]) => [name, Float64Array.from(t.data, (v) => v + 1e-9)]));
+    const expected = make().serverStep(1, w, average);
+    const next = new Map([...w].map(([name, t]) => [name, new Float32Array(t.data.length)]));
+    runToEnd(make().stepInto(1, w, average, next, 4));
+    for (const [name, t] of expected) expect(Buffer.from(next.get(name)!.buffer)).toEqual(Buffer.from(t.data.buffer));
+  });
+
+  it('FedAvg and FedProx step into arrays as serverStep does: the float64 average rounded to float32', () => {
+    const w = model(1);
+    const average = new Map([...model(5)].map(([name, t]) => [name, Float64Array.from(t.data, (v) => v + 1e-9)]));
+    for (const s of [new FedAvg(DEFAULT_SAMPLING), new FedProx({ ...DEFAULT_SAMPLING, proximal_mu: 0.1 })]) {
+      const next = new Map([...w].map(([name, t]) => [name, new Float32Array(t.data.length)]));
+      runToEnd(s.stepInto(1, w, average, next, 4));
+      for (const [name, t] of s.serverStep(1, w, average)) expect(Buffer.from(next.get(name)!.buffer)).toEqual(Buffer.from(t.data.buffer));
+      expect(next.get('a')![0]).toBe(Math.fround(average.get('a')![0]));
     }
   });
 

@@ -1,6 +1,8 @@
 import { BaseStrategy } from '../base-strategy';
+import { STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
-import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters } from '../strategy';
+import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters, WeightArrays } from '../strategy';
+import { runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
 
@@ -38,8 +40,14 @@ export class QFedAvg extends BaseStrategy<QFedAvgParameters> {
   }
 }
 
+/**
+ * The sums of one round: sum_k F_k^q Delta_k in float64 (twice the model)
+ * and sum_k h_k; with the global weights and the update being added, a large
+ * model is held four times (finishAsync writes the new weights into the
+ * buffer they are sent from).
+ */
 class QFedAvgAggregation implements FitAggregation {
-  private readonly numerator: StateMap;
+  private numerator: StateMap | null;
   private denominator = 0;
   private count = 0;
   private total = 0;
@@ -63,7 +71,7 @@ class QFedAvgAggregation implements FitAggregation {
   }
 
   add(result: FitRes): void {
-    if (this.done) throw new Error('this aggregation is finished');
+    if (this.done || !this.numerator) throw new Error('this aggregation is finished');
     const loss = result.metrics?.[QFFL_LOSS_METRIC];
     if (loss === undefined || !Number.isFinite(loss) || loss < 0) {
       throw new UpdateRejectedError(`QFedAvg needs the fit metric '${QFFL_LOSS_METRIC}' (loss on the received weights, >= 0), got ${loss}`, 'missing-metric');
@@ -91,20 +99,37 @@ class QFedAvgAggregation implements FitAggregation {
   }
 
   finish(): AggregateFitResult {
-    if (this.done) throw new Error('this aggregation is finished');
+    return runToEnd(this.close());
+  }
+
+  /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */
+  finishAsync(into?: WeightArrays, sliceValues = STEP_SLICE_VALUES): Promise<AggregateFitResult> {
+    return runYielding(this.close(into, sliceValues));
+  }
+
+  /** w_{t+1} = w_t - numerator / denominator, a slice of values at a time, pausing after each. */
+  private *close(into?: WeightArrays, sliceValues = STEP_SLICE_VALUES): Generator<void, AggregateFitResult> {
+    if (this.done || !this.numerator) throw new Error('this aggregation is finished');
     if (this.count === 0) throw new Error('no update to aggregate');
     this.done = true;
+    const numerator = this.numerator;
     const out: WeightMap = new Map();
     for (const [name, t] of this.current) {
-      const num = this.numerator.get(name)!;
-      const next = new Float32Array(num.length);
-      for (let i = 0; i < num.length; i++) next[i] = t.data[i] - num[i] / this.denominator;
+      const num = numerator.get(name)!;
+      const next = into?.get(name) ?? new Float32Array(num.length);
+      for (let from = 0; from < num.length; from += sliceValues) {
+        const to = Math.min(num.length, from + sliceValues);
+        for (let i = from; i < to; i++) next[i] = t.data[i] - num[i] / this.denominator;
+        if (to < num.length) yield;
+      }
       out.set(name, { shape: [...t.shape], data: next });
     }
+    this.numerator = null;
     return { parameters: out, metrics: this.metrics.result(), updates: this.count, examples: this.total };
   }
 
   dispose(): void {
     this.done = true;
+    this.numerator = null;
   }
 }
