@@ -222,12 +222,15 @@ describe('TaskRunner: large models with a server step (FedAdam), aggregated in p
   });
 });
 
-describe('TaskRunner: large models aggregated by the strategy, writing the new weights where they are sent from (QFedAvg, central differential privacy)', () => {
+describe('TaskRunner: large models with QFedAvg and differential privacy', () => {
+  const fedAdamParams = { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 };
   const privacy = { mode: 'central', noise_multiplier: 0, clipping_norm: 0.05, adaptive_clipping: false, target_clipped_quantile: 0.5, clip_norm_lr: 0.2, delta: 1e-5 };
   const specs: [string, TaskSpec][] = [
     ['QFedAvg', { ...spec, settings: { ...spec.settings, strategy: 'QFedAvg', strategy_params: { min_fit_clients: 2, fraction_fit: 1, q_param: 0.2, qffl_learning_rate: 0.1 } } } as TaskSpec],
     // No noise, so that runs can be compared; the clipping (0.05, below the sites' steps) and FedAdam's state are what is tested.
-    ['FedAdam with central DP', { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 }, privacy } } as TaskSpec],
+    ['FedAdam with central DP', { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: fedAdamParams, privacy } } as TaskSpec],
+    // Local DP: the sites noise (these fake ones do not), the coordinator folds in place with FedAdam alone.
+    ['FedAdam with local DP', { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: fedAdamParams, privacy: { ...privacy, mode: 'local' } } } as TaskSpec],
   ];
 
   it.each(specs)('%s: the same weights and state, to the bit, as for a small model; a round run again after its step starts from the stored state', async (_name, taskSpec) => {
