@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { decodeSafetensors, decodeSafetensorsAny, encodeSafetensors, encodeSafetensorsSegments, NamedTensors, SafeTensor, sha256Hex } from './safetensors';
 
 function sample(): NamedTensors {
@@ -139,5 +140,14 @@ describe('safetensors', () => {
 
   it('sha256Hex hashes bytes', () => {
     expect(sha256Hex(Buffer.from('abc'))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+
+  it('sha256Hex hashes only the bytes of a view, small or large, as the streaming hash does', () => {
+    const streamed = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+    const small = new Uint8Array(64).map((_, i) => i);
+    expect(sha256Hex(small.subarray(3, 40))).toBe(streamed(small.subarray(3, 40)));
+    const large = Buffer.alloc(16 * 1024 * 1024 + 9, 7);
+    large[5] = 1;
+    for (const view of [large, large.subarray(4), large.subarray(8, 16 * 1024 * 1024 + 8)]) expect(sha256Hex(view)).toBe(streamed(view));
   });
 });

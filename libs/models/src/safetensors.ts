@@ -1,4 +1,4 @@
-import { createHash } from 'crypto';
+import { createHash, hash } from 'crypto';
 import { endianness } from 'os';
 
 /** A float32 tensor; the default tensor kind (model weights). */
@@ -32,7 +32,15 @@ const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = '__metadata__';
 const HOST_IS_LE = endianness() === 'LE';
 
+/**
+ * Inputs up to this size are hashed in one call (`crypto.hash`), without a Hash object: an edge
+ * worker hashes a small model's weights three times a round, and setting up the object cost more
+ * than hashing them. Larger inputs keep the Hash object (which refuses more than 2 GiB, as before).
+ */
+const ONE_SHOT_HASH_BYTES = 16 * 1024 * 1024;
+
 export function sha256Hex(buf: Uint8Array): string {
+  if (buf.byteLength <= ONE_SHOT_HASH_BYTES) return hash('sha256', buf, 'hex');
   return createHash('sha256').update(buf).digest('hex');
 }
 
