@@ -198,6 +198,15 @@ describe('docker/compose.yaml', () => {
     }
   });
 
+  it('gives the coordinators a volume where AGGREGATION_SPILL_DIR points: /tmp is a tmpfs, memory, which spilling is meant to spare', () => {
+    expect(byRole('coordinator')).toHaveLength(2);
+    for (const [name, s] of byRole('coordinator')) {
+      expect([name, s.environment.AGGREGATION_SPILL_DIR]).toEqual([name, '${AGGREGATION_SPILL_DIR:-/var/spill}']);
+      expect([name, s.volumes]).toEqual([name, expect.arrayContaining(['spill:/var/spill'])]);
+    }
+    expect(Object.keys(compose.volumes)).toContain('spill');
+  });
+
   it('commits no credentials: passwords come from ${...} with a dev-only default', () => {
     const text = read('docker/compose.yaml');
     const secretish = [...text.matchAll(/^\s*([A-Z_]*(?:PASSWORD|PASS|TOKEN)[A-Z_]*):\s*(.*)$/gm)];
@@ -389,6 +398,15 @@ describe('charts/fl-components', () => {
     expect(lookup({ a: { b: 1, c: {} } }, ['a', 'b'])).toBe('ok');
     expect(lookup({ a: { b: 1, c: {} } }, ['a', 'c', 'anything'])).toBe('free');
     expect(lookup({ a: { b: 1, c: {} } }, ['a', 'd'])).toBe('missing');
+  });
+
+  it('mounts a spill emptyDir into the coordinators where AGGREGATION_SPILL_DIR points, larger than REASSEMBLY_MAX_BYTES (/tmp is small)', () => {
+    const c = values.coordinator;
+    expect(c.aggregationSpillDir).toBe('/var/spill');
+    expect(tpl('coordinator.yaml')).toMatch(/- name: spill\n\s+mountPath: \/var\/spill\n/);
+    expect(tpl('coordinator.yaml')).toMatch(/- name: spill\n\s+emptyDir:\n\s+sizeLimit: \{\{ \$c\.spillSizeLimit \}\}\n/);
+    const gi = Number(/^(\d+)Gi$/.exec(c.spillSizeLimit)?.[1]);
+    expect(gi * 1024 ** 3).toBeGreaterThan(c.reassemblyMaxBytes);
   });
 
   it('uses only .Values paths that values.yaml defines', () => {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { WORD_PATTERN } from '@fl/contracts';
+import { RabbitMqBusOptions } from '@fl/messaging';
 import { BaseConfig } from '@fl/runtime';
 
 const defaultId = `coordinator-${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}`.slice(0, 64);
@@ -41,8 +42,19 @@ export class CoordinatorConfig extends BaseConfig {
    * model's size, and write the others to AGGREGATION_SPILL_DIR.
    */
   @IsInt() @Min(0) LARGE_MODEL_BYTES = 256 * 1024 * 1024;
-  /** Where FedMedian, FedTrimmedAvg, Krum and Bulyan write the updates beyond LARGE_MODEL_BYTES (removed after each round). Unset: the system's temporary directory. */
+  /**
+   * Where updates beyond LARGE_MODEL_BYTES wait on disk: those FedMedian, FedTrimmedAvg, Krum and
+   * Bulyan hold (removed after each round), and chunked ones received while another is in memory
+   * (removed once read in). Unset: the system's temporary directory.
+   */
   @IsOptional() @IsString() AGGREGATION_SPILL_DIR?: string;
+  /**
+   * Bytes of chunked messages being received at once, in memory and in AGGREGATION_SPILL_DIR
+   * together; the first chunk of one more is refused (dead-lettered, the site's update missing from
+   * its round). A round's updates arrive together: a round of N sites needs N times the model (a
+   * 1 GiB model with 12 sites, 12 GiB), and one more for a site that sends its update again.
+   */
+  @IsInt() @Min(1) REASSEMBLY_MAX_BYTES = 16 * 1024 ** 3;
   /**
    * A database outage longer than this (as this coordinator measures it, to within SWEEP_INTERVAL_S)
    * fails the tasks that ran through it, once the database is back, instead of resuming them.
@@ -59,4 +71,17 @@ export class CoordinatorConfig extends BaseConfig {
    * round's new global weights are also evaluated on its rows of the task's use case. Unset: none.
    */
   @IsOptional() @IsString() SERVER_EVAL_DATA?: string;
+}
+
+/**
+ * The coordinator's bus settings beyond the common ones: chunked updates of large models are held
+ * in memory one at a time (LARGE_MODEL_BYTES), the others wait in AGGREGATION_SPILL_DIR, up to
+ * REASSEMBLY_MAX_BYTES in all.
+ */
+export function coordinatorBusOptions(config: CoordinatorConfig): RabbitMqBusOptions {
+  return {
+    reassemblyMemoryBytes: config.LARGE_MODEL_BYTES,
+    maxReassemblyBytes: config.REASSEMBLY_MAX_BYTES,
+    ...(config.AGGREGATION_SPILL_DIR ? { reassemblySpillDir: config.AGGREGATION_SPILL_DIR } : {}),
+  };
 }

@@ -2,7 +2,7 @@ import { nativeFoldStatus } from '@fl/aggregation';
 import { Logger } from '@nestjs/common';
 import { brokerOptions, connectInfra, exitAfterGrace, loadConfig, loadDotEnv, registrySettingsFrom, requireSetting } from '@fl/runtime';
 import { createCoordinatorApp } from './bootstrap';
-import { CoordinatorConfig } from './config';
+import { coordinatorBusOptions, CoordinatorConfig } from './config';
 
 async function main(): Promise<void> {
   loadDotEnv();
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     registry: registrySettingsFrom(config),
     connectionName: config.COORDINATOR_ID,
     // Updates of a large model arriving at once are held one at a time (the others wait in files).
-    brokerOptions: brokerOptions(config, config.COORDINATOR_ID, { reassemblyMemoryBytes: config.LARGE_MODEL_BYTES }),
+    brokerOptions: brokerOptions(config, config.COORDINATOR_ID, coordinatorBusOptions(config)),
   });
   const app = await createCoordinatorApp(config, infra);
   app.enableShutdownHooks();

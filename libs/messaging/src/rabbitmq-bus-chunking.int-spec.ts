@@ -1,5 +1,8 @@
 import * as amqplib from 'amqplib';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InboundMessage } from './message-bus';
 import { RabbitMqBus, RabbitMqBusOptions } from './rabbitmq-bus';
 import { CapturingLogger, eventually } from './testing/capturing-logger';
@@ -92,6 +95,39 @@ describe('RabbitMqBus: large attachments in chunks (real RabbitMQ)', () => {
     expect(got[0].payload).toEqual({ sha: sha(bytes) });
     await eventually(() => publisher.stats.reconnects >= 1 && consumer.stats.reconnects >= 1, 'both buses reconnected');
     expect(got.length).toBe(1);
+  });
+
+  it('puts together a transfer that arrives while another is being handled in a file in the folder given, and hands it over whole once the first is done', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-reassembly-spec-'));
+    try {
+      const chunkBytes = 64 * 1024;
+      const publisher = await connect('spill-publisher', { chunkBytes });
+      // Memory for one attachment: the second waits in a file in `dir` while the first one's handler runs.
+      const consumer = await connect('spill-consumer', { chunkBytes, reassemblyMemoryBytes: 1, reassemblySpillDir: dir });
+      const [first, second] = [randomBytes(1024 * 1024 + 7), randomBytes(1024 * 1024 + 11)];
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const got: InboundMessage[] = [];
+      await consumer.consume({ name: 'spill-q', bindings: ['spill.#'], prefetch: 8 }, async (m) => {
+        got.push(m);
+        if (got.length === 1) await held;
+      });
+      await publisher.publish('spill.site-a', { name: 'round.fit-result', payload: { k: 1 }, attachment: first });
+      await eventually(() => got.length === 1, 'the first attachment handed over');
+      await publisher.publish('spill.site-b', { name: 'round.fit-result', payload: { k: 2 }, attachment: second });
+      // Every chunk of the second is in, and it waits in a file of `dir` for the first one's handler.
+      await eventually(() => consumer.stats.messagesDelivered === 2 * 17, 'all chunks of both delivered');
+      expect(readdirSync(dir).filter((f) => f.startsWith('fl-chunks-'))).toHaveLength(1);
+      expect(got).toHaveLength(1);
+      release();
+      await eventually(() => got.length === 2, 'the second attachment handed over');
+      expect(sha(got[0].attachment!)).toBe(sha(first));
+      expect(sha(got[1].attachment!)).toBe(sha(second));
+      expect(got[1].payload).toEqual({ k: 2 });
+      await eventually(() => readdirSync(dir).length === 0, 'the file removed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('dead-letters a chunk whose transfer does not add up, and gives the handler nothing', async () => {

@@ -63,7 +63,7 @@ export interface RabbitMqBusOptions {
    * message size limit, without holding more than one copy on either side.
    */
   chunkBytes?: number;
-  /** Bytes a consumer may hold in unfinished chunked attachments at once (default 4 GiB). */
+  /** Bytes a consumer may hold in unfinished chunked attachments at once, in memory and in files (default 4 GiB). */
   maxReassemblyBytes?: number;
   /** A chunked attachment not complete this long after its first chunk is given up (default 10 min). */
   reassemblyTimeoutMs?: number;
@@ -72,6 +72,8 @@ export interface RabbitMqBusOptions {
    * it waits in a file until the memory is free (ChunkAssembler `memoryBytes`). Default: no bound.
    */
   reassemblyMemoryBytes?: number;
+  /** Folder of those files (default: the system's temporary folder). */
+  reassemblySpillDir?: string;
   /** Longest `close()` / `cancel()` waits for handler calls and confirms in flight. */
   closeTimeoutMs?: number;
   /**
@@ -147,7 +149,12 @@ export class RabbitMqBus implements MessageBus {
     this.readyTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.logger = options.logger ?? new Logger(RabbitMqBus.name);
     const timeoutMs = options.reassemblyTimeoutMs ?? 10 * 60_000;
-    this.assembler = new ChunkAssembler({ maxBytes: options.maxReassemblyBytes ?? 4 * 1024 ** 3, timeoutMs, memoryBytes: options.reassemblyMemoryBytes });
+    this.assembler = new ChunkAssembler({
+      maxBytes: options.maxReassemblyBytes ?? 4 * 1024 ** 3,
+      timeoutMs,
+      memoryBytes: options.reassemblyMemoryBytes,
+      spillDir: options.reassemblySpillDir,
+    });
     this.expiryTimer = setInterval(() => {
       for (const t of this.assembler.expire()) {
         this.logger.error(`chunked attachment ${t.transfer} (${t.bytes} bytes) incomplete after ${timeoutMs} ms: given up`);
