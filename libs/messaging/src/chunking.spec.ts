@@ -31,6 +31,25 @@ describe('chunked attachments', () => {
     expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
   });
 
+  it("ignores a chunk of a transfer already handed over (its acknowledgement lost with a connection) until the timeout", () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+    const chunks = planChunks(bytes, 1000);
+    let whole: Buffer | null = null;
+    for (const c of chunks) whole = a.add(c.info, c.data, 1000);
+    expect(whole).toEqual(bytes);
+    const last = chunks[chunks.length - 1];
+    // Redelivered: nothing held for it, as a first chunk of a new transfer would be.
+    expect(a.add(last.info, last.data, 2000)).toBeNull();
+    expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+    expect(a.expire(1000 + 59_999)).toEqual([]);
+    expect(a.add(chunks[0].info, chunks[0].data, 1000 + 59_999)).toBeNull();
+    expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+    // Past the timeout it is forgotten: the same chunk starts a transfer again.
+    a.expire(1000 + 60_000);
+    expect(a.add(last.info, last.data, 1000 + 60_000)).toBeNull();
+    expect(a.pending).toEqual({ transfers: 1, bytes: bytes.length });
+  });
+
   it('refuses reassembled bytes whose hash is not the announced one, and forgets the transfer', () => {
     const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
     const chunks = planChunks(bytes, 4000);
@@ -105,6 +124,24 @@ describe('chunked attachments', () => {
       a.release(done[1]);
       expect(a.memoryInUse).toBe(0);
       expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('ignores a chunk of a spilled transfer already handed over', async () => {
+      const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000, memoryBytes: 1000, spillDir: dir });
+      const [x, y] = [bytes, other].map((b) => planChunks(b, 4000));
+      expect(await a.accept(x[0].info, x[0].data)).toBeNull(); // in memory
+      for (const c of y.slice(0, -1)) expect(await a.accept(c.info, c.data)).toBeNull(); // to a file
+      let wholeX: Buffer | null = null;
+      for (const c of x.slice(1)) wholeX = await a.accept(c.info, c.data);
+      a.release(wholeX!);
+      const wholeY = await a.accept(y[y.length - 1].info, y[y.length - 1].data);
+      expect(wholeY).toEqual(other);
+      a.release(wholeY!);
+      expect(await a.accept(y[y.length - 1].info, y[y.length - 1].data)).toBeNull();
+      expect(await a.accept(y[0].info, y[0].data)).toBeNull();
+      expect(a.pending).toEqual({ transfers: 0, bytes: 0 });
+      expect(a.memoryInUse).toBe(0);
       expect(readdirSync(dir)).toEqual([]);
     });
 

@@ -110,7 +110,8 @@ interface SpilledAssembly {
 /**
  * Puts chunked attachments back together: one buffer of the final size per transfer, each chunk
  * copied into place (so the whole attachment is held once). A chunk seen twice (a redelivery after
- * a reconnect) changes nothing; chunks may arrive in any order. The result is checked against the
+ * a reconnect) changes nothing, also after its transfer was handed over (for as long as an
+ * unfinished one is kept); chunks may arrive in any order. The result is checked against the
  * sender's SHA-256 before anyone sees it.
  */
 export class ChunkAssembler {
@@ -121,6 +122,12 @@ export class ChunkAssembler {
   /** Whole attachments `accept` handed out and not yet released, and their bytes. */
   private readonly handedOut = new WeakSet<Buffer>();
   private handedOutBytes = 0;
+  /**
+   * Transfers handed over whole, and when: a chunk of one delivered again (its acknowledgement
+   * lost with a connection, while the handler ran) is ignored, not taken for the first chunk of a
+   * transfer that never completes, which would hold its bytes until the timeout. Kept as long.
+   */
+  private readonly completed = new Map<string, number>();
   private waiters: (() => void)[] = [];
 
   constructor(private readonly options: AssemblerOptions) {}
@@ -141,6 +148,7 @@ export class ChunkAssembler {
    * returns is counted until `release`: call it when done with the attachment.
    */
   async accept(info: ChunkInfo, chunk: Buffer, now = Date.now()): Promise<Buffer | null> {
+    if (this.completed.has(info.transfer)) return null;
     const spilled = this.spilled.get(info.transfer);
     if (spilled) return this.addToFile(spilled, info, chunk);
     const limit = this.options.memoryBytes;
@@ -211,6 +219,7 @@ export class ChunkAssembler {
         this.release(data);
         throw err;
       }
+      this.completed.set(info.transfer, Date.now());
       return data;
     } finally {
       await this.forgetFile(a);
@@ -230,6 +239,7 @@ export class ChunkAssembler {
    * chunk does not fit its transfer, the memory bound would be passed, or the hash does not match.
    */
   add(info: ChunkInfo, chunk: Buffer, now = Date.now()): Buffer | null {
+    if (this.completed.has(info.transfer)) return null;
     let a = this.open.get(info.transfer);
     if (!a) {
       if (this.bytesHeld + info.bytes > this.options.maxBytes) {
@@ -255,12 +265,14 @@ export class ChunkAssembler {
     if (a.receivedBytes !== a.info.bytes) throw new ChunkRejectedError(`transfer ${info.transfer}: ${a.receivedBytes} bytes received, ${a.info.bytes} announced`);
     const sha = createHash('sha256').update(a.data).digest('hex');
     if (sha !== a.info.sha256) throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
+    this.completed.set(info.transfer, now);
     return a.data;
   }
 
-  /** Gives up transfers older than the timeout; returns what was dropped, for the log. */
+  /** Gives up transfers older than the timeout, and forgets completed ones as old; returns what was dropped, for the log. */
   expire(now = Date.now()): ChunkInfo[] {
     const dropped: ChunkInfo[] = [];
+    for (const [transfer, at] of this.completed) if (now - at >= this.options.timeoutMs) this.completed.delete(transfer);
     for (const a of [...this.open.values()]) {
       if (now - a.startedAt >= this.options.timeoutMs) {
         this.forget(a);
