@@ -61,6 +61,21 @@ describe('finishAsync over a large model: the new weights written where they are
     expect(Buffer.from(into.get('small')!.buffer).equals(Buffer.from(current.get('small')!.data.buffer))).toBe(false);
   });
 
+  it.each(cases)('%s: prefault, run while the updates come in, changes no bit', async (_name, make) => {
+    const current = model(1);
+    const expected = fed(make(), current).finish();
+    const agg = make().beginFit(1, current);
+    const prefaulted = agg.prefault!(4);
+    // One update before the prefault has begun, one while it runs (it pauses every 4 values), one after.
+    agg.add(update(current, 'a', 1));
+    await new Promise((resolve) => setImmediate(resolve));
+    agg.add(update(current, 'b', 2));
+    await prefaulted;
+    agg.add(update(current, 'c', 3));
+    const result = agg.finish();
+    for (const [name, t] of expected.parameters) expect(Buffer.from(result.parameters.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
+  });
+
   it('without arrays given, finishAsync allocates its own; a finished aggregation refuses to finish again', async () => {
     const current = model(1);
     const agg = fed(cases[0][1](), current);

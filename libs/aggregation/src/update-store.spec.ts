@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom } from '@fl/datasets';
+import { prefaultPages } from './update-store';
 import { createStrategy } from './registry';
 import { FitRes } from './strategy';
 import { WeightMap } from './weights';
@@ -62,5 +63,38 @@ describe('robust rules: spilled and in-memory paths', () => {
     const out = createStrategy('FedMedian', {}, { spill: { memoryBudgetBytes: 0, directory: dir } }).aggregateFit(1, current, results);
     const a = out.parameters.get('a')!.data;
     expect(Math.max(...a.map(Math.abs))).toBeLessThan(0.5);
+  });
+});
+
+describe('prefaultPages', () => {
+  it('writes one value per 4 KiB page back unchanged, pausing after each slice, and stops once the arrays are no longer live', () => {
+    const a = Float64Array.from({ length: 3000 }, (_, i) => (i % 7 === 0 ? -0 : i / 3));
+    const b = Float32Array.from({ length: 5000 }, (_, i) => i * 1.5);
+    const before = [Buffer.from(a.buffer).toString('hex'), Buffer.from(b.buffer).toString('hex')];
+    const steps = prefaultPages([a, b], 1000);
+    let pauses = 0;
+    while (!steps.next().done) pauses++;
+    expect(pauses).toBe(3 + 5);
+    expect([Buffer.from(a.buffer).toString('hex'), Buffer.from(b.buffer).toString('hex')]).toEqual(before);
+
+    let live = true;
+    const stopped = prefaultPages([a, b], 1000, () => live);
+    stopped.next();
+    live = false;
+    expect(stopped.next().done).toBe(true);
+  });
+
+  it('writes once in every 4 KiB page (a write is what maps a fresh page)', () => {
+    const written = (a: Float64Array | Float32Array) => {
+      const at: number[] = [];
+      const spy = new Proxy(a, {
+        get: (t, k) => (k === 'length' ? t.length : Reflect.get(t, k)),
+        set: (t, k, v) => (at.push(Number(k)), Reflect.set(t, k, v)),
+      });
+      for (const _ of prefaultPages([spy], 1500));
+      return at;
+    };
+    expect(written(new Float64Array(2000))).toEqual([0, 512, 1024, 1536]);
+    expect(written(new Float32Array(3000))).toEqual([0, 1024, 2048]);
   });
 });

@@ -152,6 +152,24 @@ function readAll(fd: number, bytes: Uint8Array, position: number): void {
 }
 
 /** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
+/**
+ * Writes every page of `arrays` (one value per 4 KiB, written back unchanged),
+ * `sliceValues` values at a time, pausing after each slice: a fresh buffer's
+ * pages are then faulted in a little at a time (see FitAggregation.prefault).
+ * Stops at the first pause where `live()` says the arrays are no longer used.
+ */
+export function* prefaultPages(arrays: Iterable<Float64Array | Float32Array>, sliceValues: number, live: () => boolean = () => true): Generator<void, void> {
+  for (const a of arrays) {
+    const step = 4096 / a.BYTES_PER_ELEMENT;
+    for (let from = 0; from < a.length; from += sliceValues) {
+      if (!live()) return;
+      const to = Math.min(a.length, from + sliceValues);
+      for (let i = Math.ceil(from / step) * step; i < to; i += step) a[i] = a[i];
+      yield;
+    }
+  }
+}
+
 export function runToEnd<T>(steps: Generator<void, T>): T {
   for (;;) {
     const r = steps.next();

@@ -27,6 +27,35 @@ describe.each(engines)('InPlaceFedAvg (%s)', (engine) => {
     expect(new InPlaceFedAvg(layoutOf(global), { engine }).engine).toBe(engine);
   });
 
+  it('prefaulted (the sum allocated and its pages touched a slice at a time, the event loop running between), gives the same bits, -0 kept', async () => {
+    const withZero = updates.map((u, k) => new Map([...u].map(([name, t]) => [name, { shape: t.shape, data: k === 0 ? t.data.map((v, i) => (i === 0 ? -0 : v)) : t.data }])));
+    const plain = new InPlaceFedAvg(layoutOf(global), { engine });
+    plain.add(encodeSafetensors(withZero[0]), examples[0]);
+    const expected = plain.finish().buf;
+    expect(Object.is(decodeSafetensors(expected).tensors.get('a.weight')!.data[0], -0)).toBe(true);
+
+    const agg = new InPlaceFedAvg(layoutOf(global), { engine });
+    let turns = 0;
+    for (let k = 0; k < 3; k++) setImmediate(() => turns++);
+    const prefaulted = agg.prefault(64); // parameters of 15, 3 and 1073 values: several slices
+    expect(turns).toBe(0);
+    await prefaulted;
+    expect(turns).toBeGreaterThan(0);
+    agg.add(encodeSafetensors(withZero[0]), examples[0]);
+    expect(agg.finish().buf.equals(expected)).toBe(true);
+    // With three updates too, and a prefault after the aggregation is disposed does nothing.
+    const three = new InPlaceFedAvg(layoutOf(global), { engine });
+    await three.prefault(64);
+    updates.forEach((u, k) => three.add(encodeSafetensors(u), examples[k]));
+    const reference = new InPlaceFedAvg(layoutOf(global), { engine });
+    updates.forEach((u, k) => reference.add(encodeSafetensors(u), examples[k]));
+    expect(three.finish().buf.equals(reference.finish().buf)).toBe(true);
+    const disposed = new InPlaceFedAvg(layoutOf(global), { engine });
+    disposed.dispose();
+    await disposed.prefault(64);
+    expect(() => disposed.finish()).toThrow('this aggregation is finished');
+  });
+
   it('gives the bits of the strategies FedAvg, in a safetensors buffer that is the new weights', () => {
     const agg = new InPlaceFedAvg(layoutOf(global), { engine });
     updates.forEach((u, k) => agg.add(encodeSafetensors(u), examples[k]));

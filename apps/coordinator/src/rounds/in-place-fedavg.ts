@@ -1,4 +1,4 @@
-import { checkUpdate, NativeFold, nativeFold, UpdateRejectedError, WeightMap } from '@fl/aggregation';
+import { checkUpdate, NativeFold, nativeFold, prefaultPages, runYielding, STEP_SLICE_VALUES, UpdateRejectedError, WeightMap } from '@fl/aggregation';
 import { allocateSafetensors, decodeSafetensors, NamedTensors } from '@fl/models';
 
 /** A model's layout: each parameter's shape, by name. */
@@ -79,9 +79,10 @@ export class InPlaceFedAvg {
       checkUpdate(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference });
     }
     const w = Math.fround(examples);
-    const sum = this.sum?.tensors;
+    // The first update is written, not added (0 + x would turn -0 into +0), whether or not prefault allocated the sum.
+    const sum = this.count === 0 ? undefined : this.sum!.tensors;
     for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w, this.native);
-    // Allocated at the first update that passes: untouched pages of the zeroed buffer cost nothing until then.
+    // Allocated at the first update that passes, unless prefault did: untouched pages of the zeroed buffer cost nothing until then.
     this.sum ??= allocateSafetensors(this.layout);
     for (const [name, u] of update) {
       const s = this.sum.tensors.get(name)!.data;
@@ -90,6 +91,17 @@ export class InPlaceFedAvg {
     }
     this.total += examples;
     this.count++;
+  }
+
+  /**
+   * Allocates the sum and faults its pages in a slice at a time, letting the
+   * event loop run (FitAggregation.prefault): otherwise the first update's
+   * fold takes them all in one stretch, about 5 s for a 1 GiB model here.
+   */
+  async prefault(sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    if (this.finished) return;
+    const sum = (this.sum ??= allocateSafetensors(this.layout));
+    await runYielding(prefaultPages([...sum.tensors.values()].map((t) => t.data), sliceValues, () => this.sum === sum));
   }
 
   /** The average, fl32(sum / total), computed in the sum's buffer: the new weights as safetensors bytes and as views on them. */

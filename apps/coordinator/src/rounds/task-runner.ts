@@ -178,6 +178,8 @@ interface RoundFold {
   add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void;
   /** The new global weights; a large model's server step lets the event loop run (the connection's heartbeats) as it goes. */
   finish(): GlobalWeights | Promise<GlobalWeights>;
+  /** A large model's sums faulted in a slice at a time (FitAggregation.prefault), while the weights go out. */
+  prefault(): Promise<void>;
   dispose(): void;
 }
 
@@ -734,6 +736,7 @@ export class TaskRunner {
         get updates() { return sum.updates; },
         get examples() { return sum.examples; },
         add: (_node, p, attachment, registered) => sum.add(attachment, p.examples, registered),
+        prefault: () => sum.prefault(),
         finish: async () => {
           const average = sum.finish();
           const averages = new Map([...average.tensors].map(([name, t]) => [name, t.data]));
@@ -761,6 +764,9 @@ export class TaskRunner {
       large,
       get updates() { return aggregator.updates; },
       get examples() { return aggregator.examples; },
+      prefault: async () => {
+        if (large) await aggregator.prefault?.();
+      },
       add: (node, p, attachment, registeredExamples) => {
         const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
         aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics });
@@ -813,7 +819,7 @@ export class TaskRunner {
       nodeFigures(node).fit = { examples: p.examples, loss: p.train_loss };
       fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
     }, async () => {
-      await this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy);
+      await Promise.all([this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy), aggregator.prefault()]);
       if (aggregator.large) this.letGo(aggregator.letsGo);
     });
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });

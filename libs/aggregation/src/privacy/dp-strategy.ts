@@ -16,7 +16,7 @@ import {
   WeightArrays,
 } from '../strategy';
 import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
-import { runToEnd, runYielding } from '../update-store';
+import { prefaultPages, runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
@@ -243,6 +243,11 @@ class CentralDpAggregation implements FitAggregation {
 
   finish(): AggregateFitResult {
     return runToEnd(this.closing());
+  }
+
+  async prefault(sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    const sum = this.sum;
+    if (sum) await runYielding(prefaultPages(sum.values(), sliceValues, () => this.sum === sum));
   }
 
   /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */

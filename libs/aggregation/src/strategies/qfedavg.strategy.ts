@@ -2,7 +2,7 @@ import { BaseStrategy } from '../base-strategy';
 import { STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
 import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters, WeightArrays } from '../strategy';
-import { runToEnd, runYielding } from '../update-store';
+import { prefaultPages, runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
 
@@ -100,6 +100,11 @@ class QFedAvgAggregation implements FitAggregation {
 
   finish(): AggregateFitResult {
     return runToEnd(this.close());
+  }
+
+  async prefault(sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    const numerator = this.numerator;
+    if (numerator) await runYielding(prefaultPages(numerator.values(), sliceValues, () => this.numerator === numerator));
   }
 
   /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */
