@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { writeResult } from './support/results';
 
 /**
- * `npm run bench -- large-model [--mb 1024] [--strategies FedAvg,FedAdam,FedMedian]`:
+ * `npm run bench -- large-model [--mb 1024] [--strategies FedAvg,FedAdam,FedMedian,QFedAvg,FedAvg+DP]`:
  * the large-model e2e test (test/large-model.e2e-spec.ts) with a model of
  * `mb` MiB, 1 GiB by default: 2 rounds, 3 workers, over the local RabbitMQ
- * and PostgreSQL, against the build `npm run bench` made, for each strategy
- * (FedAvg by default). Prints the coordinator's peak resident memory against
- * the model's size; the test itself fails beyond its bound (3 x for FedAvg
- * and FedMedian, 7 x for FedAdam). Here rather
+ * and PostgreSQL, against the build `npm run bench` made, for each case
+ * (FedAvg by default; FedAvg+DP is FedAvg with central differential privacy).
+ * Prints the coordinator's peak resident memory against the model's size; the
+ * test itself fails beyond its bound (3 x for FedAvg, 4 x for FedMedian, 5 x
+ * for QFedAvg and FedAvg+DP, 8 x for FedAdam). Here rather
  * than in the e2e suite because it takes about 10 minutes on the project's
  * machine (the suite runs it with 128 MiB).
  */

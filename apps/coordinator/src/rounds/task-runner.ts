@@ -178,7 +178,7 @@ interface RoundFold {
   add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void;
   /** The new global weights; a large model's server step lets the event loop run (the connection's heartbeats) as it goes. */
   finish(): GlobalWeights | Promise<GlobalWeights>;
-  /** A large model's sums faulted in a slice at a time (FitAggregation.prefault), while the weights go out. */
+  /** A large model's sums faulted in a slice at a time (FitAggregation.prefault), once the weights have gone out. */
   prefault(): Promise<void>;
   dispose(): void;
 }
@@ -819,8 +819,14 @@ export class TaskRunner {
       nodeFigures(node).fit = { examples: p.examples, loss: p.train_loss };
       fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
     }, async () => {
-      await Promise.all([this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy), aggregator.prefault()]);
-      if (aggregator.large) this.letGo(aggregator.letsGo);
+      await this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy);
+      if (aggregator.large) {
+        this.letGo(aggregator.letsGo);
+        collectGarbage();
+        // Once the global weights are gone where the fold does not need them (FedAvg): the sums and the weights are
+        // not held together. Updates arrive only after a worker has received the weights and sent its own back.
+        await aggregator.prefault();
+      }
     });
     for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     this.countAnswers('fit', fitRecords);
@@ -833,6 +839,12 @@ export class TaskRunner {
     }
     const participants = aggregator.updates;
     const examples = aggregator.examples;
+    if (aggregator.large) {
+      // The bus lets the last update go once its handler has returned, in callbacks already queued behind this one:
+      // they run first, then its memory is given back, before the aggregation allocates the new weights.
+      await new Promise((resolve) => setImmediate(resolve));
+      collectGarbage();
+    }
     let next: GlobalWeights;
     try {
       next = await aggregator.finish();
