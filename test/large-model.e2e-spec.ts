@@ -23,7 +23,7 @@ const GiB = 1024 ** 3;
  * encoding while the new weights go out, 3, and 1 as FedAdam; QFedAvg and
  * FedAvg with central differential privacy the global weights, a float64 sum
  * (2 x) and the update being added, 4, and 1 as FedAdam. Measured with
- * 128 MiB: 2.9 to 3.1, 7.8, 3.0 to 3.7, 4.8 and 4.7 x above the start.
+ * 128 MiB: 2.8 to 3.1, 7.8 to 8.1, 3.0, 4.8 to 5.2 and 4.7 x above the start.
  * FL_LARGE_MODEL_STRATEGIES picks some (`npm run bench -- large-model` runs
  * FedAvg alone by default).
  */
