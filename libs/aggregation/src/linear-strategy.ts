@@ -2,7 +2,7 @@ import { BaseStrategy } from './base-strategy';
 import { MetricsAccumulator } from './metrics';
 import { AggregateFitResult, FitAggregation, FitRes, SamplingParameters } from './strategy';
 import { WeightedSum } from './fold/weighted-sum';
-import { runYielding } from './update-store';
+import { inSlices, runYielding } from './update-store';
 import { AverageMap } from './weight-arithmetic';
 import { checkUpdate, checkUpdateLayout, WeightMap } from './weights';
 
@@ -42,12 +42,7 @@ export abstract class LinearStrategy<P extends SamplingParameters = SamplingPara
     for (const name of current.keys()) {
       const avg = average.get(name)!;
       const out = next.get(name)!;
-      if (avg === out) continue;
-      for (let from = 0; from < avg.length; from += sliceValues) {
-        const to = Math.min(avg.length, from + sliceValues);
-        for (let i = from; i < to; i++) out[i] = avg[i];
-        if (to < avg.length) yield;
-      }
+      if (avg !== out) yield* inSlices(avg.length, sliceValues, (from, to) => out.set(avg.subarray(from, to), from));
     }
   }
 
@@ -89,11 +84,7 @@ export abstract class SteppingStrategy<P extends SamplingParameters = SamplingPa
     for (const [name, t] of current) {
       const avg = average.get(name)!;
       const out = next.get(name)!;
-      for (let from = 0; from < t.data.length; from += sliceValues) {
-        const to = Math.min(t.data.length, from + sliceValues);
-        kernel(name, t.data, avg, out, from, to);
-        if (to < t.data.length) yield;
-      }
+      yield* inSlices(t.data.length, sliceValues, (from, to) => kernel(name, t.data, avg, out, from, to));
     }
   }
 

@@ -153,6 +153,19 @@ function readAll(fd: number, bytes: Uint8Array, position: number): void {
 
 /** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
 /**
+ * Runs `work` over 0..length-1 a slice of `sliceValues` at a time, pausing
+ * between slices (not after the last): the loop of every step that a large
+ * model makes take seconds (see runYielding).
+ */
+export function* inSlices(length: number, sliceValues: number, work: (from: number, to: number) => void): Generator<void, void> {
+  for (let from = 0; from < length; from += sliceValues) {
+    const to = Math.min(length, from + sliceValues);
+    work(from, to);
+    if (to < length) yield;
+  }
+}
+
+/**
  * Writes every page of `arrays` (one value per 4 KiB, written back unchanged),
  * `sliceValues` values at a time, pausing after each slice: a fresh buffer's
  * pages are then faulted in a little at a time (see FitAggregation.prefault).

@@ -16,7 +16,7 @@ import {
   WeightArrays,
 } from '../strategy';
 import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
-import { prefaultPages, runToEnd, runYielding } from '../update-store';
+import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
@@ -167,12 +167,10 @@ export class DifferentiallyPrivateStrategy implements Strategy {
     const z = p.adaptive_clipping ? updateNoiseMultiplier(p.noise_multiplier, countStddev) : p.noise_multiplier;
     for (const [name, t] of current) {
       const s = sum.get(name)!;
-      for (let from = 0; from < s.length; from += sliceValues) {
-        const to = Math.min(s.length, from + sliceValues);
+      yield* inSlices(s.length, sliceValues, (from, to) => {
         this.noise.addTo(s.subarray(from, to), z * C);
         for (let i = from; i < to; i++) s[i] = t.data[i] + s[i] / m;
-        if (to < s.length) yield;
-      }
+      });
     }
     // The average is `sum`'s own arrays, now noised: the inner strategy's step runs on it (post-processing).
     const next = into ?? new Map([...current].map(([name, t]) => [name, new Float32Array(t.data.length)]));

@@ -2,7 +2,7 @@ import { BaseStrategy } from '../base-strategy';
 import { STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
 import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters, WeightArrays } from '../strategy';
-import { prefaultPages, runToEnd, runYielding } from '../update-store';
+import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
 import { StateMap, stateLike } from '../weight-arithmetic';
 import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
 
@@ -122,11 +122,10 @@ class QFedAvgAggregation implements FitAggregation {
     for (const [name, t] of this.current) {
       const num = numerator.get(name)!;
       const next = into?.get(name) ?? new Float32Array(num.length);
-      for (let from = 0; from < num.length; from += sliceValues) {
-        const to = Math.min(num.length, from + sliceValues);
-        for (let i = from; i < to; i++) next[i] = t.data[i] - num[i] / this.denominator;
-        if (to < num.length) yield;
-      }
+      const d = this.denominator;
+      yield* inSlices(num.length, sliceValues, (from, to) => {
+        for (let i = from; i < to; i++) next[i] = t.data[i] - num[i] / d;
+      });
       out.set(name, { shape: [...t.shape], data: next });
     }
     this.numerator = null;
