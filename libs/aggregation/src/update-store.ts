@@ -151,7 +151,6 @@ function readAll(fd: number, bytes: Uint8Array, position: number): void {
   }
 }
 
-/** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
 /**
  * Runs `work` over 0..length-1 a slice of `sliceValues` at a time, pausing
  * between slices (not after the last): the loop of every step that a large
@@ -183,6 +182,7 @@ export function* prefaultPages(arrays: Iterable<Float64Array | Float32Array>, sl
   }
 }
 
+/** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
 export function runToEnd<T>(steps: Generator<void, T>): T {
   for (;;) {
     const r = steps.next();
