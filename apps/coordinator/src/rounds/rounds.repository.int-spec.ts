@@ -173,6 +173,43 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
     expect((await rounds.latestCheckpoint(8))?.strategy_state).toEqual(Buffer.from('abcd'));
   });
 
+  it('refuses weights kept in one field that do not match the stored SHA-256', async () => {
+    const weights = randomBytes(600);
+    await store(10, 1, weights);
+    await ds.query(`UPDATE coordinator.checkpoints SET weights = $1 WHERE task_id = 10`, [randomBytes(600)]);
+    await expect(rounds.latestCheckpoint(10)).rejects.toThrow(`checkpoint of task 10 round 1: its weights have SHA-256`);
+    // Only the state asked for: the weights are not read, so not checked.
+    expect((await rounds.latestCheckpoint(10, { weights: false }))?.round).toBe(1);
+  });
+
+  it('keeps the SHA-256 of a strategy state and refuses a state changed in its field or in its pieces, two swapped pieces included', async () => {
+    const weights = randomBytes(100);
+    const small = randomBytes(600);
+    const large = [randomBytes(1000), randomBytes(1000), randomBytes(500)];
+    await rounds.start(11, 1, ['site-a']);
+    await rounds.complete(11, 1, figures, weights, sha(weights), { strategyState: [small] });
+    await rounds.start(12, 1, ['site-a']);
+    await rounds.complete(12, 1, figures, weights, sha(weights), { strategyState: large });
+    const stored = async (taskId: number) => (await ds.query(`SELECT state_sha256 FROM coordinator.checkpoints WHERE task_id = $1`, [taskId]))[0].state_sha256;
+    expect(await stored(11)).toBe(sha(small));
+    expect(await stored(12)).toBe(sha(Buffer.concat(large)));
+
+    await ds.query(`UPDATE coordinator.checkpoints SET strategy_state = $1 WHERE task_id = 11`, [randomBytes(600)]);
+    await expect(rounds.latestCheckpoint(11, { weights: false })).rejects.toThrow('checkpoint of task 11 round 1: its strategy state has SHA-256');
+    // Pieces of equal length in each other's place: the lengths and the layout still fit, the hash does not.
+    for (const [from, to] of [[0, -1], [1, 0], [-1, 1]]) await ds.query(`UPDATE coordinator.checkpoint_chunks SET index = $2 WHERE task_id = 12 AND index = $1`, [from, to]);
+    await expect(rounds.latestCheckpoint(12)).rejects.toThrow('checkpoint of task 12 round 1: its 3 strategy state pieces have SHA-256');
+  });
+
+  it('reads back unchecked a state stored before states had a SHA-256', async () => {
+    const weights = randomBytes(100);
+    const state = randomBytes(1500);
+    await rounds.start(13, 1, ['site-a']);
+    await rounds.complete(13, 1, figures, weights, sha(weights), { strategyState: [state] });
+    await ds.query(`UPDATE coordinator.checkpoints SET state_sha256 = NULL WHERE task_id = 13`);
+    expect((await rounds.latestCheckpoint(13))?.strategy_state?.equals(state)).toBe(true);
+  });
+
   it('refuses a state whose pieces are missing', async () => {
     const weights = randomBytes(100);
     await rounds.start(9, 1, ['site-a']);

@@ -129,10 +129,12 @@ export class RoundsRepository {
     const rows = participantRows(records, 17);
     const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
     const statePiecesParam = values.push(statePieces);
-    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, state_pieces, created_at)
-         VALUES ($1, $2, $11, $12, $13, $14, $${statePiecesParam}, now())
+    // A state in pieces is hashed as its pieces are written, and its hash set after them (below).
+    const stateShaParam = values.push(strategyState ? createHash('sha256').update(strategyState).digest('hex') : null);
+    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, state_pieces, state_sha256, created_at)
+         VALUES ($1, $2, $11, $12, $13, $14, $${statePiecesParam}, $${stateShaParam}, now())
          ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
-           pieces = EXCLUDED.pieces, state_pieces = EXCLUDED.state_pieces, created_at = now()`;
+           pieces = EXCLUDED.pieces, state_pieces = EXCLUDED.state_pieces, state_sha256 = EXCLUDED.state_sha256, created_at = now()`;
     const progressSql = `UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`;
     const clearPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`;
     // Older rounds' checkpoints beyond the last `keep` ($15): a task resumes from its last one, and each can be the model's size.
@@ -161,7 +163,12 @@ export class RoundsRepository {
       }
       if (statePieces) {
         let index = pieces;
-        for (const data of cut(stateSegments, this.pieceBytes)) await qr.query(insert, [taskId, round, index++, data]);
+        const hash = createHash('sha256');
+        for (const data of cut(stateSegments, this.pieceBytes)) {
+          hash.update(data);
+          await qr.query(insert, [taskId, round, index++, data]);
+        }
+        await qr.query(`UPDATE coordinator.checkpoints SET state_sha256 = $3 WHERE task_id = $1 AND round = $2`, [taskId, round, hash.digest('hex')]);
       }
       await qr.commitTransaction();
     } catch (err) {
@@ -174,14 +181,15 @@ export class RoundsRepository {
 
   /**
    * The checkpoint of the last completed round; weights stored in pieces are
-   * put back together (once) and checked against their SHA-256, a state stored
-   * in pieces put back together into one buffer of its own. With `weights:
-   * false`, only the round and the state (the weights come back empty).
+   * put back together (once), a state stored in pieces into one buffer of its
+   * own, and both are checked against their SHA-256 (a state stored before
+   * states had one is not). With `weights: false`, only the round and the
+   * state (the weights come back empty).
    */
   async latestCheckpoint(taskId: number, what: { weights?: boolean } = {}): Promise<Checkpoint | null> {
     const withWeights = what.weights ?? true;
-    const rows: (Checkpoint & { pieces: number; state_pieces: number; bytes: string | null; state_bytes: string | null })[] = await this.db.query(
-      `SELECT c.round, CASE WHEN c.pieces = 0 AND $2 THEN c.weights END AS weights, c.sha256, c.strategy_state, c.pieces, c.state_pieces,
+    const rows: (Checkpoint & { pieces: number; state_pieces: number; state_sha256: string | null; bytes: string | null; state_bytes: string | null })[] = await this.db.query(
+      `SELECT c.round, CASE WHEN c.pieces = 0 AND $2 THEN c.weights END AS weights, c.sha256, c.strategy_state, c.pieces, c.state_pieces, c.state_sha256,
          (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round AND k.index < c.pieces) AS bytes,
          (SELECT sum(length(k.data)) FROM coordinator.checkpoint_chunks k WHERE k.task_id = c.task_id AND k.round = c.round AND k.index >= c.pieces) AS state_bytes
        FROM coordinator.checkpoints c
@@ -191,42 +199,37 @@ export class RoundsRepository {
     );
     const row = rows[0];
     if (!row) return null;
-    const { pieces, state_pieces: statePieces, bytes, state_bytes: stateBytes, ...checkpoint } = row;
-    if (statePieces > 0) checkpoint.strategy_state = await this.readPieces(taskId, row.round, pieces, statePieces, Number(stateBytes ?? 0), 'strategy state');
+    const { pieces, state_pieces: statePieces, state_sha256: stateSha, bytes, state_bytes: stateBytes, ...checkpoint } = row;
+    const where = `checkpoint of task ${taskId} round ${row.round}`;
+    if (statePieces > 0) checkpoint.strategy_state = await this.readPieces(taskId, row.round, 'strategy state', pieces, statePieces, Number(stateBytes ?? 0), stateSha);
+    else if (checkpoint.strategy_state && stateSha) checkHash(checkpoint.strategy_state, stateSha, `${where}: its strategy state has`);
     if (!withWeights) return { ...checkpoint, weights: Buffer.alloc(0) };
-    if (pieces === 0) return checkpoint;
-    const weights = Buffer.allocUnsafe(Number(bytes ?? 0));
-    const hash = createHash('sha256');
-    let offset = 0;
-    for (let index = 0; index < pieces; index++) {
-      const [piece]: { data: Buffer }[] = await this.db.query(`SELECT data FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2 AND index = $3`, [
-        taskId,
-        row.round,
-        index,
-      ]);
-      if (!piece || offset + piece.data.length > weights.length) throw new Error(`checkpoint of task ${taskId} round ${row.round}: piece ${index} of ${pieces} is missing`);
-      piece.data.copy(weights, offset);
-      hash.update(piece.data);
-      offset += piece.data.length;
+    if (pieces === 0) {
+      checkHash(checkpoint.weights, row.sha256, `${where}: its weights have`);
+      return checkpoint;
     }
-    const sha = hash.digest('hex');
-    if (offset !== weights.length || sha !== row.sha256) {
-      throw new Error(`checkpoint of task ${taskId} round ${row.round}: its ${pieces} pieces hold ${offset} bytes with SHA-256 ${sha}, stored as ${row.sha256}`);
-    }
-    return { ...checkpoint, weights };
+    return { ...checkpoint, weights: await this.readPieces(taskId, row.round, 'weights', 0, pieces, Number(bytes ?? 0), row.sha256) };
   }
 
-  /** Pieces `first` .. `first + count - 1` of a checkpoint, put back together into one buffer of `bytes` (8-byte aligned: its own memory). */
-  private async readPieces(taskId: number, round: number, first: number, count: number, bytes: number, what: string): Promise<Buffer> {
+  /**
+   * Pieces `first` .. `first + count - 1` of a checkpoint (its weights' or its strategy state's), put back together into
+   * one buffer of `bytes` (8-byte aligned: its own memory) and checked against `sha256` where one is stored.
+   */
+  private async readPieces(taskId: number, round: number, what: string, first: number, count: number, bytes: number, sha256: string | null): Promise<Buffer> {
+    const where = `checkpoint of task ${taskId} round ${round}`;
     const out = Buffer.allocUnsafeSlow(bytes);
+    const hash = createHash('sha256');
     let offset = 0;
     for (let index = first; index < first + count; index++) {
       const [piece]: { data: Buffer }[] = await this.db.query(`SELECT data FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2 AND index = $3`, [taskId, round, index]);
-      if (!piece || offset + piece.data.length > out.length) throw new Error(`checkpoint of task ${taskId} round ${round}: ${what} piece ${index - first} of ${count} is missing`);
+      if (!piece || offset + piece.data.length > out.length) throw new Error(`${where}: ${what} piece ${index - first} of ${count} is missing`);
       piece.data.copy(out, offset);
+      hash.update(piece.data);
       offset += piece.data.length;
     }
-    if (offset !== out.length) throw new Error(`checkpoint of task ${taskId} round ${round}: its ${count} ${what} pieces hold ${offset} bytes, not ${out.length}`);
+    if (offset !== out.length) throw new Error(`${where}: its ${count} ${what} pieces hold ${offset} bytes, not ${out.length}`);
+    const sha = hash.digest('hex');
+    if (sha256 && sha !== sha256) throw new Error(`${where}: its ${count} ${what} pieces have SHA-256 ${sha}, stored as ${sha256}`);
     return out;
   }
 
@@ -263,6 +266,12 @@ export class RoundsRepository {
       [taskId],
     );
   }
+}
+
+/** Refuses bytes read back whose SHA-256 is not the one stored with them; `what` says whose, up to the verb. */
+function checkHash(bytes: Buffer, stored: string, what: string): void {
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (sha !== stored) throw new Error(`${what} SHA-256 ${sha}, stored as ${stored}`);
 }
 
 /**

@@ -188,6 +188,10 @@ export class CheckpointEntity {
   @Column({ name: 'state_pieces', type: 'integer', default: 0 })
   statePieces: number;
 
+  /** SHA-256 of the strategy state, checked when it is read back; null: no state, or stored before states had one. */
+  @Column({ name: 'state_sha256', type: 'text', nullable: true })
+  stateSha256: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 }
