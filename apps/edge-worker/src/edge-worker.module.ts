@@ -8,6 +8,7 @@ import { PresenceService } from './site/presence.service';
 import { SiteData } from './site/site-data.service';
 import { UseCaseDefinitions } from './site/use-case-definitions';
 import { UseCaseDefinitionsController } from './site/use-case-definitions.controller';
+import { KeptWeights } from './training/kept-weights';
 import { PackageCache } from './training/package-cache';
 import { TrainingCancellations } from './training/training-cancellations';
 import { TrainingController } from './training/training.controller';
@@ -36,6 +37,7 @@ export class EdgeWorkerModule implements OnApplicationShutdown {
         { provide: SITE_SPLITS, useValue: splits },
         SiteData,
         PackageCache,
+        KeptWeights,
         TrainingCancellations,
         PresenceService,
         UseCaseDefinitions,

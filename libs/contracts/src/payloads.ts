@@ -179,6 +179,14 @@ export class RoundInstructionPayload extends Envelope {
   /** routing key on which the coordinator waits for this round's results */
   @IsString() @IsNotEmpty() reply_to: string;
   @IsOptional() @ValidateNested() @Type(() => FitConfig) config?: FitConfig;
+  /**
+   * Evaluate: keep these weights for the task's next fit, which then comes without them when every
+   * site asked to fit confirmed keeping them (EvaluateResultPayload.kept_weights_sha256). A site that
+   * does not know this field ignores it, confirms nothing and keeps getting the weights.
+   */
+  @IsOptional() @IsBoolean() keep_weights?: boolean;
+  /** Fit: no weights attached: train from those kept at the last evaluation, `weights_sha256` names them. */
+  @IsOptional() @IsBoolean() kept_weights?: boolean;
 }
 
 export class FitResultPayload extends Envelope {
@@ -199,6 +207,8 @@ export class EvaluateResultPayload extends Envelope {
   @IsNumber() loss: number;
   @IsNumber() accuracy: number;
   @IsInt() @Min(0) duration_ms: number;
+  /** The evaluated weights' SHA-256, when the instruction asked to keep them and this site did. */
+  @IsOptional() @Matches(/^[0-9a-f]{64}$/) kept_weights_sha256?: string;
 }
 
 /**

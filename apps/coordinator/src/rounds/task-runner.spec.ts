@@ -44,31 +44,43 @@ const spec = {
  */
 function harness(
   hold: { start?: Map<number, Promise<void>>; event?: Map<number, Promise<void>> } = {},
-  opts: { spec?: TaskSpec; config?: Partial<CoordinatorConfig>; training?: boolean; failEvaluate?: number[] } = {},
+  opts: { spec?: TaskSpec; config?: Partial<CoordinatorConfig>; training?: boolean; failEvaluate?: number[]; failFit?: number[]; keeping?: string[] } = {},
 ) {
   const log: string[] = [];
   const stored: (RoundFigures & { round: number })[] = [];
   const checkpoints: { round: number; weights: Buffer; sha256: string; strategy_state: Buffer | null }[] = [];
   const evaluations = new Map<number, number>();
+  const fits = new Map<number, number>();
   const answered = new Map<string, ReturnType<typeof deferred<void>>>();
   const answeredOf = (phase: string, round: number) => answered.get(`${phase} ${round}`) ?? answered.set(`${phase} ${round}`, deferred()).get(`${phase} ${round}`)!;
   const router = new ResultRouter();
+  // With keeping, those sites keep the weights an evaluation asks them to keep, say so, and train from them when a fit comes without.
+  const keptAt = new Map<string, Buffer>();
   const bus = {
     publish: async (_route: string, msg: OutboundMessage) => {
-      const { round } = msg.payload as { round: number };
+      const { round, keep_weights, kept_weights, weights_sha256 } = msg.payload as { round: number; keep_weights?: boolean; kept_weights?: boolean; weights_sha256: string };
       if (msg.name === Msg.RoundFit || msg.name === Msg.RoundEvaluate) {
         const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
-        log.push(`${phase} ${round} sent`);
+        log.push(`${phase} ${round} sent${msg.attachment ? '' : ' without weights'}`);
+        if (Boolean(kept_weights) !== (msg.attachment === undefined)) throw new Error(`fit ${round}: kept_weights ${kept_weights} with${msg.attachment ? '' : 'out'} weights`);
         // With failEvaluate, the first evaluation of those rounds fails at every site: the round runs again.
-        const attempt = phase === 'evaluate' ? evaluations.set(round, (evaluations.get(round) ?? 0) + 1).get(round)! : 0;
-        const failed = attempt === 1 && opts.failEvaluate?.includes(round);
+        // With failFit, the first fit of those rounds fails at every site.
+        const attempts = phase === 'evaluate' ? evaluations : fits;
+        const attempt = attempts.set(round, (attempts.get(round) ?? 0) + 1).get(round)!;
+        const failed = attempt === 1 && (phase === 'evaluate' ? opts.failEvaluate : opts.failFit)?.includes(round);
         queueMicrotask(() => {
           SITES.forEach((node, k) => {
+            const keeps = opts.keeping?.includes(node) && keep_weights && !failed;
+            const received = kept_weights ? keptAt.get(node) : msg.attachment;
+            keptAt.delete(node);
+            if (keeps) keptAt.set(node, msg.attachment!);
             const payload =
               // loss_before_fit: what QFedAvg asks of the sites (the others ignore it).
-              phase === 'fit' ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5, loss_before_fit: 0.6 + 0.1 * k } : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 };
+              phase === 'fit' ? (received && !failed ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5, loss_before_fit: 0.6 + 0.1 * k } : { status: 'error', error: 'not kept', examples: 0, train_loss: 0 })
+              : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 }
+              : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8, ...(keeps ? { kept_weights_sha256: weights_sha256 } : {}) };
             // With training, each site moves every weight by its own step (zero compute otherwise: the weights it got).
-            const attachment = phase !== 'fit' ? undefined : opts.training ? trained(msg.attachment!, 0.01 * (k + 1) * (round % 2 ? 1 : -0.5)) : msg.attachment;
+            const attachment = phase !== 'fit' || !received || failed ? undefined : opts.training ? trained(received, 0.01 * (k + 1) * (round % 2 ? 1 : -0.5)) : received;
             router.route(TASK_ID, round, phase, node, { payload, attachment });
           });
           answeredOf(phase, round).resolve();
@@ -181,6 +193,48 @@ describe('TaskRunner: what overlaps between rounds', () => {
     expect(log).toContain('fit 2 sent');
     expect(log).not.toContain('complete 2');
     expect(log).not.toContain('fail 2');
+  });
+});
+
+describe('TaskRunner: weights the sites kept from the evaluation', () => {
+  const fedAdam = {
+    ...spec,
+    settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 } },
+  } as TaskSpec;
+  async function run(options: Parameters<typeof harness>[1]) {
+    const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, config: { ROUND_RETRIES: 1 }, ...options });
+    await runner.run();
+    return { last: checkpoints[checkpoints.length - 1], sent: log.filter((l) => l.includes(' sent') && !l.startsWith('event')) };
+  }
+
+  it('sends the next fit without the weights once every site asked to fit kept them, to the same bits; never at the last round, nor in a round run again', async () => {
+    const attached = await run({});
+    const kept = await run({ keeping: SITES });
+    expect(attached.sent.filter((l) => l.includes('without'))).toEqual([]);
+    expect(kept.sent).toEqual(['fit 1 sent', 'evaluate 1 sent', 'fit 2 sent without weights', 'evaluate 2 sent', 'fit 3 sent without weights', 'evaluate 3 sent']);
+    expect(kept.last.round).toBe(3);
+    expect(kept.last.weights.equals(attached.last.weights)).toBe(true);
+    expect(kept.last.strategy_state!.equals(attached.last.strategy_state!)).toBe(true);
+
+    // Round 2's evaluation fails: its run again starts with the weights attached, as does the round after.
+    const retried = await run({ keeping: SITES, failEvaluate: [2] });
+    expect(retried.sent).toEqual([
+      'fit 1 sent', 'evaluate 1 sent', 'fit 2 sent without weights', 'evaluate 2 sent', 'fit 2 sent', 'evaluate 2 sent', 'fit 3 sent without weights', 'evaluate 3 sent',
+    ]);
+    const retriedAttached = await run({ failEvaluate: [2] });
+    expect(retried.last.weights.equals(retriedAttached.last.weights)).toBe(true);
+    // Round 2's fit fails: the sites used their kept weights up, so its run again brings them.
+    const refit = await run({ keeping: SITES, failFit: [2] });
+    expect(refit.sent).toEqual([
+      'fit 1 sent', 'evaluate 1 sent', 'fit 2 sent without weights', 'fit 2 sent', 'evaluate 2 sent', 'fit 3 sent without weights', 'evaluate 3 sent',
+    ]);
+    expect(refit.last.weights.equals((await run({ failFit: [2] })).last.weights)).toBe(true);
+  });
+
+  it('attaches the weights when a site asked to fit did not keep them (one that does not know how)', async () => {
+    const some = await run({ keeping: ['site-a'] });
+    expect(some.sent.filter((l) => l.includes('without'))).toEqual([]);
+    expect(some.last.weights.equals((await run({})).last.weights)).toBe(true);
   });
 });
 

@@ -234,6 +234,12 @@ export class TaskRunner {
   private cancelCheckedAt = -Infinity;
   /** The last stored round's event on its way to the gateway (see TaskRunnerDeps.onRound). */
   private announcing: Promise<void> = Promise.resolve();
+  /**
+   * The sites that kept the weights they evaluated, for the next round's fit (the evaluation's
+   * `keep_weights`); that fit goes without the weights when every site asked to fit is among them.
+   * Spent by the next fit broadcast, whether or not it used them.
+   */
+  private keptBy?: { sha256: string; nodes: Set<string> };
   /** Server-side evaluation: the operator's rows of the use case and a runner of the package, made at the first round. */
   private serverEval?: { data: LabeledData; runner: ModelRunner } | null;
 
@@ -668,18 +674,28 @@ export class TaskRunner {
 
   private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: GlobalWeights, strategy?: Strategy): Promise<void> {
     const s = this.spec.settings;
+    const sha = sha256Of(weights);
+    const kept = this.keptBy;
+    if (msg === Msg.RoundFit) this.keptBy = undefined;
+    // Each site then receives the model once per round: the fit's weights are those the last evaluation sent.
+    const fromKept = msg === Msg.RoundFit && kept?.sha256 === sha && participants.every((n) => kept.nodes.has(n));
+    // The evaluated weights start the next round; a large model's are not held at the sites (their memory is the model's).
+    const keep = msg === Msg.RoundEvaluate && round < this.spec.num_global_iterations && weights.buf.length < this.deps.config.LARGE_MODEL_BYTES;
+    if (keep) this.keptBy = { sha256: sha, nodes: new Set() };
     const payload: RoundInstructionPayload = {
       ...this.envelope(round),
       use_case: this.spec.use_case,
       participants,
       package_sha256: this.bundleSha,
-      weights_sha256: sha256Of(weights),
+      weights_sha256: sha,
+      ...(keep ? { keep_weights: true } : {}),
+      ...(fromKept ? { kept_weights: true } : {}),
       reply_to: Routes.coordinator(this.deps.config.COORDINATOR_ID, msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
       ...(msg === Msg.RoundFit
         ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round, ...this.privacy?.workerConfig(), ...strategyFitConfig(strategy?.fitConfig(round)) } }
         : {}),
     };
-    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: weights.buf });
+    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: fromKept ? undefined : weights.buf });
   }
 
   private async runRound(round: number): Promise<RoundOutcome> {
@@ -861,6 +877,7 @@ export class TaskRunner {
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
     const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
       if (p.status === 'error') this.forgetPackage(node);
+      if (p.status === 'ok' && this.keptBy && p.kept_weights_sha256 === this.keptBy.sha256) this.keptBy.nodes.add(node);
       if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
         evalRecords.push({ node, status: 'failed', reason: p.error ?? 'unusable evaluation' });
         return;

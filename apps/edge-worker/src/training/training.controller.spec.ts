@@ -1,11 +1,12 @@
 /** @jest-environment ./libs/models/test/ort-environment.js */
 import { Logger } from '@nestjs/common';
-import { FitResultPayload, Msg, RoundInstructionPayload } from '@fl/contracts';
+import { EvaluateResultPayload, FitResultPayload, Msg, RoundInstructionPayload } from '@fl/contracts';
 import { BusContext, MessageBus, OutboundMessage } from '@fl/messaging';
 import { buildClassifierPackage, decodeSafetensors, encodePackageBundle, encodeSafetensors, modelPackageFiles, NamedTensors, OnnxClassifierRunner, sha256Hex } from '@fl/models';
 import { seededRandom } from '@fl/datasets';
 import { EdgeWorkerConfig } from '../config';
 import { SiteData } from '../site/site-data.service';
+import { KeptWeights } from './kept-weights';
 import { PackageCache } from './package-cache';
 import { TrainingCancellations } from './training-cancellations';
 import { TrainingController } from './training.controller';
@@ -36,7 +37,8 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     isCancelled: () => false,
   } as unknown as TrainingCancellations;
   const packages = new PackageCache(config);
-  const controller = new TrainingController(bus, config, site, packages, cancellations);
+  const kept = new KeptWeights();
+  const controller = new TrainingController(bus, config, site, packages, cancellations, kept);
   // Global weights off the initial ones, so the local loss has somewhere to go.
   const global: NamedTensors = new Map([...pkg.initialWeights].map(([k, t]) => [k, { shape: t.shape, data: t.data.map((v, i) => v + Math.sin(i)) }]));
   const weights = encodeSafetensors(global);
@@ -44,6 +46,7 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
 
   beforeAll(async () => {
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     await packages.add(bundleSha, bundle);
   });
   afterAll(async () => {
@@ -51,24 +54,36 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     await packages.onApplicationShutdown();
   });
 
-  async function fit(extra: Partial<NonNullable<RoundInstructionPayload['config']>>): Promise<{ answer: FitResultPayload; weights: NamedTensors }> {
-    const payload: RoundInstructionPayload = {
-      task_id: 1,
-      round: 1,
-      sender: 'coordinator',
-      use_case: 'iris',
-      participants: ['site-a'],
-      package_sha256: bundleSha,
-      weights_sha256: sha256Hex(weights),
-      reply_to: 'coordinator.c.round.fit-result',
-      config: { local_epochs: 5, batch_size: 8, learning_rate: 0.3, seed: 4, ...extra },
-    };
-    const ctx = new BusContext({ name: Msg.RoundFit, payload: { ...payload }, attachment: weights, routingKey: 'workers.iris.round.fit', redelivered: false, messageId: `m${++messages}` });
-    await controller.fit(payload, ctx);
+  const instruction = (extra: Partial<RoundInstructionPayload> = {}): RoundInstructionPayload => ({
+    task_id: 1,
+    round: 1,
+    sender: 'coordinator',
+    use_case: 'iris',
+    participants: ['site-a'],
+    package_sha256: bundleSha,
+    weights_sha256: sha256Hex(weights),
+    reply_to: 'coordinator.c.round.result',
+    ...extra,
+  });
+  const context = (name: string, payload: RoundInstructionPayload, attachment?: Buffer) =>
+    new BusContext({ name, payload: { ...payload }, attachment, routingKey: `workers.iris.${name}`, redelivered: false, messageId: `m${++messages}` });
+
+  /** A fit answered; the instruction's weights attached unless it says they were kept. */
+  async function fitAnswer(payload: RoundInstructionPayload): Promise<{ answer: FitResultPayload; attachment?: Buffer }> {
+    await controller.fit(payload, context(Msg.RoundFit, payload, payload.kept_weights ? undefined : weights));
     const m = published.pop()!;
-    const answer = m.payload as unknown as FitResultPayload;
+    return { answer: m.payload as unknown as FitResultPayload, attachment: m.attachment };
+  }
+
+  async function fit(extra: Partial<NonNullable<RoundInstructionPayload['config']>>): Promise<{ answer: FitResultPayload; weights: NamedTensors }> {
+    const { answer, attachment } = await fitAnswer(instruction({ config: { local_epochs: 5, batch_size: 8, learning_rate: 0.3, seed: 4, ...extra } }));
     expect(answer).toMatchObject({ status: 'ok', examples: 40 });
-    return { answer, weights: decodeSafetensors(m.attachment!).tensors as NamedTensors };
+    return { answer, weights: decodeSafetensors(attachment!).tensors as NamedTensors };
+  }
+
+  async function evaluate(payload: RoundInstructionPayload): Promise<EvaluateResultPayload> {
+    await controller.evaluate(payload, context(Msg.RoundEvaluate, payload, weights));
+    return published.pop()!.payload as unknown as EvaluateResultPayload;
   }
 
   const distance = (w: NamedTensors) => {
@@ -98,5 +113,38 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     const large = distance((await fit({ proximal_mu: 5 })).weights);
     expect(small).toBeLessThan(plain);
     expect(large).toBeLessThan(small);
+  });
+
+  it('keeps the evaluated weights when asked and says so; the next fit without weights trains from them, bit for bit as with them attached', async () => {
+    const config = { local_epochs: 2, batch_size: 8, learning_rate: 0.3, seed: 9 };
+    const attached = await fitAnswer(instruction({ task_id: 5, round: 2, config }));
+    expect(attached.answer.status).toBe('ok');
+
+    const notAsked = await evaluate(instruction({ task_id: 5, round: 1 }));
+    expect(notAsked).toMatchObject({ status: 'ok', examples: 10 });
+    expect(notAsked.kept_weights_sha256).toBeUndefined();
+    const asked = await evaluate(instruction({ task_id: 5, round: 1, keep_weights: true }));
+    expect(asked).toMatchObject({ status: 'ok', examples: 10, loss: notAsked.loss, accuracy: notAsked.accuracy, kept_weights_sha256: sha256Hex(weights) });
+    expect(kept.keptBytes).toBe(weights.length);
+
+    const fromKept = await fitAnswer(instruction({ task_id: 5, round: 2, config, kept_weights: true }));
+    expect(fromKept.answer).toMatchObject({ status: 'ok', examples: 40, train_loss: attached.answer.train_loss, weights_sha256: attached.answer.weights_sha256 });
+    expect(fromKept.attachment!.equals(attached.attachment!)).toBe(true);
+    // Used once: the store gave them up.
+    expect(kept.keptBytes).toBe(0);
+  });
+
+  it('answers a fit without weights it did not keep (another task\'s, other weights, or none) with an error naming them', async () => {
+    const config = { local_epochs: 1, batch_size: 8, learning_rate: 0.3, seed: 9 };
+    await evaluate(instruction({ task_id: 6, round: 1, keep_weights: true }));
+    for (const payload of [instruction({ task_id: 7, round: 2, config, kept_weights: true }), instruction({ task_id: 6, round: 2, config, kept_weights: true, weights_sha256: 'a'.repeat(64) })]) {
+      const { answer, attachment } = await fitAnswer(payload);
+      expect(answer.status).toBe('error');
+      expect(answer.error).toContain(`the global weights ${payload.weights_sha256.slice(0, 12)}… to train from were not kept here`);
+      expect(attachment).toBeUndefined();
+    }
+    // Task 6's are still there for its own fit.
+    expect((await fitAnswer(instruction({ task_id: 6, round: 2, config, kept_weights: true }))).answer.status).toBe('ok');
+    expect((await fitAnswer(instruction({ task_id: 6, round: 3, config, kept_weights: true }))).answer.status).toBe('error');
   });
 });

@@ -7,6 +7,7 @@ import { decodeSafetensors, encodeFeatureSums, encodeSafetensors, featureSums, N
 import { BUS, TaskLogger } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from '../site/site-data.service';
+import { KeptWeights } from './kept-weights';
 import { PackageCache } from './package-cache';
 import { TrainingCancellations } from './training-cancellations';
 
@@ -27,6 +28,7 @@ export class TrainingController {
     private readonly site: SiteData,
     private readonly packages: PackageCache,
     private readonly cancellations: TrainingCancellations,
+    private readonly kept: KeptWeights,
   ) {}
 
   private get me(): string {
@@ -52,16 +54,18 @@ export class TrainingController {
     try {
       if (this.cancellations.isCancelled(p.task_id)) throw new TrainingCancelledError(0);
       if (!p.config) throw new Error('fit instruction without a training configuration');
-      const { weights, split } = this.prepare(p, ctx.attachment);
+      const received = p.kept_weights ? this.keptFor(p) : ctx.attachment;
+      const { weights, split } = this.prepare(p, received);
       const runner = this.packages.get(p.package_sha256);
       if (this.config.TRAINING === 'skip') {
-        attachment = ctx.attachment!;
+        attachment = received!;
         answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: 0, duration_ms: Date.now() - started, weights_sha256: p.weights_sha256 };
         // QFedAvg's loss on the received weights, zero as the training loss is: nothing was computed.
         if (p.config.report_loss_before_fit) answer.loss_before_fit = 0;
         this.taskLog(p).log(`round ${p.round}: training skipped (TRAINING=skip): the received weights go back`);
       } else {
-        this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)`);
+        const from = p.kept_weights ? ', from the weights kept at the last evaluation' : '';
+        this.taskLog(p).log(`round ${p.round}: training on ${split.train.n} examples for ${p.config.local_epochs} epoch(s)${from}`);
         // QFedAvg weighs the update by the received weights' loss on the rows it trains on: one pass before training, only when asked.
         const lossBeforeFit = p.config.report_loss_before_fit ? (await runner.evaluate(weights, split.train)).loss : undefined;
         const out = await runner.train(weights, split.train, {
@@ -103,6 +107,8 @@ export class TrainingController {
       const { weights, split } = this.prepare(p, ctx.attachment);
       const r = await this.packages.get(p.package_sha256).evaluate(weights, split.test);
       answer = { ...this.envelope(p), status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
+      // The same weights start the task's next round: kept, the next fit can come without them.
+      if (p.keep_weights && this.kept.keep(p.task_id, p.weights_sha256, ctx.attachment!)) answer.kept_weights_sha256 = p.weights_sha256;
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
       this.taskLog(p).warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
@@ -168,6 +174,13 @@ export class TrainingController {
     this.answered.add(key);
     if (this.answered.size > 1000) this.answered.delete(this.answered.values().next().value as string);
     return true;
+  }
+
+  /** A fit that comes without weights: those kept from the task's last evaluation. */
+  private keptFor(p: RoundInstructionPayload): Buffer {
+    const kept = this.kept.take(p.task_id, p.weights_sha256);
+    if (!kept) throw new Error(`the global weights ${p.weights_sha256.slice(0, 12)}… to train from were not kept here (did this worker restart?); the next instruction brings them`);
+    return kept;
   }
 
   private prepare(p: RoundInstructionPayload, attachment: Buffer | undefined) {
