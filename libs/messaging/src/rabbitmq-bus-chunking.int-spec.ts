@@ -10,11 +10,14 @@ import { createTestVhost, TestVhost } from './testing/rabbitmq-test-vhost';
 
 const MANAGEMENT_URL = process.env.FL_TEST_RABBITMQ_MANAGEMENT_URL ?? 'http://guest:guest@127.0.0.1:15672';
 
-/** Closes a connection by its name through RabbitMQ's management API, as a broker restart or a network cut would. */
-async function dropConnection(connectionName: string): Promise<void> {
+const management = (() => {
   const u = new URL(MANAGEMENT_URL);
-  const auth = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
-  const base = `${u.protocol}//${u.host}`;
+  return { base: `${u.protocol}//${u.host}`, auth: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` };
+})();
+
+/** The broker's names of the connections a client named so, once the management API lists them. */
+async function connectionsNamed(connectionName: string): Promise<string[]> {
+  const { base, auth } = management;
   let names: string[] = [];
   await eventually(async () => {
     const list = (await (await fetch(`${base}/api/connections`, { headers: { authorization: auth } })).json()) as {
@@ -24,11 +27,18 @@ async function dropConnection(connectionName: string): Promise<void> {
     names = list.filter((c) => c.client_properties?.connection_name === connectionName).map((c) => c.name);
     return names.length > 0;
   }, `connection ${connectionName} listed by the management API`);
+  return names;
+}
+
+/** Closes connections by the broker's names for them, as a broker restart or a network cut would. */
+async function closeConnections(names: string[]): Promise<void> {
+  const { base, auth } = management;
   for (const name of names) {
     const res = await fetch(`${base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: auth, 'x-reason': 'chunking test' } });
     expect(res.status).toBe(204);
   }
 }
+
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -83,9 +93,12 @@ describe('RabbitMqBus: large attachments in chunks (real RabbitMQ)', () => {
     const count = bytes.length / chunkBytes;
     const got: InboundMessage[] = [];
     await consumer.consume({ name: 'resume-q', bindings: ['model.#'], prefetch: 8 }, async (m) => void got.push(m));
+    // Looked up before the transfer starts (the management API lists a new connection after a while): once it is
+    // under way, closing them takes two requests, well within the transfer even on a fast machine.
+    const connections = [...(await connectionsNamed('resume-publisher')), ...(await connectionsNamed('resume-consumer'))];
     const sent = publisher.publish('model.site-b', { name: 'model.package', payload: { sha: sha(bytes) }, attachment: bytes });
     await eventually(() => publisher.stats.messagesPublished >= 50 && consumer.stats.messagesDelivered >= 20, 'the transfer under way', 30_000);
-    await Promise.all([dropConnection('resume-publisher'), dropConnection('resume-consumer')]);
+    await closeConnections(connections);
     // Both connections were lost before the transfer ended (lengths only: a diff of the attachment would not print).
     expect(got.length).toBe(0);
     expect(consumer.stats.messagesDelivered).toBeLessThan(count);
