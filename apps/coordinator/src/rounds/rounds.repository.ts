@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { RoundFigures } from '@fl/contracts';
-import { ComputedStandardization } from '@fl/models';
+import { ComputedStandardization, sha256Hex } from '@fl/models';
 import { DATA_SOURCE } from '@fl/runtime';
 
 export type Phase = 'fit' | 'evaluate';
@@ -130,7 +130,7 @@ export class RoundsRepository {
     const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
     const statePiecesParam = values.push(statePieces);
     // A state in pieces is hashed as its pieces are written, and its hash set after them (below).
-    const stateShaParam = values.push(strategyState ? createHash('sha256').update(strategyState).digest('hex') : null);
+    const stateShaParam = values.push(strategyState ? sha256Hex(strategyState) : null);
     const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, state_pieces, state_sha256, created_at)
          VALUES ($1, $2, $11, $12, $13, $14, $${statePiecesParam}, $${stateShaParam}, now())
          ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
@@ -270,7 +270,7 @@ export class RoundsRepository {
 
 /** Refuses bytes read back whose SHA-256 is not the one stored with them; `what` says whose, up to the verb. */
 function checkHash(bytes: Buffer, stored: string, what: string): void {
-  const sha = createHash('sha256').update(bytes).digest('hex');
+  const sha = sha256Hex(bytes);
   if (sha !== stored) throw new Error(`${what} SHA-256 ${sha}, stored as ${stored}`);
 }
 

@@ -196,16 +196,18 @@ describe('TaskRunner: what overlaps between rounds', () => {
   });
 });
 
+const fedAdamParams = { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 };
+const fedAdam = { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: fedAdamParams } } as TaskSpec;
+
+/** A FedAdam task run to its end over the harness's training sites: its last checkpoint, its log and the instructions it sent. */
+async function finalCheckpoint(options: Parameters<typeof harness>[1]) {
+  const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, ...options });
+  await runner.run();
+  return { last: checkpoints[checkpoints.length - 1], log, sent: log.filter((l) => l.includes(' sent') && !l.startsWith('event')) };
+}
+
 describe('TaskRunner: weights the sites kept from the evaluation', () => {
-  const fedAdam = {
-    ...spec,
-    settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 } },
-  } as TaskSpec;
-  async function run(options: Parameters<typeof harness>[1]) {
-    const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, config: { ROUND_RETRIES: 1 }, ...options });
-    await runner.run();
-    return { last: checkpoints[checkpoints.length - 1], sent: log.filter((l) => l.includes(' sent') && !l.startsWith('event')) };
-  }
+  const run = (options: Parameters<typeof harness>[1]) => finalCheckpoint({ config: { ROUND_RETRIES: 1 }, ...options });
 
   it('sends the next fit without the weights once every site asked to fit kept them, to the same bits; never at the last round, nor in a round run again', async () => {
     const attached = await run({});
@@ -239,17 +241,6 @@ describe('TaskRunner: weights the sites kept from the evaluation', () => {
 });
 
 describe('TaskRunner: large models with a server step (FedAdam), aggregated in place', () => {
-  const fedAdam = {
-    ...spec,
-    settings: { ...spec.settings, strategy: 'FedAdam', strategy_params: { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 } },
-  } as TaskSpec;
-
-  async function finalCheckpoint(options: Parameters<typeof harness>[1]) {
-    const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, ...options });
-    await runner.run();
-    return { last: checkpoints[checkpoints.length - 1], log };
-  }
-
   it('gives the same weights and state, to the bit, as the strategy holding the model several times; a round run again does not step the state twice', async () => {
     const strategyPath = await finalCheckpoint({ config: { ROUND_RETRIES: 1 } });
     const inPlace = await finalCheckpoint({ config: { ROUND_RETRIES: 1, LARGE_MODEL_BYTES: 1 } });
@@ -277,7 +268,6 @@ describe('TaskRunner: large models with a server step (FedAdam), aggregated in p
 });
 
 describe('TaskRunner: large models with QFedAvg and differential privacy', () => {
-  const fedAdamParams = { min_fit_clients: 2, fraction_fit: 1, eta: 0.05, eta_l: 0.1, beta_1: 0.9, beta_2: 0.99, tau: 1e-3 };
   const privacy = { mode: 'central', noise_multiplier: 0, clipping_norm: 0.05, adaptive_clipping: false, target_clipped_quantile: 0.5, clip_norm_lr: 0.2, delta: 1e-5 };
   const specs: [string, TaskSpec][] = [
     ['QFedAvg', { ...spec, settings: { ...spec.settings, strategy: 'QFedAvg', strategy_params: { min_fit_clients: 2, fraction_fit: 1, q_param: 0.2, qffl_learning_rate: 0.1 } } } as TaskSpec],
