@@ -29,6 +29,7 @@ import { BusEvent, BusTap } from './support/tapped-bus';
  * cycle overhead also counts what the coordinator does between two rounds
  * (next round's start - this round's start - the same worker time).
  * Round 1 (model package transfer, ONNX sessions created) is left out of the statistics.
+ * Each round's evaluation is a phase of its own here (CHAINED_EVALUATION=off), so that the phases can be told apart.
  */
 const SITES = 3;
 const TERMINAL = ['task.succeeded', 'task.failed', 'task.cancelled'];
@@ -155,7 +156,7 @@ async function runTask(
   const url = (await gateway.getUrl()).replace('[::1]', '127.0.0.1');
 
   const coordinatorInfra = await infraFor('coordinator');
-  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { ...QUIET, COORDINATOR_ID: 'bench-coordinator', HEALTH_PORT: '0', SITE_AUTH: 'none' }), coordinatorInfra);
+  const coordinator = await createCoordinatorApp(loadConfig(CoordinatorConfig, { ...QUIET, COORDINATOR_ID: 'bench-coordinator', HEALTH_PORT: '0', SITE_AUTH: 'none', CHAINED_EVALUATION: 'off' }), coordinatorInfra);
   cleanup.add('closing the coordinator', () => coordinator.close());
 
   const names = env.shards.map((_, i) => `bench-site-${i + 1}`);

@@ -31,7 +31,11 @@ interface Case {
   rounds: number;
   /** Flower 1.6 on this machine, separate processes, ms per round. */
   flowerMs?: number;
+  /** chained: each round's evaluation travels with the next fit (the coordinator's default); apart: CHAINED_EVALUATION=off. */
+  evaluation?: Evaluation;
 }
+
+type Evaluation = 'chained' | 'apart';
 
 const CASES: Case[] = [
   { key: 'p2', label: 'N=2 processes, 1k params', workers: 2, processes: true, hidden: 125, rounds: 40, flowerMs: 9 },
@@ -50,7 +54,7 @@ interface CaseResult {
   rounds: number;
   /** Ms from one round's start to the next's, rounds 2..R-1. */
   cycleMs: Summary;
-  /** Ms from a round's start to its end as stored (fit, aggregate, evaluate, checkpoint), rounds 2..R. */
+  /** Ms from a round's start to its end as stored (fit, aggregate, evaluate, checkpoint; chained: until the next round's answers), rounds 2..R. */
   durationMs: Summary;
   coordinatorCpuMsPerRound: number;
   coordinatorPeakRssMiB: number;
@@ -65,6 +69,7 @@ interface CaseResult {
   /** The machine's 1-minute load average when the task started and ended (2 cores: above 2, others wait for a core). */
   loadAverage: [number, number];
   flowerMs?: number;
+  evaluation: Evaluation;
 }
 
 export interface RoundsBenchOptions {
@@ -72,6 +77,11 @@ export interface RoundsBenchOptions {
   rounds?: number;
   /** Case keys to run (default: all). */
   cases?: string[];
+  /**
+   * How the coordinator runs each round's evaluation (default: chained only). With both, each case
+   * runs once each way, one after the other: the other way is a baseline measured in the same run.
+   */
+  evaluation?: string[];
 }
 
 /**
@@ -104,8 +114,13 @@ export interface RoundsBenchOptions {
 export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
   const unknown = (opts.cases ?? []).filter((k) => !CASES.some((c) => c.key === k));
   if (unknown.length) throw new Error(`unknown rounds case(s) ${unknown.join(', ')}; choose from ${CASES.map((c) => c.key).join(', ')}`);
-  const cases = CASES.filter((c) => !opts.cases?.length || opts.cases.includes(c.key)).map((c) => ({ ...c, rounds: Math.max(3, opts.rounds ?? c.rounds) }));
-  console.log(`rounds bench: zero-compute workers, iris-shaped MLP; ${cases.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}`);
+  const ways = (opts.evaluation?.length ? opts.evaluation : ['chained']) as Evaluation[];
+  const badWay = ways.find((w) => w !== 'chained' && w !== 'apart');
+  if (badWay) throw new Error(`unknown --evaluation ${badWay}; choose from chained, apart`);
+  const cases = CASES.filter((c) => !opts.cases?.length || opts.cases.includes(c.key)).flatMap((c) =>
+    ways.map((evaluation) => ({ ...c, rounds: Math.max(3, opts.rounds ?? c.rounds), evaluation, label: ways.length > 1 ? `${c.label}, ${evaluation}` : c.label })),
+  );
+  console.log(`rounds bench: zero-compute workers, iris-shaped MLP, evaluation ${ways.join(' and ')}; ${cases.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}`);
   const results: CaseResult[] = [];
   for (const c of cases) {
     const t0 = Date.now();
@@ -140,6 +155,7 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const env = { AMQP_URL: amqpUrl, DATABASE_URL: db.url, ARTIFACT_DIR: artifactDir, LOG_FORMAT: 'json', LOG_LEVEL: process.env.FL_BENCH_LOG_LEVEL ?? 'warn' };
   const coordinator = startChild(cleanup, dir, 'coordinator', 'apps/coordinator/src/main.js', {
     ...env, COORDINATOR_ID: 'bench-rounds', SITE_AUTH: 'none', HEALTH_PORT: '0', SWEEP_INTERVAL_S: '1', DB_POOL_SIZE: '10',
+    CHAINED_EVALUATION: c.evaluation === 'apart' ? 'off' : 'on',
   });
   const rssAtStart = await waitForRss(coordinator);
 
@@ -210,6 +226,7 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     workersStartS: r2(workersStartS),
     loadAverage: [loadBefore, loadAverage()],
     flowerMs: c.flowerMs,
+    evaluation: c.evaluation ?? 'chained',
   };
 }
 

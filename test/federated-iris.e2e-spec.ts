@@ -79,10 +79,14 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
       expect(new Date(r.finished_at).getTime()).toBeGreaterThanOrEqual(new Date(r.started_at).getTime());
     }
     expect(rounds[2].eval_accuracy).toBe(task.metrics.eval_accuracy);
-    // Each site received the model once a round: rounds 2 and 3 trained from the weights it kept when it evaluated round 1's and 2's.
+    // One instruction a round per site: rounds 1's and 2's evaluations travelled with the fits of rounds 2 and 3.
     for (const site of ['site-1', 'site-2', 'site-3']) {
-      const training = platform.jsonLogLines(site).filter((l) => l.task_id === task.id && String(l.msg).includes('training on'));
-      expect(training.map((l) => [l.round, String(l.msg).includes('from the weights kept at the last evaluation')])).toEqual([[1, false], [2, true], [3, true]]);
+      const lines = platform.jsonLogLines(site).filter((l) => l.task_id === task.id);
+      expect(lines.filter((l) => String(l.msg).includes('training on')).map((l) => l.round)).toEqual([1, 2, 3]);
+      expect(lines.filter((l) => String(l.msg).includes('held-out examples before training')).map((l) => String(l.msg))).toEqual([
+        "round 2: evaluated round 1's weights on 10 held-out examples before training",
+        "round 3: evaluated round 2's weights on 10 held-out examples before training",
+      ]);
     }
     // The coordinator stored a checkpoint for every round, and the global weights moved between rounds.
     const checkpoints = await query<{ round: number; sha256: string }>(`SELECT round, sha256 FROM coordinator.checkpoints WHERE task_id = $1 ORDER BY round`, [task.id]);

@@ -57,13 +57,15 @@ describe('chaos: the broker restarts mid-task', () => {
   }
 
   it('every app reconnects after rabbitmqctl stop_app / start_app, and the task succeeds with each round applied once', async () => {
-    const rounds = 100;
+    // Enough rounds that the task still runs once every app has noticed the broker gone (a node takes seconds to stop).
+    const rounds = 300;
     const id = await startTask({ num_global_iterations: rounds, round_timeout_s: 10, local_epochs: 2 });
     await outage(id, rounds, () => rabbit.stopApp(), () => rabbit.startApp());
   });
 
   it('every app reconnects after a full restart of the node, and the task succeeds with each round applied once', async () => {
-    const rounds = 100;
+    // Enough rounds that the task still runs once every app has noticed the broker gone (a node takes seconds to stop).
+    const rounds = 300;
     const id = await startTask({ num_global_iterations: rounds, round_timeout_s: 10, local_epochs: 2 });
     await outage(id, rounds, () => rabbit.stopNode(), () => rabbit.startAgain());
   });

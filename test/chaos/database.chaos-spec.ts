@@ -32,7 +32,8 @@ describe('chaos: PostgreSQL restarts mid-task', () => {
   const coordinatorReady = async () => (await fetch(`http://127.0.0.1:${platform.healthPorts['coordinator-1']}/health/ready`)).status === 200;
 
   it('the task succeeds after a restart of the database, with every round stored once', async () => {
-    const rounds = 100;
+    // Enough rounds that the task still runs once the coordinator has noticed the outage.
+    const rounds = 300;
     const id = await startTask({ num_global_iterations: rounds, round_timeout_s: 10, local_epochs: 2 });
     await roundReached(platform, id, 3);
     await pg.stopServer();

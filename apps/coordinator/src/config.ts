@@ -22,6 +22,13 @@ export class CoordinatorConfig extends BaseConfig {
   /** Times a round short of answers (min_fit_clients updates, or any evaluation) is run again before its task fails. */
   @IsInt() @Min(0) @Max(100) ROUND_RETRIES = 2;
   /**
+   * on: a round's evaluation travels with the next round's fit (one instruction and one answer per
+   * site and round, instead of two), where every site asked to evaluate also fits next round and the
+   * model is below LARGE_MODEL_BYTES; a round's end is then stored when the next round's updates
+   * come in. off: each round's evaluation is its own phase.
+   */
+  @IsIn(['on', 'off']) CHAINED_EVALUATION: 'on' | 'off' = 'on';
+  /**
    * broker: a site's message is accepted only when RabbitMQ vouches (user_id) that it comes from that
    * site's own broker user, `<node><SITE_USER_SUFFIX>`; none: trust the node name in the payload
    * (one shared broker user, development only).

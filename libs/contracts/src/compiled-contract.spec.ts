@@ -52,9 +52,31 @@ const EXAMPLES: [ClassConstructor<object>, Record<string, unknown>][] = [
   [payloads.Envelope, envelope],
   [
     payloads.RoundInstructionPayload,
-    { ...envelope, use_case: 'iris', participants: ['w1-1', 'w2-1'], package_sha256: sha('a'), weights_sha256: sha('b'), reply_to: 'coordinator.c.round.fit-result', config: fitConfig },
+    {
+      ...envelope,
+      use_case: 'iris',
+      participants: ['w1-1', 'w2-1'],
+      package_sha256: sha('a'),
+      weights_sha256: sha('b'),
+      reply_to: 'coordinator.c.round.fit-result',
+      config: fitConfig,
+      evaluates_round: 1,
+      evaluators: ['w2-1'],
+    },
   ],
-  [payloads.FitResultPayload, { ...envelope, status: 'ok', examples: 40, train_loss: 0.25, duration_ms: 3, weights_sha256: sha('c'), loss_before_fit: 0.5 }],
+  [
+    payloads.FitResultPayload,
+    {
+      ...envelope,
+      status: 'ok',
+      examples: 40,
+      train_loss: 0.25,
+      duration_ms: 3,
+      weights_sha256: sha('c'),
+      loss_before_fit: 0.5,
+      evaluation: { ...envelope, round: 1, status: 'ok', examples: 10, loss: 0.4, accuracy: 0.9, duration_ms: 1 },
+    },
+  ],
   [payloads.EvaluateResultPayload, { ...envelope, status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0, duration_ms: 1 }],
   [payloads.StatsRequestPayload, { ...envelope, use_case: 'iris', participants: ['w1-1'], features: 4, reply_to: 'coordinator.c.round.stats-result' }],
   [payloads.StatsResultPayload, { ...envelope, status: 'ok', examples: 12 }],
@@ -138,6 +160,7 @@ describe('CompiledContract', () => {
     expect(parsed).not.toHaveProperty('ignored');
     expect(parsed.participants).toEqual(instruction.participants);
     expect(parsed.participants).not.toBe(instruction.participants);
+    expect(compiled.parse({ ...instruction, ignored: 'x' }, ['participants', 'evaluators'])!.evaluators).toEqual(['w2-1']);
     expect(compiled.parse({ ...instruction, round: -1 }, ['participants'])).toBeUndefined();
     expect(compiled.parse({ ...instruction, config: { ...fitConfig, seed: 'x' } }, ['participants'])).toBeUndefined();
     expect(CompiledContract.of(payloads.FitResultPayload)).not.toBeNull();

@@ -187,17 +187,14 @@ export class RoundInstructionPayload extends Envelope {
   @IsOptional() @IsBoolean() keep_weights?: boolean;
   /** Fit: no weights attached: train from those kept at the last evaluation, `weights_sha256` names them. */
   @IsOptional() @IsBoolean() kept_weights?: boolean;
-}
-
-export class FitResultPayload extends Envelope {
-  @IsIn(['ok', 'error']) status: 'ok' | 'error';
-  @IsOptional() @IsString() error?: string;
-  @IsInt() @Min(0) examples: number;
-  @IsNumber() train_loss: number;
-  @IsInt() @Min(0) duration_ms: number;
-  @IsOptional() @Matches(/^[0-9a-f]{64}$/) weights_sha256?: string;
-  /** The received global weights' loss on the site's training rows, before training; sent when the fit config asks for it. */
-  @IsOptional() @IsNumber() loss_before_fit?: number;
+  /**
+   * Fit: the weights attached are the result of round `evaluates_round`, whose evaluation travels with
+   * this fit: a site listed in `evaluators` first evaluates them on its held-out rows and puts the
+   * figures in its answer (FitResultPayload.evaluation). A site that does not know these fields only
+   * trains; the coordinator then asks it for the evaluation on its own.
+   */
+  @IsOptional() @IsInt() @Min(1) evaluates_round?: number;
+  @IsOptional() @NamesMatching(WORD_PATTERN) evaluators?: string[];
 }
 
 export class EvaluateResultPayload extends Envelope {
@@ -209,6 +206,27 @@ export class EvaluateResultPayload extends Envelope {
   @IsInt() @Min(0) duration_ms: number;
   /** The evaluated weights' SHA-256, when the instruction asked to keep them and this site did. */
   @IsOptional() @Matches(/^[0-9a-f]{64}$/) kept_weights_sha256?: string;
+}
+
+export class FitResultPayload extends Envelope {
+  @IsIn(['ok', 'error']) status: 'ok' | 'error';
+  @IsOptional() @IsString() error?: string;
+  @IsInt() @Min(0) examples: number;
+  @IsNumber() train_loss: number;
+  @IsInt() @Min(0) duration_ms: number;
+  @IsOptional() @Matches(/^[0-9a-f]{64}$/) weights_sha256?: string;
+  /** The received global weights' loss on the site's training rows, before training; sent when the fit config asks for it. */
+  @IsOptional() @IsNumber() loss_before_fit?: number;
+  /**
+   * The global weights this site trained from (the instruction's `weights_sha256`): an answer to an
+   * earlier instruction for the same round, from other weights, is told apart and ignored.
+   */
+  @IsOptional() @Matches(/^[0-9a-f]{64}$/) trained_from?: string;
+  /**
+   * The evaluation of the received weights, when the instruction listed this site in `evaluators`:
+   * the answer an evaluate instruction would have had, its round the instruction's `evaluates_round`.
+   */
+  @IsOptional() @ValidateNested() @Type(() => EvaluateResultPayload) evaluation?: EvaluateResultPayload;
 }
 
 /**

@@ -13,6 +13,15 @@ describe('RoundCollector', () => {
     expect(seen).toEqual(['a=1', 'b=4']);
   });
 
+  it('ignores a stale answer and still waits for the worker', async () => {
+    const seen: string[] = [];
+    const c = new RoundCollector<number>(['a'], 60_000, new AbortController().signal, (n, v) => seen.push(`${n}=${v}`), (v) => v < 0);
+    expect(c.offer('a', -1)).toBe('stale');
+    expect(c.offer('a', 2)).toBe('accepted');
+    await expect(c.done).resolves.toEqual({ outcome: 'complete', responded: ['a'], missing: [] });
+    expect(seen).toEqual(['a=2']);
+  });
+
   it('closes at the deadline with what it has', async () => {
     jest.useFakeTimers();
     try {

@@ -1,5 +1,5 @@
 export type CollectOutcome = 'complete' | 'deadline' | 'cancelled';
-export type Offer = 'accepted' | 'not-asked' | 'duplicate' | 'closed';
+export type Offer = 'accepted' | 'not-asked' | 'duplicate' | 'closed' | 'stale';
 
 export interface CollectResult {
   outcome: CollectOutcome;
@@ -27,6 +27,8 @@ export class RoundCollector<T> {
     deadlineMs: number,
     private readonly signal: AbortSignal,
     private readonly handle: (node: string, answer: T) => void,
+    /** An answer to an earlier instruction (one that trained from other weights): ignored, its worker still awaited. */
+    private readonly isStale: (answer: T) => boolean = () => false,
   ) {
     this.pending = new Set(expected);
     this.done = new Promise((resolve) => (this.settle = resolve));
@@ -41,6 +43,7 @@ export class RoundCollector<T> {
   offer(node: string, answer: T): Offer {
     if (this.closed) return 'closed';
     if (!this.pending.has(node)) return this.responded.includes(node) ? 'duplicate' : 'not-asked';
+    if (this.isStale(answer)) return 'stale';
     this.pending.delete(node);
     this.responded.push(node);
     try {

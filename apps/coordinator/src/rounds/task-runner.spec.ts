@@ -1,4 +1,4 @@
-import { DEFAULT_FL_SETTINGS, Msg, RoundFigures, TaskSpec } from '@fl/contracts';
+import { DEFAULT_FL_SETTINGS, Msg, RoundFigures, RoundInstructionPayload, TaskSpec } from '@fl/contracts';
 import { IRIS, modelInputs } from '@fl/datasets';
 import { MessageBus, OutboundMessage } from '@fl/messaging';
 import { buildClassifierPackage, decodeSafetensors, encodeSafetensors, modelPackageFiles, NamedTensors } from '@fl/models';
@@ -41,10 +41,23 @@ const spec = {
  * instruction at once (fit returns the weights it got), a registry holding an
  * iris MLP, and a rounds repository and round event whose completion the test
  * may hold back. `log` records what happened, in order.
+ *
+ * Sites evaluate within a fit that asks them to (chained evaluation), except
+ * those left out of `chaining` (a release before it: they only train).
  */
 function harness(
   hold: { start?: Map<number, Promise<void>>; event?: Map<number, Promise<void>> } = {},
-  opts: { spec?: TaskSpec; config?: Partial<CoordinatorConfig>; training?: boolean; failEvaluate?: number[]; failFit?: number[]; keeping?: string[] } = {},
+  opts: {
+    spec?: TaskSpec;
+    config?: Partial<CoordinatorConfig>;
+    training?: boolean;
+    failEvaluate?: number[];
+    failFit?: number[];
+    keeping?: string[];
+    chaining?: string[];
+    /** Before its answer to the first fit of these rounds, each site sends one trained from other weights (an earlier instruction's). */
+    staleFit?: number[];
+  } = {},
 ) {
   const log: string[] = [];
   const stored: (RoundFigures & { round: number })[] = [];
@@ -58,10 +71,14 @@ function harness(
   const keptAt = new Map<string, Buffer>();
   const bus = {
     publish: async (_route: string, msg: OutboundMessage) => {
-      const { round, keep_weights, kept_weights, weights_sha256 } = msg.payload as { round: number; keep_weights?: boolean; kept_weights?: boolean; weights_sha256: string };
+      const { round, keep_weights, kept_weights, weights_sha256, evaluates_round, evaluators } = msg.payload as unknown as RoundInstructionPayload;
       if (msg.name === Msg.RoundFit || msg.name === Msg.RoundEvaluate) {
         const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
         log.push(`${phase} ${round} sent${msg.attachment ? '' : ' without weights'}`);
+        if (evaluates_round !== undefined) log.push(`evaluation ${evaluates_round} asked of ${evaluators!.join(', ')}`);
+        // The evaluation a fit carries fails like one on its own (failEvaluate).
+        const carried = evaluates_round === undefined ? 0 : evaluations.set(evaluates_round, (evaluations.get(evaluates_round) ?? 0) + 1).get(evaluates_round)!;
+        const carriedFails = carried === 1 && opts.failEvaluate?.includes(evaluates_round!);
         if (Boolean(kept_weights) !== (msg.attachment === undefined)) throw new Error(`fit ${round}: kept_weights ${kept_weights} with${msg.attachment ? '' : 'out'} weights`);
         // With failEvaluate, the first evaluation of those rounds fails at every site: the round runs again.
         // With failFit, the first fit of those rounds fails at every site.
@@ -74,16 +91,27 @@ function harness(
             const received = kept_weights ? keptAt.get(node) : msg.attachment;
             keptAt.delete(node);
             if (keeps) keptAt.set(node, msg.attachment!);
+            const evaluation =
+              evaluates_round !== undefined && evaluators!.includes(node) && (opts.chaining ?? SITES).includes(node)
+                ? { task_id: TASK_ID, round: evaluates_round, sender: node, duration_ms: 0, ...(carriedFails ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 } : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8 }) }
+                : undefined;
             const payload =
               // loss_before_fit: what QFedAvg asks of the sites (the others ignore it).
-              phase === 'fit' ? (received && !failed ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5, loss_before_fit: 0.6 + 0.1 * k } : { status: 'error', error: 'not kept', examples: 0, train_loss: 0 })
-              : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 }
-              : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8, ...(keeps ? { kept_weights_sha256: weights_sha256 } : {}) };
+              phase === 'fit'
+                ? { ...(received && !failed ? { status: 'ok', examples: 40 + 20 * k, train_loss: 0.5, loss_before_fit: 0.6 + 0.1 * k } : { status: 'error', error: 'not kept', examples: 0, train_loss: 0 }), trained_from: weights_sha256, ...(evaluation ? { evaluation } : {}) }
+                : failed ? { status: 'error', error: 'no data', examples: 0, loss: 0, accuracy: 0 }
+                : { status: 'ok', examples: 10, loss: 0.4, accuracy: 0.8, ...(keeps ? { kept_weights_sha256: weights_sha256 } : {}) };
             // With training, each site moves every weight by its own step (zero compute otherwise: the weights it got).
             const attachment = phase !== 'fit' || !received || failed ? undefined : opts.training ? trained(received, 0.01 * (k + 1) * (round % 2 ? 1 : -0.5)) : received;
+            if (phase === 'fit' && attempt === 1 && opts.staleFit?.includes(round)) {
+              // Other weights' update: folded in, it would change the result.
+              const stale = { ...payload, trained_from: 'f'.repeat(64) };
+              expect(router.route(TASK_ID, round, phase, node, { payload: stale, attachment: attachment && trained(attachment, 1) })).toBe('stale');
+            }
             router.route(TASK_ID, round, phase, node, { payload, attachment });
           });
           answeredOf(phase, round).resolve();
+          if (evaluates_round !== undefined) answeredOf('evaluate', evaluates_round).resolve();
         });
       }
     },
@@ -135,7 +163,7 @@ function harness(
     opts.spec ?? spec,
     new AbortController().signal,
   );
-  return { runner, log, answered: answeredOf, checkpoints };
+  return { runner, log, answered: answeredOf, checkpoints, stored };
 }
 
 /** An update: the weights received, each moved by `step`. */
@@ -201,13 +229,71 @@ const fedAdam = { ...spec, settings: { ...spec.settings, strategy: 'FedAdam', st
 
 /** A FedAdam task run to its end over the harness's training sites: its last checkpoint, its log and the instructions it sent. */
 async function finalCheckpoint(options: Parameters<typeof harness>[1]) {
-  const { runner, checkpoints, log } = harness({}, { spec: fedAdam, training: true, ...options });
+  const { runner, checkpoints, log, stored } = harness({}, { spec: fedAdam, training: true, ...options });
   await runner.run();
-  return { last: checkpoints[checkpoints.length - 1], log, sent: log.filter((l) => l.includes(' sent') && !l.startsWith('event')) };
+  // Each round's figures, without its times.
+  const figures = stored.map(({ round, participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples }) => ({ round, participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples }));
+  return { last: checkpoints[checkpoints.length - 1], log, sent: log.filter((l) => l.includes(' sent') && !l.startsWith('event')), figures };
 }
 
+describe('TaskRunner: the evaluation travels with the next fit (CHAINED_EVALUATION)', () => {
+  const run = (options: Parameters<typeof harness>[1] = {}) => finalCheckpoint({ ...options, config: { ROUND_RETRIES: 1, ...options.config } });
+  const apart = (options: Parameters<typeof harness>[1] = {}) => run({ ...options, config: { CHAINED_EVALUATION: 'off', ...options.config } });
+  const ends = (log: string[]) => log.filter((l) => l.startsWith('fail') || l.startsWith('complete'));
+
+  it('sends one instruction per round and the last evaluation on its own, to the same bits and figures as evaluations apart', async () => {
+    const chained = await run();
+    const separate = await apart();
+    expect(chained.sent).toEqual(['fit 1 sent', 'fit 2 sent', 'fit 3 sent', 'evaluate 3 sent']);
+    expect(chained.log.filter((l) => l.startsWith('evaluation'))).toEqual(['evaluation 1 asked of site-a, site-b', 'evaluation 2 asked of site-a, site-b']);
+    expect(separate.sent).toEqual(['fit 1 sent', 'evaluate 1 sent', 'fit 2 sent', 'evaluate 2 sent', 'fit 3 sent', 'evaluate 3 sent']);
+    expect(chained.last.round).toBe(3);
+    expect(chained.last.weights.equals(separate.last.weights)).toBe(true);
+    expect(chained.last.strategy_state!.equals(separate.last.strategy_state!)).toBe(true);
+    expect(chained.figures).toEqual(separate.figures);
+    expect(chained.figures.map((f) => f.eval_examples)).toEqual([20, 20, 20]);
+    // A round's end is stored once the next round's answers, which carry its evaluation, are in.
+    expect(chained.log.indexOf('complete 1')).toBeGreaterThan(chained.log.indexOf('fit 2 sent'));
+  });
+
+  it('asks a site of an earlier release, which only trains, for the evaluation on its own', async () => {
+    const mixed = await run({ chaining: ['site-a'] });
+    expect(mixed.sent).toEqual(['fit 1 sent', 'fit 2 sent', 'evaluate 1 sent', 'fit 3 sent', 'evaluate 2 sent', 'evaluate 3 sent']);
+    const separate = await apart();
+    expect(mixed.figures).toEqual(separate.figures);
+    expect(mixed.last.weights.equals(separate.last.weights)).toBe(true);
+  });
+
+  it("runs a round again when the evaluation its next fit carried fails, and drops the updates made from the round's weights", async () => {
+    const retried = await run({ failEvaluate: [2] });
+    expect(ends(retried.log)).toEqual(['complete 1', 'fail 2', 'complete 2', 'complete 3']);
+    expect(retried.sent).toEqual(['fit 1 sent', 'fit 2 sent', 'fit 3 sent', 'fit 2 sent', 'fit 3 sent', 'evaluate 3 sent']);
+    const separate = await apart({ failEvaluate: [2] });
+    expect(ends(separate.log)).toEqual(ends(retried.log));
+    expect(retried.last.weights.equals(separate.last.weights)).toBe(true);
+    expect(retried.last.strategy_state!.equals(separate.last.strategy_state!)).toBe(true);
+  });
+
+  it('ignores an answer trained from other weights (an earlier instruction for the round) and takes the one to its own', async () => {
+    const withStale = await run({ staleFit: [2, 3] });
+    const plain = await run();
+    expect(withStale.sent).toEqual(plain.sent);
+    expect(withStale.last.weights.equals(plain.last.weights)).toBe(true);
+  });
+
+  it('keeps the evaluation apart for a large model, and where a site to evaluate is not chosen to fit next round', async () => {
+    expect((await run({ config: { LARGE_MODEL_BYTES: 1 } })).sent).toEqual(['fit 1 sent', 'evaluate 1 sent', 'fit 2 sent', 'evaluate 2 sent', 'fit 3 sent', 'evaluate 3 sent']);
+    const half = { min_fit_clients: 1, fraction_fit: 0.5 };
+    const sampled = { ...fedAdam, settings: { ...fedAdam.settings, ...half, strategy_params: { ...fedAdamParams, ...half } } } as TaskSpec;
+    const one = await run({ spec: sampled });
+    expect(one.sent).toEqual(['fit 1 sent', 'evaluate 1 sent', 'fit 2 sent', 'evaluate 2 sent', 'fit 3 sent', 'evaluate 3 sent']);
+    expect(one.figures.map((f) => [f.participants, f.eval_examples])).toEqual([[1, 20], [1, 20], [1, 20]]);
+  });
+});
+
 describe('TaskRunner: weights the sites kept from the evaluation', () => {
-  const run = (options: Parameters<typeof harness>[1]) => finalCheckpoint({ config: { ROUND_RETRIES: 1 }, ...options });
+  // Where evaluations are their own phase (CHAINED_EVALUATION off, or a site to evaluate not chosen to fit next round).
+  const run = (options: Parameters<typeof harness>[1]) => finalCheckpoint({ config: { ROUND_RETRIES: 1, CHAINED_EVALUATION: 'off' }, ...options });
 
   it('sends the next fit without the weights once every site asked to fit kept them, to the same bits; never at the last round, nor in a round run again', async () => {
     const attached = await run({});
@@ -264,7 +350,7 @@ describe('TaskRunner: large models with a server step (FedAdam), aggregated in p
     // And the weights moved: the sites trained, the server stepped.
     const first = await finalCheckpoint({ config: { LARGE_MODEL_BYTES: 1 }, spec: { ...fedAdam, num_global_iterations: 1 } });
     expect(first.last.weights.equals(strategyPath.last.weights)).toBe(false);
-  });
+  }, 30_000);
 });
 
 describe('TaskRunner: large models with QFedAvg and differential privacy', () => {
@@ -290,5 +376,5 @@ describe('TaskRunner: large models with QFedAvg and differential privacy', () =>
     expect(large.last.strategy_state?.equals(small.last.strategy_state!) ?? small.last.strategy_state === null).toBe(true);
     // The weights moved: the sites trained and the strategy stepped.
     expect(large.last.weights.equals(large.first.weights)).toBe(false);
-  });
+  }, 30_000);
 });

@@ -160,6 +160,11 @@ function aggregatingStrategy(strategy: Strategy): Strategy {
   return strategy instanceof DifferentiallyPrivateStrategy && strategy.privacy.mode === 'local' ? strategy.inner : strategy;
 }
 
+/** A round's figures for one worker, made when first needed. */
+function nodeFigures(perNode: Map<string, NodeRoundFigures>, node: string): NodeRoundFigures {
+  return perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
+}
+
 function sha256Of(g: GlobalWeights): string {
   return (g.sha256 ??= sha256Hex(g.buf));
 }
@@ -181,6 +186,33 @@ interface RoundFold {
   /** A large model's sums faulted in a slice at a time (FitAggregation.prefault), once the weights have gone out. */
   prefault(): Promise<void>;
   dispose(): void;
+}
+
+/**
+ * A round's fit phase: the sites chosen, the fold their updates go into as
+ * they arrive, and how each answered. Collected by the round's own broadcast,
+ * or (chained evaluation) by the last round's, whose evaluation it carries.
+ */
+interface FitPhase {
+  round: number;
+  started: Date;
+  /** The workers online when the sites were chosen; the round's evaluators are sampled from them. */
+  online: OnlineNode[];
+  /** How many of them can train (the sampling population, for the privacy accounting). */
+  population: number;
+  chosen: string[];
+  /** The global weights the fit sends: an answer trained from others is an earlier instruction's. */
+  weightsSha: string;
+  strategy: Strategy;
+  fold: RoundFold;
+  records: ParticipantRecord[];
+  trainLosses: { value: number; examples: number }[];
+  problems: string[];
+  perNode: Map<string, NodeRoundFigures>;
+  /** The chosen sites that did not answer, once collected. */
+  missing: string[];
+  /** The round's start row, written while its fit instruction goes out (RoundBook.started). */
+  startRow?: Promise<void>;
 }
 
 /** How each worker took part in a round attempt, stored with the round's end (complete or fail): one commit per round, not one per phase. */
@@ -240,6 +272,8 @@ export class TaskRunner {
    * Spent by the next fit broadcast, whether or not it used them.
    */
   private keptBy?: { sha256: string; nodes: Set<string> };
+  /** The next round's fit, collected with the last round's evaluation (CHAINED_EVALUATION): taken by that round's first attempt. */
+  private chained?: FitPhase;
   /** Server-side evaluation: the operator's rows of the use case and a runner of the package, made at the first round. */
   private serverEval?: { data: LabeledData; runner: ModelRunner } | null;
 
@@ -270,6 +304,9 @@ export class TaskRunner {
     try {
       return await this.runRounds();
     } finally {
+      // A chained fit not taken (the task stopped between rounds): its fold goes.
+      this.chained?.fold.dispose();
+      this.chained = undefined;
       await this.serverEval?.runner.release().catch(() => undefined);
     }
   }
@@ -672,7 +709,14 @@ export class TaskRunner {
     for (const node of missing) this.packageSentTo.add(node);
   }
 
-  private async broadcast(msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate, round: number, participants: string[], weights: GlobalWeights, strategy?: Strategy): Promise<void> {
+  private async broadcast(
+    msg: typeof Msg.RoundFit | typeof Msg.RoundEvaluate,
+    round: number,
+    participants: string[],
+    weights: GlobalWeights,
+    strategy?: Strategy,
+    evaluation?: { round: number; evaluators: string[] },
+  ): Promise<void> {
     const s = this.spec.settings;
     const sha = sha256Of(weights);
     const kept = this.keptBy;
@@ -690,6 +734,7 @@ export class TaskRunner {
       weights_sha256: sha,
       ...(keep ? { keep_weights: true } : {}),
       ...(fromKept ? { kept_weights: true } : {}),
+      ...(evaluation ? { evaluates_round: evaluation.round, evaluators: evaluation.evaluators } : {}),
       reply_to: Routes.coordinator(this.deps.config.COORDINATOR_ID, msg === Msg.RoundFit ? Msg.RoundFitResult : Msg.RoundEvaluateResult),
       ...(msg === Msg.RoundFit
         ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round, ...this.privacy?.workerConfig(), ...strategyFitConfig(strategy?.fitConfig(round)) } }
@@ -700,26 +745,34 @@ export class TaskRunner {
 
   private async runRound(round: number): Promise<RoundOutcome> {
     const { spec, deps } = this;
-    const s = spec.settings;
-    const started = new Date();
-    const online = await this.awaitWorkers(s.min_fit_clients, round);
-    const candidates = online.filter((n) => n.train > 0);
-    const chosen = this.sample(candidates, round).map((n) => n.name);
-    // Before anything is sent: a round that would take epsilon beyond the budget is not run.
-    this.privacy?.checkNextRound(round, chosen.length, candidates.length);
-    // Written while the fit instruction goes out (RoundBook.started).
-    const startRow = deps.rounds.start(spec.task_id, round, chosen);
-    startRow.catch(() => undefined);
-
-    // Fit: fold each update into the aggregate as it arrives. A new strategy
-    // per attempt, from the state of the last completed round, so that a round
-    // run again does not step the server state twice.
-    const strategy = this.newStrategy();
-    // No reference to the global weights in this frame: a large model's are let go during the fit phase.
-    const fold = this.beginFold(round, strategy, chosen.length);
-    const book: RoundBook = { records: { fit: [], evaluate: [] }, started: startRow, stored: false };
+    // The fit collected with the last round's evaluation, if any: taken once, a retry of the round sends its own.
+    const chained = this.chained?.round === round ? this.chained : undefined;
+    this.chained = undefined;
+    const phase = chained ?? (await this.newFitPhase(round));
+    const book: RoundBook = { records: { fit: phase.records, evaluate: [] }, started: (phase.startRow ??= this.startRow(round, phase.chosen)), stored: false };
     try {
-      return await this.runPhases(round, started, online, chosen, strategy, fold, candidates.length, book);
+      if (!chained) {
+        const fit = await this.collect<FitResultPayload>(
+          round,
+          'fit',
+          phase.chosen,
+          this.fitHandler(phase),
+          async () => {
+            await this.broadcast(Msg.RoundFit, round, phase.chosen, this.current!, phase.strategy);
+            if (phase.fold.large) {
+              this.letGo(phase.fold.letsGo);
+              collectGarbage();
+              // Once the global weights are gone where the fold does not need them (FedAvg): the sums and the weights are
+              // not held together. Updates arrive only after a worker has received the weights and sent its own back.
+              await phase.fold.prefault();
+            }
+          },
+          true,
+          this.staleFor(phase),
+        );
+        phase.missing = fit.missing;
+      }
+      return await this.runPhases(phase, book);
     } catch (err) {
       // A round that ends otherwise than completed or failed (stopped, its aggregation failed) still records who answered how;
       // not once another coordinator holds the task (it runs the round again and records its own attempt).
@@ -727,13 +780,108 @@ export class TaskRunner {
       if (!book.stored && !leaseLost) await book.started.then(() => deps.rounds.participants(spec.task_id, round, book.records)).catch(() => undefined);
       throw err;
     } finally {
-      fold.dispose();
+      phase.fold.dispose();
     }
   }
 
-  private beginFold(round: number, task: Strategy, sampled: number): RoundFold {
-    const global = this.current!;
-    const state = this.serverState ?? new Map<string, Float64Array>();
+  /** Writes a round's start row while its fit instruction goes out; awaited before the round's end is stored (RoundBook.started). */
+  private startRow(round: number, chosen: string[]): Promise<void> {
+    const written = this.deps.rounds.start(this.spec.task_id, round, chosen);
+    written.catch(() => undefined);
+    return written;
+  }
+
+  /** A round's fit phase from the global weights in hand: the sites online now, sampled. */
+  private async newFitPhase(round: number): Promise<FitPhase> {
+    const s = this.spec.settings;
+    const started = new Date();
+    const online = await this.awaitWorkers(s.min_fit_clients, round);
+    const candidates = online.filter((n) => n.train > 0);
+    const chosen = this.sample(candidates, round).map((n) => n.name);
+    // Before anything is sent: a round that would take epsilon beyond the budget is not run.
+    this.privacy?.checkNextRound(round, chosen.length, candidates.length);
+    // A new strategy per attempt, from the state of the last completed round, so that a round run again does not step
+    // the server state twice. No reference to the global weights in this frame: a large model's are let go during the fit phase.
+    const strategy = this.newStrategy();
+    const weightsSha = sha256Of(this.current!);
+    const fold = this.beginFold(round, strategy, chosen.length);
+    return { round, started, online, population: candidates.length, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
+  }
+
+  /** Folds each fit answer into the phase's aggregate as it arrives (streaming aggregation), and notes how the site answered. */
+  private fitHandler(phase: FitPhase): (node: string, a: Answer<FitResultPayload>) => void {
+    const registered = new Map(phase.online.map((n) => [n.name, n.train]));
+    return (node, { payload: p, attachment }) => {
+      const reason = this.foldUpdate(phase.fold, node, p, attachment, registered.get(node));
+      // A large update is released once folded (or stored on disk): its memory goes back before the next arrives.
+      if (phase.fold.large) collectGarbage();
+      if (p.status === 'error') this.forgetPackage(node);
+      if (reason) {
+        phase.problems.push(`${node}: ${reason}`);
+        phase.records.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
+        return;
+      }
+      phase.trainLosses.push({ value: p.train_loss, examples: p.examples });
+      nodeFigures(phase.perNode, node).fit = { examples: p.examples, loss: p.train_loss };
+      phase.records.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
+    };
+  }
+
+  /** An answer naming other global weights than the phase sent answers an earlier instruction for the same round (one before a retry). */
+  private staleFor(phase: FitPhase): (a: Answer<FitResultPayload>) => boolean {
+    return ({ payload: p }) => {
+      const stale = p.trained_from !== undefined && p.trained_from !== phase.weightsSha;
+      if (stale) this.log.log(`round ${phase.round}: an answer from ${p.sender} trained from other weights (${p.trained_from!.slice(0, 12)}…) is an earlier instruction's: ignored`);
+      return stale;
+    };
+  }
+
+  /**
+   * The next round's fit phase, begun before this round's evaluation so that
+   * one instruction carries both (CHAINED_EVALUATION): each site then gets one
+   * instruction and sends one answer per round instead of two. Only where the
+   * model is below LARGE_MODEL_BYTES, every site to evaluate is also chosen to
+   * fit, and the next round may run now (enough sites online, within the
+   * privacy budget); otherwise undefined, and the evaluation is its own phase.
+   */
+  private async chainNext(round: number, next: GlobalWeights, state: StateMap, evaluators: string[]): Promise<FitPhase | undefined> {
+    const { spec, deps } = this;
+    const s = spec.settings;
+    if (deps.config.CHAINED_EVALUATION !== 'on' || round >= spec.num_global_iterations || evaluators.length === 0) return undefined;
+    if (next.buf.length >= deps.config.LARGE_MODEL_BYTES) return undefined;
+    const started = new Date();
+    const online = await deps.workers.online(spec.use_case);
+    const candidates = online.filter((n) => n.train > 0);
+    if (candidates.length < s.min_fit_clients || online.length < (s.strategy_params?.min_available_clients ?? 1)) return undefined;
+    const chosen = this.sample(candidates, round + 1).map((n) => n.name);
+    if (!evaluators.every((n) => chosen.includes(n))) return undefined;
+    try {
+      this.privacy?.checkNextRound(round + 1, chosen.length, candidates.length);
+    } catch (err) {
+      if (err instanceof PrivacyBudgetReached) return undefined;
+      throw err;
+    }
+    const strategy = this.newStrategy();
+    const fold = this.beginFold(round + 1, strategy, chosen.length, next, state);
+    return {
+      round: round + 1,
+      started,
+      online,
+      population: candidates.length,
+      chosen,
+      weightsSha: sha256Of(next),
+      strategy,
+      fold,
+      records: [],
+      trainLosses: [],
+      problems: [],
+      perNode: new Map(),
+      missing: [],
+    };
+  }
+
+  /** The fold of a round's updates, from the given global weights and server state (those in hand unless the next round is chained). */
+  private beginFold(round: number, task: Strategy, sampled: number, global = this.current!, state = this.serverState ?? new Map<string, Float64Array>()): RoundFold {
     const large = global.buf.length >= this.deps.config.LARGE_MODEL_BYTES;
     const strategy = aggregatingStrategy(task);
     if (this.foldsInPlace(strategy, global)) {
@@ -802,54 +950,17 @@ export class TaskRunner {
     };
   }
 
-  private async runPhases(
-    round: number,
-    started: Date,
-    online: OnlineNode[],
-    chosen: string[],
-    strategy: Strategy,
-    aggregator: RoundFold,
-    population: number,
-    book: RoundBook,
-  ): Promise<RoundOutcome> {
+  private async runPhases(phase: FitPhase, book: RoundBook): Promise<RoundOutcome> {
     const { spec, deps } = this;
     const s = spec.settings;
-    const registered = new Map(online.map((n) => [n.name, n.train]));
-    const perNode = new Map<string, NodeRoundFigures>();
-    const nodeFigures = (node: string) => perNode.get(node) ?? perNode.set(node, { node }).get(node)!;
-    const trainLosses: { value: number; examples: number }[] = [];
-    const problems: string[] = [];
-    const { records } = book;
-    const { fit: fitRecords, evaluate: evalRecords } = records;
-    const fit = await this.collect<FitResultPayload>(round, 'fit', chosen, (node, { payload: p, attachment }) => {
-      const reason = this.foldUpdate(aggregator, node, p, attachment, registered.get(node));
-      // A large update is released once folded (or stored on disk): its memory goes back before the next arrives.
-      if (aggregator.large) collectGarbage();
-      if (p.status === 'error') this.forgetPackage(node);
-      if (reason) {
-        problems.push(`${node}: ${reason}`);
-        fitRecords.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
-        return;
-      }
-      trainLosses.push({ value: p.train_loss, examples: p.examples });
-      nodeFigures(node).fit = { examples: p.examples, loss: p.train_loss };
-      fitRecords.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
-    }, async () => {
-      await this.broadcast(Msg.RoundFit, round, chosen, this.current!, strategy);
-      if (aggregator.large) {
-        this.letGo(aggregator.letsGo);
-        collectGarbage();
-        // Once the global weights are gone where the fold does not need them (FedAvg): the sums and the weights are
-        // not held together. Updates arrive only after a worker has received the weights and sent its own back.
-        await aggregator.prefault();
-      }
-    });
-    for (const node of fit.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
+    const { round, strategy, chosen, fold: aggregator, records: fitRecords, problems } = phase;
+    const evalRecords = book.records.evaluate;
+    for (const node of phase.missing) fitRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
     this.countAnswers('fit', fitRecords);
     this.checkStopped();
     if (aggregator.updates < s.min_fit_clients) {
       await this.failRound(round, book);
-      const missing = fit.missing.length ? `; no answer within ${s.round_timeout_s} s from ${fit.missing.join(', ')}` : '';
+      const missing = phase.missing.length ? `; no answer within ${s.round_timeout_s} s from ${phase.missing.join(', ')}` : '';
       const bad = problems.length ? `; unusable: ${problems.join('; ')}` : '';
       throw new RoundShortfall(`round ${round}: ${aggregator.updates} usable update(s) from ${chosen.length} worker(s), min_fit_clients is ${s.min_fit_clients}${missing}${bad}`);
     }
@@ -869,66 +980,124 @@ export class TaskRunner {
     }
     if (aggregator.large) collectGarbage();
     // Spent once the noised aggregate exists (the evaluation below sends it out), whether or not the round completes.
-    this.privacy?.spend(chosen.length, population);
+    this.privacy?.spend(chosen.length, phase.population);
     const server = await this.evaluateOnServer(round, next.tensors);
+    // For a large model, the strategy's own buffers (four times its size for FedOpt): stored as they are, kept for the next round.
+    const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.sharesState }) : new Map<string, Float64Array>();
 
     // Evaluate the new global weights on the held-out split of every worker online at the round's start.
-    const evaluators = this.sampleEvaluators(online.filter((n) => n.test > 0), round);
+    const evaluators = this.sampleEvaluators(phase.online.filter((n) => n.test > 0), round);
     const evals: { loss: number; accuracy: number; examples: number }[] = [];
-    const ev = await this.collect<EvaluateResultPayload>(round, 'evaluate', evaluators, (node, { payload: p }) => {
+    const evaluated = (node: string, p: EvaluateResultPayload) => {
       if (p.status === 'error') this.forgetPackage(node);
-      if (p.status === 'ok' && this.keptBy && p.kept_weights_sha256 === this.keptBy.sha256) this.keptBy.nodes.add(node);
       if (p.status !== 'ok' || !(p.examples > 0) || !Number.isFinite(p.loss) || !Number.isFinite(p.accuracy)) {
         evalRecords.push({ node, status: 'failed', reason: p.error ?? 'unusable evaluation' });
         return;
       }
       evals.push({ loss: p.loss, accuracy: p.accuracy, examples: p.examples });
-      nodeFigures(node).evaluate = { examples: p.examples, loss: p.loss, accuracy: p.accuracy };
+      nodeFigures(phase.perNode, node).evaluate = { examples: p.examples, loss: p.loss, accuracy: p.accuracy };
       evalRecords.push({ node, status: 'received', examples: p.examples, loss: p.loss, accuracy: p.accuracy });
-    }, async () => this.broadcast(Msg.RoundEvaluate, round, evaluators, next));
-    for (const node of ev.missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
-    this.countAnswers('evaluate', evalRecords);
-    this.checkStopped();
-    const minEvaluations = Math.max(1, spec.settings.strategy_params?.min_evaluate_clients ?? 1);
-    if (evals.length < minEvaluations) {
-      await this.failRound(round, book);
-      if (evals.length === 0) throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
-      throw new RoundShortfall(`round ${round}: ${evals.length} evaluation(s) of the new weights, min_evaluate_clients is ${minEvaluations} (asked: ${evaluators.join(', ')})`);
-    }
-
-    const finished = new Date();
-    const figures: RoundFigures = {
-      participants,
-      examples,
-      train_loss: weightedMean(trainLosses),
-      eval_loss: weightedMean(evals.map((e) => ({ value: e.loss, examples: e.examples }))),
-      eval_accuracy: weightedMean(evals.map((e) => ({ value: e.accuracy, examples: e.examples }))),
-      eval_examples: evals.reduce((a, e) => a + e.examples, 0),
-      started_at: started.toISOString(),
-      finished_at: finished.toISOString(),
-      duration_ms: finished.getTime() - started.getTime(),
-      ...(this.privacy?.totals().epsilon !== undefined ? { epsilon: this.privacy.totals().epsilon } : {}),
-      ...server,
     };
-    const rejected = fitRecords.filter((r) => r.status === 'rejected').map((r) => ({ node: r.node, reason: r.reason ?? 'rejected' }));
-    if (rejected.length) figures.rejected = rejected;
-    // For a large model, the strategy's own buffers (four times its size for FedOpt): stored as they are, kept for the next round.
-    const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.sharesState }) : new Map<string, Float64Array>();
-    // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
-    const kept = new Map(state);
-    this.privacy?.save(kept);
-    await book.started;
-    await this.announcing; // the last round's event, before this round's end is stored
-    await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
-      strategyState: strategyStateSegments(strategy.name, kept),
-      records,
-      keep: deps.config.CHECKPOINTS_KEPT,
-    });
-    book.stored = true;
-    this.serverState = state;
-    deps.metrics.rounds.inc({ outcome: 'completed' });
-    deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
-    return { global: next, figures, nodes: [...perNode.values()] };
+    const chained = await this.chainNext(round, next, state, evaluators);
+    try {
+      let asked = evaluators;
+      const missing: string[] = [];
+      if (chained) {
+        // The next round's fit goes out now with these weights, and each site evaluates them before it trains.
+        chained.startRow = this.startRow(round + 1, chained.chosen);
+        const wanted = new Set(evaluators);
+        const onlyTrained: string[] = [];
+        const fitted = this.fitHandler(chained);
+        const answers = await this.collect<FitResultPayload>(
+          round + 1,
+          'fit',
+          chained.chosen,
+          (node, a) => {
+            const evaluation = a.payload.evaluation;
+            if (wanted.has(node)) {
+              // Another round's or another site's is not this evaluation: the site is asked on its own.
+              if (evaluation?.round === round && evaluation.sender === node && evaluation.task_id === spec.task_id) evaluated(node, evaluation);
+              else onlyTrained.push(node);
+            }
+            fitted(node, a);
+          },
+          () => this.broadcast(Msg.RoundFit, round + 1, chained.chosen, next, chained.strategy, { round, evaluators }),
+          true,
+          this.staleFor(chained),
+        );
+        chained.missing = answers.missing;
+        missing.push(...answers.missing.filter((n) => wanted.has(n)));
+        // A site of a release before chained evaluation only trains: it is asked for the evaluation on its own.
+        asked = onlyTrained;
+      }
+      if (asked.length) {
+        const ev = await this.collect<EvaluateResultPayload>(
+          round,
+          'evaluate',
+          asked,
+          (node, { payload: p }) => {
+            if (p.status === 'ok' && this.keptBy && p.kept_weights_sha256 === this.keptBy.sha256) this.keptBy.nodes.add(node);
+            evaluated(node, p);
+          },
+          async () => this.broadcast(Msg.RoundEvaluate, round, asked, next),
+        );
+        missing.push(...ev.missing);
+      }
+      for (const node of missing) evalRecords.push({ node, status: 'missing', reason: `no answer within ${s.round_timeout_s} s` });
+      this.countAnswers('evaluate', evalRecords);
+      this.checkStopped();
+      const minEvaluations = Math.max(1, spec.settings.strategy_params?.min_evaluate_clients ?? 1);
+      if (evals.length < minEvaluations) {
+        await this.failRound(round, book);
+        if (evals.length === 0) throw new RoundShortfall(`round ${round}: no edge worker returned an evaluation of the new weights (asked: ${evaluators.join(', ') || 'none online'})`);
+        throw new RoundShortfall(`round ${round}: ${evals.length} evaluation(s) of the new weights, min_evaluate_clients is ${minEvaluations} (asked: ${evaluators.join(', ')})`);
+      }
+
+      const finished = new Date();
+      const figures: RoundFigures = {
+        participants,
+        examples,
+        train_loss: weightedMean(phase.trainLosses),
+        eval_loss: weightedMean(evals.map((e) => ({ value: e.loss, examples: e.examples }))),
+        eval_accuracy: weightedMean(evals.map((e) => ({ value: e.accuracy, examples: e.examples }))),
+        eval_examples: evals.reduce((a, e) => a + e.examples, 0),
+        started_at: phase.started.toISOString(),
+        finished_at: finished.toISOString(),
+        duration_ms: finished.getTime() - phase.started.getTime(),
+        ...(this.privacy?.totals().epsilon !== undefined ? { epsilon: this.privacy.totals().epsilon } : {}),
+        ...server,
+      };
+      const rejected = fitRecords.filter((r) => r.status === 'rejected').map((r) => ({ node: r.node, reason: r.reason ?? 'rejected' }));
+      if (rejected.length) figures.rejected = rejected;
+      // The checkpoint also keeps the privacy accounting; the strategy is only ever given its own state.
+      const kept = new Map(state);
+      this.privacy?.save(kept);
+      await book.started;
+      await this.announcing; // the last round's event, before this round's end is stored
+      await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
+        strategyState: strategyStateSegments(strategy.name, kept),
+        records: book.records,
+        keep: deps.config.CHECKPOINTS_KEPT,
+      });
+      book.stored = true;
+      this.serverState = state;
+      this.chained = chained;
+      deps.metrics.rounds.inc({ outcome: 'completed' });
+      deps.metrics.roundDuration.observe(figures.duration_ms / 1000);
+      return { global: next, figures, nodes: [...phase.perNode.values()] };
+    } catch (err) {
+      if (chained) {
+        // The next round's updates came from these weights: they go with this round (its retry sends its own fit).
+        if (chained.fold.updates > 0) this.log.warn(`round ${round + 1}: ${chained.fold.updates} update(s) from the weights of round ${round} dropped, as round ${round} did not complete`);
+        chained.fold.dispose();
+        // How the sites answered that fit is recorded, as for a round that stops (runRound); not once another coordinator holds the task.
+        const leaseLost = this.signal.aborted && this.signal.reason === 'lease-lost';
+        if (chained.startRow && !leaseLost) {
+          await chained.startRow.then(() => deps.rounds.participants(spec.task_id, round + 1, { fit: chained.records, evaluate: [] })).catch(() => undefined);
+        }
+      }
+      throw err;
+    }
   }
 
   /** The new weights on the operator's held-out rows, where there are some. */
@@ -982,8 +1151,9 @@ export class TaskRunner {
     handle: (node: string, a: Answer<P>) => void,
     send: () => Promise<void>,
     needsPackage = true,
+    isStale?: (a: Answer<P>) => boolean,
   ) {
-    const collector = new RoundCollector<Answer<P>>(nodes, this.spec.settings.round_timeout_s * 1000, this.signal, handle);
+    const collector = new RoundCollector<Answer<P>>(nodes, this.spec.settings.round_timeout_s * 1000, this.signal, handle, isStale);
     const unregister = this.deps.router.register(this.spec.task_id, round, phase, collector);
     try {
       if (needsPackage) await this.ensurePackage(nodes);

@@ -134,6 +134,27 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     expect(kept.keptBytes).toBe(0);
   });
 
+  it('evaluates the received weights before training when the fit lists it among the evaluators, and says what it trained from', async () => {
+    const config = { local_epochs: 2, batch_size: 8, learning_rate: 0.3, seed: 9 };
+    const alone = await evaluate(instruction({ task_id: 8, round: 1 }));
+    const plain = await fitAnswer(instruction({ task_id: 8, round: 2, config }));
+    expect(plain.answer.evaluation).toBeUndefined();
+    expect(plain.answer.trained_from).toBe(sha256Hex(weights));
+
+    const chained = await fitAnswer(instruction({ task_id: 8, round: 2, config, evaluates_round: 1, evaluators: ['site-b', 'site-a'] }));
+    expect(chained.answer.evaluation).toMatchObject({ task_id: 8, round: 1, sender: 'site-a', status: 'ok', examples: 10, loss: alone.loss, accuracy: alone.accuracy });
+    // The training is the same as without the evaluation.
+    expect(chained.answer).toMatchObject({ status: 'ok', examples: 40, train_loss: plain.answer.train_loss, weights_sha256: plain.answer.weights_sha256, trained_from: sha256Hex(weights) });
+    expect(chained.attachment!.equals(plain.attachment!)).toBe(true);
+
+    const notListed = await fitAnswer(instruction({ task_id: 8, round: 2, config, evaluates_round: 1, evaluators: ['site-b'] }));
+    expect(notListed.answer.evaluation).toBeUndefined();
+    // Weights it cannot use: the fit and the evaluation both fail, naming why.
+    const wrong = await fitAnswer(instruction({ task_id: 8, round: 2, config, evaluates_round: 1, evaluators: ['site-a'], weights_sha256: 'a'.repeat(64) }));
+    expect(wrong.answer).toMatchObject({ status: 'error', error: 'global weights do not match their sha256' });
+    expect(wrong.answer.evaluation).toMatchObject({ task_id: 8, round: 1, status: 'error', error: 'global weights do not match their sha256', examples: 0 });
+  });
+
   it('answers a fit without weights it did not keep (another task\'s, other weights, or none) with an error naming them', async () => {
     const config = { local_epochs: 1, batch_size: 8, learning_rate: 0.3, seed: 9 };
     await evaluate(instruction({ task_id: 6, round: 1, keep_weights: true }));

@@ -3,7 +3,7 @@ import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { EvaluateResultPayload, FitConfig, FitResultPayload, ModelPackagePayload, Msg, parsePayload, RoundInstructionPayload, StatsRequestPayload, StatsResultPayload } from '@fl/contracts';
 import { GaussianNoise, privatizeUpdateLocally, WeightMap } from '@fl/aggregation';
 import { BusContext, MessageBus } from '@fl/messaging';
-import { decodeSafetensors, encodeFeatureSums, encodeSafetensors, featureSums, NamedTensors, sha256Hex, TrainingCancelledError } from '@fl/models';
+import { decodeSafetensors, encodeFeatureSums, encodeSafetensors, featureSums, ModelRunner, NamedTensors, sha256Hex, TrainingCancelledError } from '@fl/models';
 import { BUS, TaskLogger } from '@fl/runtime';
 import { EdgeWorkerConfig, WORKER_CONFIG } from '../config';
 import { SiteData } from '../site/site-data.service';
@@ -50,6 +50,9 @@ export class TrainingController {
     const started = Date.now();
     let answer: FitResultPayload;
     let attachment: Buffer | undefined;
+    // The weights are the last round's result: its evaluation travels with this fit, done before training.
+    const evaluating = p.evaluates_round !== undefined && (p.evaluators ?? []).includes(this.me);
+    let evaluation: EvaluateResultPayload | undefined;
     const run = this.cancellations.begin(p.task_id);
     try {
       if (this.cancellations.isCancelled(p.task_id)) throw new TrainingCancelledError(0);
@@ -57,6 +60,10 @@ export class TrainingController {
       const received = p.kept_weights ? this.keptFor(p) : ctx.attachment;
       const { weights, split } = this.prepare(p, received);
       const runner = this.packages.get(p.package_sha256);
+      if (evaluating) {
+        evaluation = await this.evaluateOn(p, weights, split.test, p.evaluates_round!);
+        if (evaluation.status === 'ok') this.taskLog(p).log(`round ${p.round}: evaluated round ${p.evaluates_round}'s weights on ${evaluation.examples} held-out examples before training`);
+      }
       if (this.config.TRAINING === 'skip') {
         attachment = received!;
         answer = { ...this.envelope(p), status: 'ok', examples: split.train.n, train_loss: 0, duration_ms: Date.now() - started, weights_sha256: p.weights_sha256 };
@@ -94,7 +101,22 @@ export class TrainingController {
     } finally {
       run.end();
     }
+    answer.trained_from = p.weights_sha256;
+    if (evaluating) answer.evaluation = evaluation ?? { ...this.envelope({ ...p, round: p.evaluates_round! }), status: 'error', error: answer.error ?? 'not evaluated', examples: 0, loss: 0, accuracy: 0, duration_ms: 0 };
     await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
+  }
+
+  /** The answer to an evaluation of `round`'s weights on the site's held-out rows; a failure is an error answer, so that a fit still goes on. */
+  private async evaluateOn(p: RoundInstructionPayload, weights: NamedTensors, test: Parameters<ModelRunner['evaluate']>[1], round: number): Promise<EvaluateResultPayload> {
+    const started = Date.now();
+    const envelope = this.envelope({ ...p, round });
+    try {
+      const r = await this.packages.get(p.package_sha256).evaluate(weights, test);
+      return { ...envelope, status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
+    } catch (err) {
+      this.taskLog(p).warn(`task ${p.task_id} round ${round} evaluation failed: ${(err as Error).message}`);
+      return { ...envelope, status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
+    }
   }
 
   @EventPattern(Msg.RoundEvaluate)
@@ -105,10 +127,9 @@ export class TrainingController {
     let answer: EvaluateResultPayload;
     try {
       const { weights, split } = this.prepare(p, ctx.attachment);
-      const r = await this.packages.get(p.package_sha256).evaluate(weights, split.test);
-      answer = { ...this.envelope(p), status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
+      answer = await this.evaluateOn(p, weights, split.test, p.round);
       // The same weights start the task's next round: kept, the next fit can come without them.
-      if (p.keep_weights && this.kept.keep(p.task_id, p.weights_sha256, ctx.attachment!)) answer.kept_weights_sha256 = p.weights_sha256;
+      if (answer.status === 'ok' && p.keep_weights && this.kept.keep(p.task_id, p.weights_sha256, ctx.attachment!)) answer.kept_weights_sha256 = p.weights_sha256;
     } catch (err) {
       answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
       this.taskLog(p).warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
