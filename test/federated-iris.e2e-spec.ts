@@ -79,7 +79,7 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
       expect(new Date(r.finished_at).getTime()).toBeGreaterThanOrEqual(new Date(r.started_at).getTime());
     }
     expect(rounds[2].eval_accuracy).toBe(task.metrics.eval_accuracy);
-    // One instruction a round per site: rounds 1's and 2's evaluations travelled with the fits of rounds 2 and 3.
+    // One instruction a round per site: the evaluations of rounds 1 and 2 travelled with the fits of rounds 2 and 3.
     for (const site of ['site-1', 'site-2', 'site-3']) {
       const lines = platform.jsonLogLines(site).filter((l) => l.task_id === task.id);
       expect(lines.filter((l) => String(l.msg).includes('training on')).map((l) => l.round)).toEqual([1, 2, 3]);
