@@ -714,9 +714,13 @@ export class TaskRunner {
     round: number,
     participants: string[],
     weights: GlobalWeights,
-    strategy?: Strategy,
-    evaluation?: { round: number; evaluators: string[] },
+    opts: {
+      strategy?: Strategy;
+      /** A fit that carries the evaluation of `round`'s weights by these sites. */
+      evaluation?: { round: number; evaluators: string[] };
+    } = {},
   ): Promise<void> {
+    const { strategy, evaluation } = opts;
     const s = this.spec.settings;
     const sha = sha256Of(weights);
     const kept = this.keptBy;
@@ -758,7 +762,7 @@ export class TaskRunner {
           phase.chosen,
           this.fitHandler(phase),
           async () => {
-            await this.broadcast(Msg.RoundFit, round, phase.chosen, this.current!, phase.strategy);
+            await this.broadcast(Msg.RoundFit, round, phase.chosen, this.current!, { strategy: phase.strategy });
             if (phase.fold.large) {
               this.letGo(phase.fold.letsGo);
               collectGarbage();
@@ -800,12 +804,19 @@ export class TaskRunner {
     const chosen = this.sample(candidates, round).map((n) => n.name);
     // Before anything is sent: a round that would take epsilon beyond the budget is not run.
     this.privacy?.checkNextRound(round, chosen.length, candidates.length);
-    // A new strategy per attempt, from the state of the last completed round, so that a round run again does not step
-    // the server state twice. No reference to the global weights in this frame: a large model's are let go during the fit phase.
+    // No reference to the global weights in this frame: a large model's are let go during the fit phase.
+    return this.beginFitPhase(round, started, online, candidates.length, chosen);
+  }
+
+  /**
+   * A fit phase with a new strategy per attempt, from the given global weights and server state (those
+   * in hand unless given), so that a round run again does not step the server state twice.
+   */
+  private beginFitPhase(round: number, started: Date, online: OnlineNode[], population: number, chosen: string[], global?: GlobalWeights, state?: StateMap): FitPhase {
     const strategy = this.newStrategy();
-    const weightsSha = sha256Of(this.current!);
-    const fold = this.beginFold(round, strategy, chosen.length);
-    return { round, started, online, population: candidates.length, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
+    const weightsSha = sha256Of(global ?? this.current!);
+    const fold = this.beginFold(round, strategy, chosen.length, global, state);
+    return { round, started, online, population, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
   }
 
   /** Folds each fit answer into the phase's aggregate as it arrives (streaming aggregation), and notes how the site answered. */
@@ -854,30 +865,15 @@ export class TaskRunner {
     const candidates = online.filter((n) => n.train > 0);
     if (candidates.length < s.min_fit_clients || online.length < (s.strategy_params?.min_available_clients ?? 1)) return undefined;
     const chosen = this.sample(candidates, round + 1).map((n) => n.name);
-    if (!evaluators.every((n) => chosen.includes(n))) return undefined;
+    const fitting = new Set(chosen);
+    if (!evaluators.every((n) => fitting.has(n))) return undefined;
     try {
       this.privacy?.checkNextRound(round + 1, chosen.length, candidates.length);
     } catch (err) {
       if (err instanceof PrivacyBudgetReached) return undefined;
       throw err;
     }
-    const strategy = this.newStrategy();
-    const fold = this.beginFold(round + 1, strategy, chosen.length, next, state);
-    return {
-      round: round + 1,
-      started,
-      online,
-      population: candidates.length,
-      chosen,
-      weightsSha: sha256Of(next),
-      strategy,
-      fold,
-      records: [],
-      trainLosses: [],
-      problems: [],
-      perNode: new Map(),
-      missing: [],
-    };
+    return this.beginFitPhase(round + 1, started, online, candidates.length, chosen, next, state);
   }
 
   /** The fold of a round's updates, from the given global weights and server state (those in hand unless the next round is chained). */
@@ -1021,7 +1017,7 @@ export class TaskRunner {
             }
             fitted(node, a);
           },
-          () => this.broadcast(Msg.RoundFit, round + 1, chained.chosen, next, chained.strategy, { round, evaluators }),
+          () => this.broadcast(Msg.RoundFit, round + 1, chained.chosen, next, { strategy: chained.strategy, evaluation: { round, evaluators } }),
           true,
           this.staleFor(chained),
         );
