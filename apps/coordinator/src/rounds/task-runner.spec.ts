@@ -76,6 +76,7 @@ function harness(
         const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
         log.push(`${phase} ${round} sent${msg.attachment ? '' : ' without weights'}`);
         if (evaluates_round !== undefined) log.push(`evaluation ${evaluates_round} asked of ${evaluators!.join(', ')}`);
+        if (keep_weights) log.push(`keeping ${round}'s weights asked`);
         // The evaluation a fit carries fails like one on its own (failEvaluate).
         const carried = evaluates_round === undefined ? 0 : evaluations.set(evaluates_round, (evaluations.get(evaluates_round) ?? 0) + 1).get(evaluates_round)!;
         const carriedFails = carried === 1 && opts.failEvaluate?.includes(evaluates_round!);
@@ -259,7 +260,10 @@ describe('TaskRunner: the evaluation travels with the next fit (CHAINED_EVALUATI
   it('asks a site of an earlier release, which only trains, for the evaluation on its own', async () => {
     const mixed = await run({ chaining: ['site-a'] });
     expect(mixed.sent).toEqual(['fit 1 sent', 'fit 2 sent', 'evaluate 1 sent', 'fit 3 sent', 'evaluate 2 sent', 'evaluate 3 sent']);
+    // The next fit has carried those weights already: the site is not asked to keep them.
+    expect(mixed.log.filter((l) => l.startsWith('keeping'))).toEqual([]);
     const separate = await apart();
+    expect(separate.log.filter((l) => l.startsWith('keeping'))).toEqual(["keeping 1's weights asked", "keeping 2's weights asked"]);
     expect(mixed.figures).toEqual(separate.figures);
     expect(mixed.last.weights.equals(separate.last.weights)).toBe(true);
   });

@@ -718,6 +718,8 @@ export class TaskRunner {
       strategy?: Strategy;
       /** A fit that carries the evaluation of `round`'s weights by these sites. */
       evaluation?: { round: number; evaluators: string[] };
+      /** An evaluation whose weights the next round's fit has already carried: the sites need not keep them. */
+      nextFitSent?: boolean;
     } = {},
   ): Promise<void> {
     const { strategy, evaluation } = opts;
@@ -728,7 +730,7 @@ export class TaskRunner {
     // Each site then receives the model once per round: the fit's weights are those the last evaluation sent.
     const fromKept = msg === Msg.RoundFit && kept?.sha256 === sha && participants.every((n) => kept.nodes.has(n));
     // The evaluated weights start the next round; a large model's are not held at the sites (their memory is the model's).
-    const keep = msg === Msg.RoundEvaluate && round < this.spec.num_global_iterations && weights.buf.length < this.deps.config.LARGE_MODEL_BYTES;
+    const keep = msg === Msg.RoundEvaluate && !opts.nextFitSent && round < this.spec.num_global_iterations && weights.buf.length < this.deps.config.LARGE_MODEL_BYTES;
     if (keep) this.keptBy = { sha256: sha, nodes: new Set() };
     const payload: RoundInstructionPayload = {
       ...this.envelope(round),
@@ -1035,7 +1037,7 @@ export class TaskRunner {
             if (p.status === 'ok' && this.keptBy && p.kept_weights_sha256 === this.keptBy.sha256) this.keptBy.nodes.add(node);
             evaluated(node, p);
           },
-          async () => this.broadcast(Msg.RoundEvaluate, round, asked, next),
+          async () => this.broadcast(Msg.RoundEvaluate, round, asked, next, { nextFitSent: chained !== undefined }),
         );
         missing.push(...ev.missing);
       }
