@@ -4,7 +4,7 @@ const { compilerOptions } = require('./tsconfig.json');
 
 module.exports = {
   rootDir: '.',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test/deploy', '<rootDir>/bench/support'],
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test/deploy', '<rootDir>/test/support', '<rootDir>/bench/support'],
   testRegex: '.*\\.spec\\.ts$',
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: { '^.+\\.ts$': 'ts-jest' },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { TestBroker } from '../../libs/messaging/src/testing/rabbitmq-test-vhost';
-import { freePort } from './platform';
+import { freePort } from './ports';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,5 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,22 +12,12 @@ import { CliConfig } from '../../apps/cli/src/config';
 import { enrolSite } from '../../apps/cli/src/nodes';
 import { RabbitMqManagement } from '@fl/messaging';
 import { loadConfig } from '@fl/runtime';
+import { freePort } from './ports';
 
 const ROOT = resolve(__dirname, '..', '..');
 /** The built apps: `npm run build`'s dist/, or another build of the same tree (FL_DIST_DIR), so that a rebuild does not pull the files from under a running suite. */
 const DIST = process.env.FL_DIST_DIR ? resolve(ROOT, process.env.FL_DIST_DIR) : join(ROOT, 'dist');
 const run = promisify(execFile);
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-    srv.on('error', rej);
-  });
-}
 
 interface Proc {
   name: string;
