@@ -284,6 +284,10 @@ describe('federated iris over RabbitMQ and PostgreSQL', () => {
     const tracked = await query<{ status: string }>(`SELECT status FROM registry.runs WHERE tags->>'task_id' = $1 ORDER BY parent_run_id NULLS FIRST`, [String(id)]);
     expect(tracked.length).toBeGreaterThan(1);
     expect(new Set(tracked.map((r) => r.status))).toEqual(new Set(['KILLED']));
+    // The round it was running (with the next one, if chained) ends cancelled: none is left running.
+    const roundStatuses = async () => (await query<{ status: string }>(`SELECT status FROM coordinator.rounds WHERE task_id = $1`, [id])).map((r) => r.status);
+    await platform.until(`no round of task ${id} is left running`, async () => !(await roundStatuses()).includes('running'));
+    expect(await roundStatuses()).toContain('cancelled');
     // A final state is final: cancelling again changes nothing.
     const again = await platform.fetch('PUT', `/tasks/cancel/${id}`);
     expect(again.body.status).toBe('cancelled');

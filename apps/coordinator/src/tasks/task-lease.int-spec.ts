@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { DEFAULT_FL_SETTINGS, TaskSpec } from '@fl/contracts';
 import { createMigratedTestDatabase, MigratedTestDatabase } from '../../../../libs/persistence/src/testing';
+import { CancelledRounds1767225600014 } from '../../../../libs/persistence/src/migrations/1767225600014-cancelled-rounds';
 import { CoordinatorConfig } from '../config';
 import { TaskLeases } from './task-lease.service';
 
@@ -84,5 +85,56 @@ describe('TaskLeases (PostgreSQL)', () => {
     expect(await b.cancelIfQueued(301)).toBe(false);
     expect(await a.isCancelRequested(301)).toBe(true);
     expect(await b.requestCancel(999)).toBeNull();
+  });
+  async function roundsOf(taskId: number): Promise<{ round: number; status: string; finished: boolean }[]> {
+    return sql.query(`SELECT round, status, finished_at IS NOT NULL AS finished FROM coordinator.rounds WHERE task_id = $1 ORDER BY round`, [taskId]);
+  }
+
+  async function runningTask(taskId: number): Promise<void> {
+    await a.enqueue(spec(taskId));
+    await a.claim(taskId);
+    // Round 1 stored; round 2 running, and round 3's chained fit already out.
+    await sql.query(
+      `INSERT INTO coordinator.rounds (task_id, round, status, started_at, finished_at) VALUES
+         ($1, 1, 'completed', now(), now()), ($1, 2, 'running', now(), NULL), ($1, 3, 'running', now(), NULL)`,
+      [taskId],
+    );
+  }
+
+  it('leaves no round running when a task ends: cancelled ones with a cancelled task, failed ones with a failed task', async () => {
+    await runningTask(400);
+    await a.finish(400, 'cancelled');
+    expect(await roundsOf(400)).toEqual([
+      { round: 1, status: 'completed', finished: true },
+      { round: 2, status: 'cancelled', finished: true },
+      { round: 3, status: 'cancelled', finished: true },
+    ]);
+    await runningTask(401);
+    await a.finish(401, 'failed');
+    expect((await roundsOf(401)).map((r) => r.status)).toEqual(['completed', 'failed', 'failed']);
+    // Another task's rounds are not touched.
+    await runningTask(402);
+    await a.finish(402, 'success');
+    expect((await roundsOf(402)).map((r) => r.status)).toEqual(['completed', 'running', 'running']);
+  });
+
+  it('marks the rounds an earlier release left running in cancelled tasks as cancelled, and only those', async () => {
+    await runningTask(500);
+    await runningTask(501);
+    // What an earlier release did on cancel: the task finished, its rounds left as they were.
+    await sql.query(`UPDATE coordinator.task_runs SET state = 'finished', outcome = 'cancelled' WHERE task_id = 500`);
+    const runner = sql.createQueryRunner();
+    try {
+      await new CancelledRounds1767225600014().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(await roundsOf(500)).toEqual([
+      { round: 1, status: 'completed', finished: true },
+      { round: 2, status: 'cancelled', finished: true },
+      { round: 3, status: 'cancelled', finished: true },
+    ]);
+    expect((await roundsOf(501)).map((r) => r.status)).toEqual(['completed', 'running', 'running']);
+    await expect(sql.query(`UPDATE coordinator.rounds SET status = 'lost' WHERE task_id = 501 AND round = 2`)).rejects.toThrow(/rounds_status_check/);
   });
 });

@@ -83,15 +83,18 @@ export class TaskLeases {
     return rows.length > 0;
   }
 
-  /** Ends the task; a failed one leaves no round 'running' (the one it failed in is marked failed with it). */
+  /**
+   * Ends the task, leaving no round 'running': the one a failed task failed in is marked failed with it,
+   * those a cancelled task was running (with chained evaluation, up to two) cancelled.
+   */
   async finish(taskId: number, outcome: 'success' | 'failed' | 'cancelled'): Promise<void> {
     await this.db.transaction(async (m) => {
       await m.query(
         `UPDATE coordinator.task_runs SET state = 'finished', outcome = $2, lease_expires_at = NULL, updated_at = now() WHERE task_id = $1`,
         [taskId, outcome],
       );
-      if (outcome === 'failed') {
-        await m.query(`UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND status = 'running'`, [taskId]);
+      if (outcome !== 'success') {
+        await m.query(`UPDATE coordinator.rounds SET status = $2, finished_at = now() WHERE task_id = $1 AND status = 'running'`, [taskId, outcome]);
       }
     });
   }

@@ -82,7 +82,8 @@ export class NodeEntity {
   info: Record<string, unknown>;
 }
 
-export type RoundStatus = 'running' | 'completed' | 'failed';
+/** `cancelled`: the task was cancelled while the round ran. */
+export type RoundStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
 /** coordinator.rounds — one row per federated round. */
 @Entity({ schema: 'coordinator', name: 'rounds' })
