@@ -86,6 +86,7 @@ describe('TaskLeases (PostgreSQL)', () => {
     expect(await a.isCancelRequested(301)).toBe(true);
     expect(await b.requestCancel(999)).toBeNull();
   });
+
   async function roundsOf(taskId: number): Promise<{ round: number; status: string; finished: boolean }[]> {
     return sql.query(`SELECT round, status, finished_at IS NOT NULL AS finished FROM coordinator.rounds WHERE task_id = $1 ORDER BY round`, [taskId]);
   }
