@@ -517,7 +517,7 @@ export class TaskRunner {
     const s = this.spec.settings;
     const norm = this.pkg.manifest.normalization!;
     const features = norm.mean.length;
-    const online = (await this.awaitWorkers(s.min_fit_clients, 0)).filter((n) => n.train > 0);
+    const online = (await this.awaitWorkers(0)).filter((n) => n.train > 0);
     const registered = new Map(online.map((n) => [n.name, n.train]));
     const sites = online.map((n) => n.name);
     const parts: FeatureSums[] = [];
@@ -630,20 +630,28 @@ export class TaskRunner {
   }
 
   /**
-   * Online workers for the use case; waits (up to WORKER_WAIT_S) until at least
-   * `min` of them can train and at least min_available_clients are online.
+   * The workers online that can train, and the setting they fall short of for a fit to start: fewer than
+   * min_fit_clients can train, or fewer than min_available_clients are online (null: a fit can start).
    */
-  private async awaitWorkers(min: number, round: number): Promise<OnlineNode[]> {
+  private fitReadiness(online: OnlineNode[]): { trainable: OnlineNode[]; short: ['min_fit_clients' | 'min_available_clients', number] | null } {
+    const s = this.spec.settings;
+    const trainable = online.filter((n) => n.train > 0);
+    const available = s.strategy_params?.min_available_clients ?? 1;
+    if (trainable.length < s.min_fit_clients) return { trainable, short: ['min_fit_clients', s.min_fit_clients] };
+    return { trainable, short: online.length < available ? ['min_available_clients', available] : null };
+  }
+
+  /** Online workers for the use case; waits (up to WORKER_WAIT_S) until a fit can start with them (fitReadiness). */
+  private async awaitWorkers(round: number): Promise<OnlineNode[]> {
     const deadline = Date.now() + this.deps.config.WORKER_WAIT_S * 1000;
-    const available = this.spec.settings.strategy_params?.min_available_clients ?? 1;
     for (;;) {
       this.checkStopped();
       const online = await this.deps.workers.online(this.spec.use_case);
-      const fit = online.filter((n) => n.train > 0);
-      if (fit.length >= min && online.length >= available) return online;
+      const { trainable: fit, short } = this.fitReadiness(online);
+      if (!short) return online;
       if (Date.now() >= deadline) {
         const names = fit.map((n) => n.name).join(', ') || 'none';
-        const [what, value] = fit.length < min ? ['min_fit_clients', min] : ['min_available_clients', available];
+        const [what, value] = short;
         throw new TaskFailure(
           `round ${round}: ${fit.length} edge worker(s) serving use case '${this.spec.use_case}' are online (${names}) but ${what} is ${value}; ` +
             `start more workers or lower ${what}`,
@@ -799,9 +807,8 @@ export class TaskRunner {
 
   /** A round's fit phase from the global weights in hand: the sites online now, sampled. */
   private async newFitPhase(round: number): Promise<FitPhase> {
-    const s = this.spec.settings;
     const started = new Date();
-    const online = await this.awaitWorkers(s.min_fit_clients, round);
+    const online = await this.awaitWorkers(round);
     const candidates = online.filter((n) => n.train > 0);
     const chosen = this.sample(candidates, round).map((n) => n.name);
     // Before anything is sent: a round that would take epsilon beyond the budget is not run.
@@ -859,13 +866,12 @@ export class TaskRunner {
    */
   private async chainNext(round: number, next: GlobalWeights, state: StateMap, evaluators: string[]): Promise<FitPhase | undefined> {
     const { spec, deps } = this;
-    const s = spec.settings;
     if (deps.config.CHAINED_EVALUATION !== 'on' || round >= spec.num_global_iterations || evaluators.length === 0) return undefined;
     if (next.buf.length >= deps.config.LARGE_MODEL_BYTES) return undefined;
     const started = new Date();
     const online = await deps.workers.online(spec.use_case);
-    const candidates = online.filter((n) => n.train > 0);
-    if (candidates.length < s.min_fit_clients || online.length < (s.strategy_params?.min_available_clients ?? 1)) return undefined;
+    const { trainable: candidates, short } = this.fitReadiness(online);
+    if (short) return undefined;
     const chosen = this.sample(candidates, round + 1).map((n) => n.name);
     const fitting = new Set(chosen);
     if (!evaluators.every((n) => fitting.has(n))) return undefined;

@@ -102,20 +102,19 @@ export class TrainingController {
       run.end();
     }
     answer.trained_from = p.weights_sha256;
-    if (evaluating) answer.evaluation = evaluation ?? { ...this.envelope({ ...p, round: p.evaluates_round! }), status: 'error', error: answer.error ?? 'not evaluated', examples: 0, loss: 0, accuracy: 0, duration_ms: 0 };
+    if (evaluating) answer.evaluation = evaluation ?? this.failedEvaluation(p, p.evaluates_round!, answer.error ?? 'not evaluated', 0);
     await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
   }
 
   /** The answer to an evaluation of `round`'s weights on the site's held-out rows; a failure is an error answer, so that a fit still goes on. */
   private async evaluateOn(p: RoundInstructionPayload, weights: NamedTensors, test: Parameters<ModelRunner['evaluate']>[1], round: number): Promise<EvaluateResultPayload> {
     const started = Date.now();
-    const envelope = this.envelope({ ...p, round });
     try {
       const r = await this.packages.get(p.package_sha256).evaluate(weights, test);
-      return { ...envelope, status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
+      return { ...this.envelope({ ...p, round }), status: 'ok', examples: r.examples, loss: r.loss, accuracy: r.accuracy, duration_ms: Date.now() - started };
     } catch (err) {
       this.taskLog(p).warn(`task ${p.task_id} round ${round} evaluation failed: ${(err as Error).message}`);
-      return { ...envelope, status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
+      return this.failedEvaluation(p, round, (err as Error).message, Date.now() - started);
     }
   }
 
@@ -131,7 +130,7 @@ export class TrainingController {
       // The same weights start the task's next round: kept, the next fit can come without them.
       if (answer.status === 'ok' && p.keep_weights && this.kept.keep(p.task_id, p.weights_sha256, ctx.attachment!)) answer.kept_weights_sha256 = p.weights_sha256;
     } catch (err) {
-      answer = { ...this.envelope(p), status: 'error', error: (err as Error).message, examples: 0, loss: 0, accuracy: 0, duration_ms: Date.now() - started };
+      answer = this.failedEvaluation(p, p.round, (err as Error).message, Date.now() - started);
       this.taskLog(p).warn(`task ${p.task_id} round ${p.round} evaluation failed: ${(err as Error).message}`);
     }
     await this.bus.publish(p.reply_to, { name: Msg.RoundEvaluateResult, payload: { ...answer } });
@@ -177,6 +176,11 @@ export class TrainingController {
 
   private envelope(p: { task_id: number; round: number; correlation_id?: string }) {
     return { task_id: p.task_id, round: p.round, sender: this.me, correlation_id: p.correlation_id };
+  }
+
+  /** The error answer to an evaluation of `round`'s weights, naming why. */
+  private failedEvaluation(p: RoundInstructionPayload, round: number, error: string, durationMs: number): EvaluateResultPayload {
+    return { ...this.envelope({ ...p, round }), status: 'error', error, examples: 0, loss: 0, accuracy: 0, duration_ms: durationMs };
   }
 
   private taskLog(p: { task_id: number; round: number; correlation_id?: string }): TaskLogger {
