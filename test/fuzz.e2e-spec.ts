@@ -124,7 +124,7 @@ describe('fuzzing the gateway, the coordinator and an edge worker with bad input
 
   it('every message handler of the gateway, the coordinator and an edge worker: 1,000 malformed messages each are dead-lettered, consumers keep running, nothing changed', async () => {
     const before = await rowCounts();
-    const toGateway: MsgName[] = [Msg.TaskStarted, Msg.TaskSucceeded, Msg.TaskFailed, Msg.TaskCancelled, Msg.RoundCompleted];
+    const toGateway: MsgName[] = [Msg.TaskStarted, Msg.TaskSucceeded, Msg.TaskFailed, Msg.TaskCancelled, Msg.RoundCompleted, Msg.RoundsCompleted];
     const toCoordinator: MsgName[] = [
       Msg.TaskSubmitted, Msg.TaskCancelRequested, Msg.TasksDeleted, Msg.NodeRegistered, Msg.NodeHeartbeat, Msg.NodeLeaving, Msg.NodeRevoked, Msg.RoundFitResult, Msg.RoundEvaluateResult,
       Msg.RoundStatsResult,

@@ -97,6 +97,17 @@ const EXAMPLES: [ClassConstructor<object>, Record<string, unknown>][] = [
       figures: { participants: 2, examples: 80, train_loss: 0.2, eval_loss: 0.3, eval_accuracy: 0.8, eval_examples: 30, started_at: 'a', finished_at: 'b', duration_ms: 9, rejected: [{ node: 'w1', reason: 'NaN' }] },
     },
   ],
+  [
+    payloads.RoundsCompletedPayload,
+    {
+      ...envelope,
+      num_rounds: 3,
+      rounds: [
+        { round: 1, figures: { participants: 2, examples: 80, train_loss: 0.2, eval_loss: 0.3, eval_accuracy: 0.8, eval_examples: 30, started_at: 'a', finished_at: 'b', duration_ms: 9 } },
+        { round: 2, figures: { participants: 1, examples: 40, train_loss: 0.1, eval_loss: 0.2, eval_accuracy: 0.9, eval_examples: 30, started_at: 'b', finished_at: 'c', duration_ms: 8, rejected: [{ node: 'w1', reason: 'NaN' }] } },
+      ],
+    },
+  ],
   [payloads.NodePresencePayload, { ...envelope, use_cases: ['iris'], examples: { iris: { train: 100, test: 50 } }, version: '1' }],
   [
     payloads.TaskSubmittedPayload,

@@ -12,6 +12,8 @@ export const Msg = {
   /** The gateway deleted tasks (DELETE /tasks): coordinators purge their records of them once none runs them. */
   TasksDeleted: 'tasks.deleted',
   RoundCompleted: 'round.completed',
+  /** Several rounds' figures in one event: rounds that completed while the last round event was on its way (ROUND_EVENTS_WINDOW_MS). */
+  RoundsCompleted: 'rounds.completed',
   NodeRegistered: 'node.registered',
   NodeHeartbeat: 'node.heartbeat',
   NodeLeaving: 'node.leaving',

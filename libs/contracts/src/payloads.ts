@@ -112,6 +112,20 @@ export class RoundCompletedPayload extends Envelope {
   @ValidateNested() @Type(() => RoundFigures) figures: RoundFigures;
 }
 
+/** Most rounds one rounds.completed event carries (a task resumed after many quick rounds sends its rounds in several). */
+export const MAX_ROUNDS_PER_EVENT = 256;
+
+export class CompletedRound {
+  @IsInt() @Min(1) round: number;
+  @ValidateNested() @Type(() => RoundFigures) figures: RoundFigures;
+}
+
+/** Several completed rounds of one task, oldest first; the envelope's `round` is the last of them. */
+export class RoundsCompletedPayload extends Envelope {
+  @IsInt() @Min(1) num_rounds: number;
+  @IsArray() @ArrayNotEmpty() @ArrayMaxSize(MAX_ROUNDS_PER_EVENT) @ValidateNested({ each: true }) @Type(() => CompletedRound) rounds: CompletedRound[];
+}
+
 export class UseCaseExamples {
   @IsInt() @Min(0) train: number;
   @IsInt() @Min(0) test: number;

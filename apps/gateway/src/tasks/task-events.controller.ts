@@ -4,6 +4,7 @@ import {
   Msg,
   parsePayload,
   RoundCompletedPayload,
+  RoundsCompletedPayload,
   TaskCancelledPayload,
   TaskFailedPayload,
   TaskStartedPayload,
@@ -48,6 +49,16 @@ export class TaskEventsController {
     const p = parsePayload(RoundCompletedPayload, raw);
     const fresh = await this.stored(() => this.tasks.recordRound(p.task_id, p.round, p.figures));
     if (!fresh) this.log.debug(`task ${p.task_id} round ${p.round}: duplicate or orphan ${Msg.RoundCompleted} ignored`);
+  }
+
+  /** Rounds that completed while the coordinator's last round event was on its way, in one event. */
+  @EventPattern(Msg.RoundsCompleted)
+  async roundsCompleted(@Payload() raw: unknown): Promise<void> {
+    const p = parsePayload(RoundsCompletedPayload, raw);
+    const fresh = await this.stored(() => this.tasks.recordRounds(p.task_id, p.rounds));
+    if (fresh < p.rounds.length) {
+      this.log.debug(`task ${p.task_id} rounds ${p.rounds[0].round}..${p.round}: ${p.rounds.length - fresh} duplicate or orphan round(s) of ${Msg.RoundsCompleted} ignored`);
+    }
   }
 
   @EventPattern(Msg.TaskSucceeded)

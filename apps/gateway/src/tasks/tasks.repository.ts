@@ -185,17 +185,29 @@ export class TasksRepository {
 
   /** Stores a round's figures once (a duplicate event is ignored) and advances current_round. */
   async recordRound(id: number, round: number, figures: RoundFigures): Promise<boolean> {
-    // One statement (one commit per round): the task's progress, and the round's figures once.
+    return (await this.recordRounds(id, [{ round, figures }])) === 1;
+  }
+
+  /**
+   * Stores rounds' figures, each once (rounds already stored are left as they
+   * are), and advances current_round to the last; returns how many were new.
+   * One statement (one commit) for them all.
+   */
+  async recordRounds(id: number, rounds: { round: number; figures: RoundFigures }[]): Promise<number> {
+    if (rounds.length === 0) return 0;
+    const last = Math.max(...rounds.map((r) => r.round));
     const inserted: unknown[] = await this.db.query(
       `WITH progress AS (
          UPDATE gateway.tasks SET current_round = GREATEST(current_round, $2), updated_at = now() WHERE id = $1 RETURNING id
        )
        INSERT INTO gateway.task_events (task_id, type, round, payload)
-       SELECT id, 'round.completed', $2, $3::jsonb FROM progress
-       ON CONFLICT DO NOTHING RETURNING id`,
-      [id, round, JSON.stringify(figures)],
+       SELECT progress.id, 'round.completed', r.round, r.figures
+       FROM progress, jsonb_to_recordset($3::jsonb) AS r(round int, figures jsonb)
+       ORDER BY r.round
+       ON CONFLICT DO NOTHING RETURNING round`,
+      [id, last, JSON.stringify(rounds.map((r) => ({ round: r.round, figures: r.figures })))],
     );
-    return inserted.length > 0;
+    return inserted.length;
   }
 
   async recordEvent(id: number, type: string, payload: object): Promise<void> {
