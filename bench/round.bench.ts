@@ -211,10 +211,20 @@ function analyse(events: BusEvent[], stored: { round: number; duration_ms: numbe
   const site = (a: string) => a.startsWith('bench-site-');
   const first = (es: BusEvent[]) => Math.min(...es.map((e) => e.at));
   const last = (es: BusEvent[]) => Math.max(...es.map((e) => e.at));
+  type Figures = { started_at: string; finished_at: string };
+  /** The coordinator's event carrying a round's figures: its own round.completed, or a rounds.completed with it among others. */
+  const eventOf = (kind: BusEvent['kind'], round: number): { event: BusEvent; figures: Figures } | undefined => {
+    for (const e of events) {
+      if (!coordinator(e.app) || e.kind !== kind) continue;
+      if (e.name === 'round.completed' && e.round === round) return { event: e, figures: e.payload.figures as Figures };
+      const carried = e.name === 'rounds.completed' ? (e.payload.rounds as { round: number; figures: Figures }[]).find((r) => r.round === round) : undefined;
+      if (carried) return { event: e, figures: carried.figures };
+    }
+    return undefined;
+  };
   const figuresOf = (round: number) => {
-    const [e] = pick(coordinator, 'publish', 'round.completed', round);
-    const f = e?.payload.figures as { started_at: string; finished_at: string } | undefined;
-    return f ? { started: Date.parse(f.started_at), finished: Date.parse(f.finished_at), event: e } : undefined;
+    const found = eventOf('publish', round);
+    return found ? { started: Date.parse(found.figures.started_at), finished: Date.parse(found.figures.finished_at), event: found.event } : undefined;
   };
 
   return stored.map(({ round, duration_ms }) => {
@@ -230,7 +240,7 @@ function analyse(events: BusEvent[], stored: { round: number; duration_ms: numbe
     const evaluateMs = evalAnswers.map((e) => Number(e.payload.duration_ms));
     const workMs = Math.max(...fitMs) + Math.max(...evaluateMs);
     const cycleMs = next ? next.started - fig.started : null;
-    const [confirmed] = pick(coordinator, 'confirmed', 'round.completed', round);
+    const confirmed = eventOf('confirmed', round)!.event;
     return {
       round,
       durationMs: duration_ms,

@@ -14,7 +14,7 @@ import { Cleanup, withCleanup } from './support/cleanup';
 import { createBenchVhost } from './support/rabbitmq';
 import { writeResult } from './support/results';
 import { r2, summarize, Summary } from './support/stats';
-import { BusTap } from './support/tapped-bus';
+import { BusEvent, BusTap } from './support/tapped-bus';
 
 /** The compiled apps beside this compiled bench (dist/ under `npm run bench`). */
 const DIST = resolve(__dirname, '..');
@@ -33,6 +33,8 @@ interface Case {
   flowerMs?: number;
   /** chained: each round's evaluation travels with the next fit (the coordinator's default); apart: CHAINED_EVALUATION=off. */
   evaluation?: Evaluation;
+  /** The coordinator's ROUND_EVENTS_WINDOW_MS (default: its own default). */
+  roundEventsMs?: number;
 }
 
 type Evaluation = 'chained' | 'apart';
@@ -70,6 +72,8 @@ interface CaseResult {
   loadAverage: [number, number];
   flowerMs?: number;
   evaluation: Evaluation;
+  /** ROUND_EVENTS_WINDOW_MS, where the bench set it. */
+  roundEventsMs?: number;
 }
 
 export interface RoundsBenchOptions {
@@ -82,6 +86,11 @@ export interface RoundsBenchOptions {
    * runs once each way, one after the other: the other way is a baseline measured in the same run.
    */
   evaluation?: string[];
+  /**
+   * The coordinator's ROUND_EVENTS_WINDOW_MS values to run each case with (default: its default). With
+   * several (e.g. 250,0: 0 is one event per round, as earlier releases), each case runs once with each.
+   */
+  roundEvents?: string[];
 }
 
 /**
@@ -106,6 +115,9 @@ export interface RoundsBenchOptions {
  * start of one round to the start of the next (so it includes the checkpoint
  * and everything between rounds).
  *
+ * `--round-events 250,0` runs each case with each ROUND_EVENTS_WINDOW_MS (0: one
+ * round event per round, as earlier releases), one after the other.
+ *
  * For looking closer: FL_BENCH_KEEP=1 keeps each case's folder (the apps'
  * logs), FL_BENCH_LOG_LEVEL=log makes the apps say more, and
  * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator, the first worker process and a
@@ -117,10 +129,18 @@ export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
   const ways = (opts.evaluation?.length ? opts.evaluation : ['chained']) as Evaluation[];
   const badWay = ways.find((w) => w !== 'chained' && w !== 'apart');
   if (badWay) throw new Error(`unknown --evaluation ${badWay}; choose from chained, apart`);
+  const windows: (number | undefined)[] = opts.roundEvents?.length ? opts.roundEvents.map(Number) : [undefined];
+  const badWindow = opts.roundEvents?.find((w) => !/^\d+$/.test(w));
+  if (badWindow !== undefined) throw new Error(`--round-events takes milliseconds >= 0, got '${badWindow}'`);
   const cases = CASES.filter((c) => !opts.cases?.length || opts.cases.includes(c.key)).flatMap((c) =>
-    ways.map((evaluation) => ({ ...c, rounds: Math.max(3, opts.rounds ?? c.rounds), evaluation, label: ways.length > 1 ? `${c.label}, ${evaluation}` : c.label })),
+    ways.flatMap((evaluation) =>
+      windows.map((roundEventsMs) => {
+        const label = [c.label, ...(ways.length > 1 ? [evaluation] : []), ...(windows.length > 1 ? [`events ${roundEventsMs} ms`] : [])].join(', ');
+        return { ...c, rounds: Math.max(3, opts.rounds ?? c.rounds), evaluation, roundEventsMs, label };
+      }),
+    ),
   );
-  console.log(`rounds bench: zero-compute workers, iris-shaped MLP, evaluation ${ways.join(' and ')}; ${cases.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}`);
+  console.log(`rounds bench: zero-compute workers, iris-shaped MLP, evaluation ${ways.join(' and ')}${windows[0] === undefined ? '' : `, round events every ${windows.join(' and ')} ms`}; ${cases.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}`);
   const results: CaseResult[] = [];
   for (const c of cases) {
     const t0 = Date.now();
@@ -156,6 +176,7 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const coordinator = startChild(cleanup, dir, 'coordinator', 'apps/coordinator/src/main.js', {
     ...env, COORDINATOR_ID: 'bench-rounds', SITE_AUTH: 'none', HEALTH_PORT: '0', SWEEP_INTERVAL_S: '1', DB_POOL_SIZE: '10',
     CHAINED_EVALUATION: c.evaluation === 'apart' ? 'off' : 'on',
+    ...(c.roundEventsMs === undefined ? {} : { ROUND_EVENTS_WINDOW_MS: String(c.roundEventsMs) }),
   });
   const rssAtStart = await waitForRss(coordinator);
 
@@ -171,8 +192,10 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const workersStartS = (Date.now() - started) / 1000;
   console.log(`  ${c.label}: ${c.workers} workers online after ${workersStartS.toFixed(1)} s; running ${c.rounds} rounds`);
 
-  const first = tap.waitFor((e) => e.app === 'gateway' && e.kind === 'delivered' && e.name === 'round.completed' && e.round === 1, 600_000, 'round 1');
-  const last = tap.waitFor((e) => e.app === 'gateway' && e.kind === 'delivered' && e.name === 'round.completed' && e.round === c.rounds, 1_200_000, `round ${c.rounds}`);
+  // A round's event is round.completed, or rounds.completed with the rounds that completed while the last was on its way (its round: the last of them).
+  const roundEvent = (e: BusEvent) => e.app === 'gateway' && e.kind === 'delivered' && (e.name === 'round.completed' || e.name === 'rounds.completed');
+  const first = tap.waitFor((e) => roundEvent(e) && e.round === 1, 600_000, 'round 1');
+  const last = tap.waitFor((e) => roundEvent(e) && e.round === c.rounds, 1_200_000, `round ${c.rounds}`);
   const ended = tap.waitFor((e) => e.app === 'gateway' && e.kind === 'handled' && TERMINAL.includes(e.name), 1_200_000, 'end of the task');
   for (const p of [first, last, ended]) p.catch(() => undefined); // observed below
   const servers = serverProcesses();
@@ -227,6 +250,7 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     loadAverage: [loadBefore, loadAverage()],
     flowerMs: c.flowerMs,
     evaluation: c.evaluation ?? 'chained',
+    ...(c.roundEventsMs === undefined ? {} : { roundEventsMs: c.roundEventsMs }),
   };
 }
 

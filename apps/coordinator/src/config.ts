@@ -29,6 +29,14 @@ export class CoordinatorConfig extends BaseConfig {
    */
   @IsIn(['on', 'off']) CHAINED_EVALUATION: 'on' | 'off' = 'on';
   /**
+   * A task's round events to the gateway go at most this often: the rounds that complete meanwhile
+   * go together, in one rounds.completed event (a lone round stays a round.completed). Quick rounds
+   * otherwise cost an event, a gateway write and a broker delivery each. 0: one round.completed per
+   * round, as earlier releases send, for a gateway of a release before rounds.completed (which
+   * dead-letters it) while it is being upgraded.
+   */
+  @IsInt() @Min(0) @Max(60_000) ROUND_EVENTS_WINDOW_MS = 250;
+  /**
    * broker: a site's message is accepted only when RabbitMQ vouches (user_id) that it comes from that
    * site's own broker user, `<node><SITE_USER_SUFFIX>`; none: trust the node name in the payload
    * (one shared broker user, development only).

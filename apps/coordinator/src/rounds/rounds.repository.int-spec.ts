@@ -120,19 +120,29 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
     await expect(rounds.complete(6, 4, figures, last, sha(last), { keep: -1 })).rejects.toThrow('checkpoints to keep must be a whole number >= 0, got -1');
   });
 
-  it('keeps a completed round\'s figures whole, as its event carried them', async () => {
+  it('keeps completed rounds\' figures whole, as their events carried them, and lists them in order', async () => {
     const whole: RoundFigures = { ...figures, participants: 2, epsilon: 1.25, server_eval_accuracy: 0.9, server_eval_loss: 0.3, server_eval_examples: 30, rejected: [{ node: 'site-b', reason: 'non-finite' }] };
+    const second: RoundFigures = { ...figures, participants: 1, train_loss: 0.125 };
     await rounds.start(7, 1, ['site-a', 'site-b']);
-    expect(await rounds.completedFigures(7, 1)).toBeNull(); // running
+    expect(await rounds.completedRounds(7)).toEqual([]); // running
     const weights = randomBytes(100);
     await rounds.complete(7, 1, whole, weights, sha(weights));
-    expect(await rounds.completedFigures(7, 1)).toEqual(whole);
+    await rounds.start(7, 2, ['site-a']);
+    await rounds.complete(7, 2, second, weights, sha(weights));
+    await rounds.start(7, 3, ['site-a']); // running: not listed
+    expect(await rounds.completedRounds(7)).toEqual([
+      { round: 1, figures: whole },
+      { round: 2, figures: second },
+    ]);
     // A round stored before figures were kept whole: its columns.
     await ds.query(`UPDATE coordinator.rounds SET figures = NULL WHERE task_id = 7 AND round = 1`);
-    const main = await rounds.completedFigures(7, 1);
+    const [main] = await rounds.completedRounds(7);
     expect(main).toEqual({
-      participants: 2, examples: whole.examples, train_loss: whole.train_loss, eval_loss: whole.eval_loss, eval_accuracy: whole.eval_accuracy,
-      eval_examples: whole.eval_examples, started_at: expect.any(String), finished_at: whole.finished_at, duration_ms: whole.duration_ms,
+      round: 1,
+      figures: {
+        participants: 2, examples: whole.examples, train_loss: whole.train_loss, eval_loss: whole.eval_loss, eval_accuracy: whole.eval_accuracy,
+        eval_examples: whole.eval_examples, started_at: expect.any(String), finished_at: whole.finished_at, duration_ms: whole.duration_ms,
+      },
     });
   });
 

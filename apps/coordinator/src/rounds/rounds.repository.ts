@@ -234,20 +234,20 @@ export class RoundsRepository {
   }
 
   /**
-   * A completed round's figures as its event carried them; for rounds stored
-   * before they were kept whole, the main figures from the round's columns.
+   * A task's completed rounds, oldest first, with their figures as their events
+   * carried them; for rounds stored before they were kept whole, the main
+   * figures from the round's columns.
    */
-  async completedFigures(taskId: number, round: number): Promise<RoundFigures | null> {
-    const rows: (Omit<RoundFigures, 'started_at' | 'finished_at'> & { started_at: Date; finished_at: Date; figures: RoundFigures | null })[] = await this.db.query(
-      `SELECT participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples, started_at, finished_at, duration_ms, figures
-       FROM coordinator.rounds WHERE task_id = $1 AND round = $2 AND status = 'completed'`,
-      [taskId, round],
+  async completedRounds(taskId: number): Promise<{ round: number; figures: RoundFigures }[]> {
+    const rows: (Omit<RoundFigures, 'started_at' | 'finished_at'> & { round: number; started_at: Date; finished_at: Date; figures: RoundFigures | null })[] = await this.db.query(
+      `SELECT round, participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples, started_at, finished_at, duration_ms, figures
+       FROM coordinator.rounds WHERE task_id = $1 AND status = 'completed' ORDER BY round`,
+      [taskId],
     );
-    const row = rows[0];
-    if (!row) return null;
-    if (row.figures) return row.figures;
-    const { figures: _none, started_at, finished_at, ...main } = row;
-    return { ...main, started_at: started_at.toISOString(), finished_at: finished_at.toISOString() };
+    return rows.map(({ round, figures, started_at, finished_at, ...main }) => ({
+      round,
+      figures: figures ?? { ...main, started_at: started_at.toISOString(), finished_at: finished_at.toISOString() },
+    }));
   }
 
   /** The standardisation the task computed before round 1, if it did. */

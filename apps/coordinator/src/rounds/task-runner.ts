@@ -100,17 +100,13 @@ export interface TaskRunnerDeps {
   workers: EdgeWorkerRegistry;
   rounds: RoundsRepository;
   router: ResultRouter;
+  /** A round completed and stored; its event goes to the gateway behind the rounds (RoundEvents). */
+  onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => void;
   /**
-   * A round completed and stored. Not awaited before the next round starts: it
-   * is awaited before the next round's end is stored, so that at most the last
-   * stored round's event is unconfirmed, the one onResumed sends again.
+   * A task resumed: its completed rounds, oldest first. The coordinator that completed them may have
+   * died before the broker confirmed their events, so they are sent again (the gateway ignores duplicates).
    */
-  onRound: (round: number, figures: RoundFigures, nodes: NodeRoundFigures[]) => Promise<void>;
-  /**
-   * A task resumed after its last completed round: the coordinator that completed it may have died
-   * before the broker confirmed the round's event, so it is sent again (the gateway ignores a duplicate).
-   */
-  onResumed: (round: number, figures: RoundFigures) => Promise<void>;
+  onResumed: (rounds: { round: number; figures: RoundFigures }[]) => void;
   metrics: PlatformMetrics;
   /** The tracker run the trained model's artifacts are logged under, if any. */
   parentRunId: () => string | undefined;
@@ -264,8 +260,6 @@ export class TaskRunner {
   private readonly privacy?: PrivacyBudget;
   /** When the database was last asked whether a cancel is recorded (checkCancelRecorded). */
   private cancelCheckedAt = -Infinity;
-  /** The last stored round's event on its way to the gateway (see TaskRunnerDeps.onRound). */
-  private announcing: Promise<void> = Promise.resolve();
   /**
    * The sites that kept the weights they evaluated, for the next round's fit (the evaluation's
    * `keep_weights`); that fit goes without the weights when every site asked to fit is among them.
@@ -284,12 +278,6 @@ export class TaskRunner {
   ) {
     this.log = new TaskLogger(new Logger(TaskRunner.name), { task_id: spec.task_id, correlation_id: spec.correlation_id });
     if (spec.settings.privacy) this.privacy = new PrivacyBudget(spec.settings.privacy);
-  }
-
-  /** Lets a round's event go out while the next round runs; its failure surfaces where it is awaited. */
-  private announce(sent: Promise<void>): void {
-    sent.catch(() => undefined);
-    this.announcing = sent;
   }
 
   private envelope(round: number) {
@@ -322,8 +310,7 @@ export class TaskRunner {
       firstRound = checkpoint.round + 1;
       this.restoreServerState(probe, checkpoint, this.current.tensors);
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
-      const figures = await this.deps.rounds.completedFigures(spec.task_id, checkpoint.round);
-      if (figures) await this.deps.onResumed(checkpoint.round, figures);
+      this.deps.onResumed(await this.deps.rounds.completedRounds(spec.task_id));
     } else this.current = this.packageWeights();
     let stoppedEarly: string | undefined;
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
@@ -339,9 +326,8 @@ export class TaskRunner {
         break;
       }
       this.current = out.global;
-      this.announce(this.deps.onRound(round, out.figures, out.nodes));
+      this.deps.onRound(round, out.figures, out.nodes);
     }
-    await this.announcing;
     const last = this.current ?? (await this.globalFor(firstRound));
     return this.register(last.tensors, stoppedEarly);
   }
@@ -1077,7 +1063,6 @@ export class TaskRunner {
       const kept = new Map(state);
       this.privacy?.save(kept);
       await book.started;
-      await this.announcing; // the last round's event, before this round's end is stored
       await deps.rounds.complete(spec.task_id, round, figures, next.buf, sha256Of(next), {
         strategyState: strategyStateSegments(strategy.name, kept),
         records: book.records,

@@ -23,8 +23,12 @@ export class TaskEventsPublisher {
     return this.emit(Msg.TaskStarted, taskId, 0, { coordinator: this.config.COORDINATOR_ID });
   }
 
-  roundCompleted(taskId: number, round: number, numRounds: number, figures: RoundFigures): Promise<void> {
-    return this.emit(Msg.RoundCompleted, taskId, round, { num_rounds: numRounds, figures: { ...figures } });
+  /** Completed rounds, oldest first: one as round.completed (what every gateway release reads), several as one rounds.completed. */
+  roundsCompleted(taskId: number, numRounds: number, rounds: { round: number; figures: RoundFigures }[]): Promise<void> {
+    const last = rounds[rounds.length - 1];
+    if (!last) return Promise.resolve();
+    if (rounds.length === 1) return this.emit(Msg.RoundCompleted, taskId, last.round, { num_rounds: numRounds, figures: { ...last.figures } });
+    return this.emit(Msg.RoundsCompleted, taskId, last.round, { num_rounds: numRounds, rounds: rounds.map((r) => ({ round: r.round, figures: { ...r.figures } })) });
   }
 
   succeeded(taskId: number, round: number, r: TaskResult): Promise<void> {

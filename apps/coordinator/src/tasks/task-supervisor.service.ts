@@ -1,6 +1,6 @@
 import { ServerEvaluation } from '../rounds/server-evaluation';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { RoundFigures, TaskSpec } from '@fl/contracts';
+import { TaskSpec } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { ModelRegistry } from '@fl/registry';
 import { BUS, isDatabaseUnavailable, METRICS, MODEL_REGISTRY, PlatformMetrics, TaskLogger } from '@fl/runtime';
@@ -13,6 +13,7 @@ import { COORDINATOR_CONFIG } from '../tokens';
 import { TaskTracking } from '../tracking/task-tracking';
 import { TrackingRunsRepository } from '../tracking/tracking-runs.repository';
 import { DatabaseOutages } from './database-outages';
+import { RoundEvents } from './round-events';
 import { TaskEventsPublisher } from './task-events.publisher';
 import { TaskLeases, TaskRun } from './task-lease.service';
 
@@ -224,11 +225,12 @@ export class TaskSupervisor implements OnApplicationShutdown {
     const taskId = spec.task_id;
     const log = new TaskLogger(this.log, { task_id: taskId, correlation_id: spec.correlation_id });
     let lastRound = 0;
-    /** A completed round's event to the gateway; also sent again for the last one when a task resumes. */
-    const roundEvent = async (round: number, figures: RoundFigures): Promise<void> => {
-      lastRound = round;
-      await this.events.roundCompleted(taskId, round, spec.num_global_iterations, figures);
-    };
+    /** Completed rounds' events to the gateway, behind the rounds; every completed round's again when a task resumes. */
+    const roundEvents = new RoundEvents(
+      (rounds) => this.events.roundsCompleted(taskId, spec.num_global_iterations, rounds),
+      this.config.ROUND_EVENTS_WINDOW_MS,
+      (err, n) => log.warn(`task ${taskId}: the event of ${n} round(s) was not sent (${(err as Error)?.message ?? err}); sending it again`),
+    );
     const tracking = new TaskTracking(this.registry, this.trackingRuns, spec);
     const renew = setInterval(() => {
       this.observed(() => this.leases.renew(taskId))
@@ -253,9 +255,13 @@ export class TaskSupervisor implements OnApplicationShutdown {
           cancelRequested: () => this.leases.isCancelRequested(taskId),
           parentRunId: () => tracking.parentRunId,
           metrics: this.metrics,
-          onResumed: roundEvent,
-          onRound: async (round, figures, nodes) => {
-            await roundEvent(round, figures);
+          onResumed: (rounds) => {
+            lastRound = rounds[rounds.length - 1]?.round ?? lastRound;
+            roundEvents.add(...rounds);
+          },
+          onRound: (round, figures, nodes) => {
+            lastRound = round;
+            roundEvents.add({ round, figures });
             tracking.round(round, figures, nodes);
             log.log(
               `round ${round}/${spec.num_global_iterations}: ${figures.participants} workers, ${figures.examples} examples, ` +
@@ -267,6 +273,8 @@ export class TaskSupervisor implements OnApplicationShutdown {
         abort.signal,
       );
       const result = await runner.run();
+      // Every round's event before the task's end.
+      await roundEvents.flush();
       await tracking.close('FINISHED');
       // Event first: if the broker fails here the lease lapses and the task
       // is resumed, re-finding its registered model, instead of ending silent.
@@ -274,8 +282,11 @@ export class TaskSupervisor implements OnApplicationShutdown {
       await this.leases.finish(taskId, 'success');
       log.log(`task ${taskId} succeeded: registered ${result.modelName} version ${result.modelVersion}`);
     } catch (err) {
+      // The rounds that did complete are shown, whatever the end.
+      await roundEvents.flush().catch((e) => log.warn(`task ${taskId}: ${roundEvents.unsent} round event(s) not sent: ${(e as Error)?.message ?? e}`));
       await this.conclude(taskId, lastRound, err, abort.signal, tracking, log, since);
     } finally {
+      roundEvents.dispose();
       clearInterval(renew);
     }
   }
