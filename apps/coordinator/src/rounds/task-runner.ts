@@ -19,7 +19,6 @@ import {
   FitAggregation,
   GaussianNoise,
   hasServerState,
-  PrivacyParameters,
   QFFL_LOSS_METRIC,
   ServerStateError,
   StateMap,
