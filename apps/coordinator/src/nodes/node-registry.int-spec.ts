@@ -3,7 +3,7 @@ import { NodePresencePayload } from '@fl/contracts';
 import { createDataSource, runMigrations } from '@fl/persistence';
 import { createTestDatabase } from '../../../../libs/persistence/src/testing';
 import { CoordinatorConfig } from '../config';
-import { EdgeWorkerRegistry } from './node-registry.service';
+import { EdgeWorkerRegistry, ONLINE_REUSE_MS } from './node-registry.service';
 
 /** Presence on a real PostgreSQL: who joined, who was there already, and two coordinators hearing the same site at once. */
 describe('EdgeWorkerRegistry presence (PostgreSQL)', () => {
@@ -62,5 +62,33 @@ describe('EdgeWorkerRegistry presence (PostgreSQL)', () => {
       const seen = await Promise.all([registry.recordPresence(presence(name), 'heartbeat'), second.recordPresence(presence(name), 'heartbeat')]);
       expect(seen.sort()).toEqual(['joined', 'present']);
     }
+  });
+
+  it('reuses the online workers of a use case for ONLINE_REUSE_MS, and reads them again at once after a presence change it records', async () => {
+    let clock = 0;
+    registry.now = () => clock;
+    const wine = (sender: string): NodePresencePayload => ({ ...presence(sender), use_cases: ['wine'], examples: { wine: { train: 20, test: 5 } } }) as NodePresencePayload;
+    const onlineWine = async () => (await registry.online('wine')).map((n) => n.name);
+    await registry.recordPresence(wine('wine-1'), 'registration');
+    await registry.recordPresence(wine('wine-2'), 'registration');
+    expect(await onlineWine()).toEqual(['wine-1', 'wine-2']);
+    // A change this coordinator did not record (another process's write): the list read just now is reused.
+    await ds.query(`UPDATE coordinator.nodes SET status = 'offline' WHERE name = 'wine-2'`);
+    clock += ONLINE_REUSE_MS - 1;
+    expect(await onlineWine()).toEqual(['wine-1', 'wine-2']);
+    // Not for longer.
+    clock += 1;
+    expect(await onlineWine()).toEqual(['wine-1']);
+    // A goodbye, a revocation or a registration recorded here: read again at once.
+    await registry.recordLeaving('wine-1');
+    expect(await onlineWine()).toEqual([]);
+    await registry.recordPresence(wine('wine-1'), 'registration');
+    expect(await onlineWine()).toEqual(['wine-1']);
+    await registry.recordRevoked('wine-1');
+    expect(await onlineWine()).toEqual([]);
+    // What a caller does with the list it got does not change the list reused.
+    await registry.recordPresence(wine('wine-3'), 'registration');
+    (await registry.online('wine'))[0].train = 0;
+    expect((await registry.online('wine')).map((n) => [n.name, n.train])).toEqual([['wine-3', 20]]);
   });
 });

@@ -11,13 +11,40 @@ export interface OnlineNode {
   test: number;
 }
 
+/**
+ * How long a use case's online workers, once read, answer the next rounds' questions. Quick rounds
+ * otherwise read them from the database each round. Every registration, heartbeat, goodbye or
+ * revocation this coordinator records forgets them at once (every coordinator hears every site), so
+ * what this adds is at most this long to the online window of a site that fell silent.
+ */
+export const ONLINE_REUSE_MS = 1000;
+
 /** The edge workers this coordinator knows, from their registrations and heartbeats. */
 @Injectable()
 export class EdgeWorkerRegistry {
+  /** Use case -> its online workers and when they were read (`now`). */
+  private readonly recentOnline = new Map<string, { at: number; nodes: OnlineNode[] }>();
+  /** Counts the presence changes recorded, so that a read that overlapped one is not reused. */
+  private changes = 0;
+  /** The clock of ONLINE_REUSE_MS (milliseconds); tests move it. */
+  now: () => number = () => performance.now();
+
   constructor(
     @Inject(DATA_SOURCE) private readonly db: DataSource,
     @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
   ) {}
+
+  /** Runs a presence change: the online workers read before it, or while it is written, are not reused. */
+  private async changing<T>(write: () => Promise<T>): Promise<T> {
+    this.changes++;
+    this.recentOnline.clear();
+    try {
+      return await write();
+    } finally {
+      this.changes++;
+      this.recentOnline.clear();
+    }
+  }
 
   /**
    * Records a registration or heartbeat: 'joined' when the site was not online before (new, enrolled
@@ -26,7 +53,11 @@ export class EdgeWorkerRegistry {
    * it back. A late heartbeat (queued behind other messages) is not a join. Serialised per site, so
    * that coordinators hearing the same message agree on which of them saw the site join.
    */
-  async recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
+  recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
+    return this.changing(() => this.writePresence(p, kind));
+  }
+
+  private async writePresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
     const info = JSON.stringify({ version: p.version ?? null, rejected_use_cases: p.rejected_use_cases ?? {} });
     if (kind === 'heartbeat') {
       // Most heartbeats come from a site online already: one statement. The row lock and the re-checked status make it
@@ -58,20 +89,33 @@ export class EdgeWorkerRegistry {
   }
 
   async recordLeaving(node: string): Promise<void> {
-    await this.db.query(`UPDATE coordinator.nodes SET status = 'offline', last_seen_at = now() WHERE name = $1 AND status <> 'revoked'`, [node]);
+    await this.changing(() => this.db.query(`UPDATE coordinator.nodes SET status = 'offline', last_seen_at = now() WHERE name = $1 AND status <> 'revoked'`, [node]));
   }
 
   /** The admin tool normally marks the site itself; a coordinator repeats it so that the order of events does not matter. */
   async recordRevoked(node: string): Promise<void> {
-    await this.db.query(
+    await this.changing(() => this.db.query(
       `INSERT INTO coordinator.nodes (name, use_cases, status, revoked_at) VALUES ($1, '{}', 'revoked', now())
        ON CONFLICT (name) DO UPDATE SET status = 'revoked', revoked_at = coalesce(coordinator.nodes.revoked_at, now())`,
       [node],
-    );
+    ));
   }
 
-  /** Workers serving the use case that were heard from recently and hold training data for it. */
+  /**
+   * Workers serving the use case that were heard from recently and hold training data for it; read
+   * again after ONLINE_REUSE_MS, or at once after a presence change this coordinator recorded.
+   */
   async online(useCase: string): Promise<OnlineNode[]> {
+    const kept = this.recentOnline.get(useCase);
+    if (kept && this.now() - kept.at < ONLINE_REUSE_MS) return kept.nodes.map((n) => ({ ...n }));
+    const at = this.now();
+    const changes = this.changes;
+    const nodes = await this.readOnline(useCase);
+    if (this.changes === changes) this.recentOnline.set(useCase, { at, nodes: nodes.map((n) => ({ ...n })) });
+    return nodes;
+  }
+
+  private async readOnline(useCase: string): Promise<OnlineNode[]> {
     const rows: { name: string; examples: Record<string, { train: number; test: number }> }[] = await this.db.query(
       `SELECT name, examples FROM coordinator.nodes
        WHERE $1 = ANY(use_cases) AND status = 'online' AND last_seen_at > now() - make_interval(secs => $2)
