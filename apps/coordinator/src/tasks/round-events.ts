@@ -44,7 +44,7 @@ export class RoundEvents {
     if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError(`round events window must be a number of milliseconds >= 0, got ${windowMs}`);
   }
 
-  /** Rounds not yet confirmed by the broker. */
+  /** Rounds waiting to be sent: not yet sent, or refused and kept for the next try (a send on its way is not counted). */
   get unsent(): number {
     return this.pending.length;
   }
