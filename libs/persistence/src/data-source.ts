@@ -23,6 +23,7 @@ import { TaskDeletions1767225600011 } from './migrations/1767225600011-task-dele
 import { CheckpointStatePieces1767225600012 } from './migrations/1767225600012-checkpoint-state-pieces';
 import { CheckpointStateHash1767225600013 } from './migrations/1767225600013-checkpoint-state-hash';
 import { CancelledRounds1767225600014 } from './migrations/1767225600014-cancelled-rounds';
+import { RoundFunctions1767225600015 } from './migrations/1767225600015-round-functions';
 
 /** Every entity, registered explicitly (no globs: they break under ts-jest, tsc and bundlers alike). */
 export const ALL_ENTITIES = [
@@ -40,7 +41,7 @@ export const ALL_ENTITIES = [
 ];
 
 /** Every migration, in order. */
-export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002, ApiKeys1767225600003, AuditLog1767225600004, SiteEnrolment1767225600005, UseCases1767225600006, CheckpointStrategyState1767225600007, TaskStandardization1767225600008, CheckpointChunks1767225600009, RoundFigures1767225600010, TaskDeletions1767225600011, CheckpointStatePieces1767225600012, CheckpointStateHash1767225600013, CancelledRounds1767225600014];
+export const ALL_MIGRATIONS = [InitialSchema1767225600000, TaskTracking1767225600001, TaskCorrelation1767225600002, ApiKeys1767225600003, AuditLog1767225600004, SiteEnrolment1767225600005, UseCases1767225600006, CheckpointStrategyState1767225600007, TaskStandardization1767225600008, CheckpointChunks1767225600009, RoundFigures1767225600010, TaskDeletions1767225600011, CheckpointStatePieces1767225600012, CheckpointStateHash1767225600013, CancelledRounds1767225600014, RoundFunctions1767225600015];
 
 export const MIGRATIONS_TABLE = 'fl_migrations';
 

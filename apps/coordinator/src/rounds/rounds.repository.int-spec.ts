@@ -90,6 +90,41 @@ describe('RoundsRepository: rounds, their records and checkpoints (PostgreSQL)',
     expect((await rounds.latestCheckpoint(4))?.weights.equals(weights)).toBe(true);
   });
 
+  it("starts the next round in the statement that completes this one, and none of it is stored if any part fails", async () => {
+    await ds.query(`INSERT INTO coordinator.task_runs (task_id, spec, state, current_round) VALUES (9, '{}', 'running', 0)`);
+    const startedAt = new Date('2026-12-07T10:00:00.000Z');
+    // Names an array literal must quote, as the site names of a deployment may be.
+    const sites = ['site "a"', 'site,b', 'site\\c', 'site{d}'];
+    await rounds.start(9, 1, sites, startedAt);
+    const weights = randomBytes(100);
+    await rounds.complete(9, 1, figures, weights, sha(weights), {
+      records: { fit: sites.map((node) => ({ node, status: 'received' as const, examples: 10 })) },
+      // The coordinator's clock to the microsecond.
+      next: { round: 2, selected: sites.slice(0, 3), startedAt: '2026-12-07T10:00:05.123456Z' },
+    });
+    const state = () => ds.query(`SELECT round, status, participants, started_at FROM coordinator.rounds WHERE task_id = 9 ORDER BY round`);
+    expect(await state()).toEqual([
+      { round: 1, status: 'completed', participants: 1, started_at: startedAt },
+      { round: 2, status: 'running', participants: 3, started_at: new Date('2026-12-07T10:00:05.123Z') },
+    ]);
+    const [{ us }] = await ds.query(`SELECT (extract(epoch FROM started_at) * 1000000)::bigint AS us FROM coordinator.rounds WHERE task_id = 9 AND round = 2`);
+    expect(BigInt(us)).toBe(BigInt(Date.parse('2026-12-07T10:00:05.123Z')) * 1000n + 456n);
+    const selected = await ds.query(`SELECT node_name, status FROM coordinator.round_participants WHERE task_id = 9 AND round = 2 ORDER BY node_name`);
+    expect(selected).toEqual(sites.slice(0, 3).sort().map((node_name) => ({ node_name, status: 'selected' })));
+    expect((await ds.query(`SELECT count(*)::int AS n FROM coordinator.round_participants WHERE task_id = 9 AND round = 1 AND status = 'received'`))[0].n).toBe(4);
+
+    // Round 2's end with round 3's start, whose participants' records break a constraint: round 2 stays running, round 3 is not there.
+    await expect(
+      rounds.complete(9, 2, figures, weights, sha(weights), {
+        records: { fit: [{ node: 'site-a', status: 'bogus' as never }] },
+        next: { round: 3, selected: ['site-a'], startedAt: new Date() },
+      }),
+    ).rejects.toThrow(/round_participants_status_check/);
+    expect((await state()).map((r: { round: number; status: string }) => [r.round, r.status])).toEqual([[1, 'completed'], [2, 'running']]);
+    expect((await ds.query(`SELECT current_round FROM coordinator.task_runs WHERE task_id = 9`))[0].current_round).toBe(1);
+    expect((await rounds.latestCheckpoint(9))?.round).toBe(1);
+  });
+
   it('fails a round with its records, leaving the last completed round the one to resume from', async () => {
     await rounds.start(4, 2, ['site-a']);
     await rounds.fail(4, 2, { fit: [{ node: 'site-a', status: 'rejected', examples: 10, reason: 'non-finite' }] });

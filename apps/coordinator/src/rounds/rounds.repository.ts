@@ -20,28 +20,22 @@ export interface ParticipantRecord {
 /** How the workers took part in a round, per phase. */
 export type PhaseRecords = Partial<Record<Phase, ParticipantRecord[]>>;
 
-/**
- * The upsert of `records` as SQL whose parameters start at `$first` (task and
- * round are `$1` and `$2`), or null when there is nothing to record.
- */
-function participantRows(records: PhaseRecords, first: number): { sql: string; values: unknown[] } | null {
-  const values: unknown[] = [];
-  const tuples: string[] = [];
+/** Participant records as the arrays `coordinator.record_participants` takes: one per column, in this order. */
+function participantArrays(records: PhaseRecords): unknown[] {
+  const columns: unknown[][] = [[], [], [], [], [], [], []];
   for (const phase of ['fit', 'evaluate'] as const) {
     for (const r of records[phase] ?? []) {
-      const o = first + values.length;
-      values.push(r.node, phase, r.status, r.examples ?? null, r.loss ?? null, r.accuracy ?? null, r.reason ?? null);
-      tuples.push(`($1::int, $2::int, $${o}, $${o + 1}, $${o + 2}, $${o + 3}::int, $${o + 4}::float8, $${o + 5}::float8, $${o + 6}, now())`);
+      const row = [r.node, phase, r.status, r.examples ?? null, r.loss ?? null, r.accuracy ?? null, r.reason ?? null];
+      row.forEach((v, i) => columns[i].push(v));
     }
   }
-  if (tuples.length === 0) return null;
-  return {
-    sql: `INSERT INTO coordinator.round_participants (task_id, round, node_name, phase, status, examples, loss, accuracy, reason, updated_at)
-       VALUES ${tuples.join(', ')}
-       ON CONFLICT (task_id, round, node_name, phase) DO UPDATE SET status = EXCLUDED.status, examples = EXCLUDED.examples,
-         loss = EXCLUDED.loss, accuracy = EXCLUDED.accuracy, reason = EXCLUDED.reason, updated_at = now()`,
-    values,
-  };
+  return columns;
+}
+
+/** The arguments of `coordinator.record_participants` after the task and the round, from `$first` on. */
+function participantParams(first: number): string {
+  const types = ['text[]', 'text[]', 'text[]', 'int[]', 'float8[]', 'float8[]', 'text[]'];
+  return types.map((t, i) => `$${first + i}::${t}`).join(', ');
 }
 
 /**
@@ -68,33 +62,27 @@ export class RoundsRepository {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   /**
-   * Marks the round running and records who was asked to fit, in one
-   * statement (one commit: the round's only write before its end).
+   * Marks the round running since `startedAt` and records who was asked to fit,
+   * in one statement (one commit: the round's only write before its end). A
+   * round whose fit went out with the last round's evaluation is started by
+   * that round's `complete` instead (`next`).
    */
-  async start(taskId: number, round: number, selected: string[]): Promise<void> {
-    const rows = participantRows({ fit: selected.map((node) => ({ node, status: 'selected' as const })) }, 4);
-    await this.db.query(
-      `WITH started AS (
-         INSERT INTO coordinator.rounds (task_id, round, status, participants, examples, started_at)
-         VALUES ($1, $2, 'running', $3, 0, now())
-         ON CONFLICT (task_id, round) DO UPDATE SET status = 'running', participants = EXCLUDED.participants, started_at = now(), finished_at = NULL
-       )${rows ? `\n       ${rows.sql}` : '\n       SELECT 1'}`,
-      [taskId, round, selected.length, ...(rows?.values ?? [])],
-    );
+  async start(taskId: number, round: number, selected: string[], startedAt: Date | string = new Date()): Promise<void> {
+    await this.db.query(`SELECT coordinator.start_round($1::int, $2::int, $3::text[], $4::timestamptz)`, [taskId, round, selected, startedAt]);
   }
 
   /** Records how each worker took part in a round, both phases in one statement. */
   async participants(taskId: number, round: number, records: PhaseRecords): Promise<void> {
-    const rows = participantRows(records, 3);
-    if (rows) await this.db.query(rows.sql, [taskId, round, ...rows.values]);
+    if (!records.fit?.length && !records.evaluate?.length) return;
+    await this.db.query(`SELECT coordinator.record_participants($1::int, $2::int, ${participantParams(3)})`, [taskId, round, ...participantArrays(records)]);
   }
 
   /** Marks the round failed, with how each worker took part, in one statement. */
   async fail(taskId: number, round: number, records: PhaseRecords = {}): Promise<void> {
-    const rows = participantRows(records, 3);
     await this.db.query(
-      `WITH failed AS (UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND round = $2)${rows ? `\n       ${rows.sql}` : '\n       SELECT 1'}`,
-      [taskId, round, ...(rows?.values ?? [])],
+      `WITH failed AS (UPDATE coordinator.rounds SET status = 'failed', finished_at = now() WHERE task_id = $1 AND round = $2)
+       SELECT coordinator.record_participants($1::int, $2::int, ${participantParams(3)})`,
+      [taskId, round, ...participantArrays(records)],
     );
   }
 
@@ -103,7 +91,8 @@ export class RoundsRepository {
    * new global weights and the task's progress together, before the next
    * round starts: one statement (one commit) unless the weights go in pieces.
    * Checkpoints of rounds older than the last `keep` (this one included) are
-   * deleted with it; `keep` 0 keeps them all.
+   * deleted with it; `keep` 0 keeps them all. With `next`, the next round's
+   * start is written in the same statement (see `start`).
    */
   async complete(
     taskId: number,
@@ -111,9 +100,14 @@ export class RoundsRepository {
     f: RoundFigures,
     checkpoint: Buffer,
     sha256: string,
-    opts: { strategyState?: Buffer | Buffer[] | null; records?: PhaseRecords; keep?: number } = {},
+    opts: {
+      strategyState?: Buffer | Buffer[] | null;
+      records?: PhaseRecords;
+      keep?: number;
+      next?: { round: number; selected: string[]; startedAt: Date | string };
+    } = {},
   ): Promise<void> {
-    const { records = {}, keep = 0 } = opts;
+    const { records = {}, keep = 0, next } = opts;
     if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`checkpoints to keep must be a whole number >= 0, got ${keep}`);
     // Large weights go in pieces: a bytea field holds at most 1 GB, and node-postgres reads a bytea back as a hex string of twice its size.
     const pieces = checkpoint.length > this.pieceBytes ? Math.ceil(checkpoint.length / this.pieceBytes) : 0;
@@ -122,31 +116,17 @@ export class RoundsRepository {
     const stateBytes = stateSegments.reduce((n, b) => n + b.length, 0);
     const statePieces = stateBytes > this.pieceBytes ? Math.ceil(stateBytes / this.pieceBytes) : 0;
     const strategyState = opts.strategyState == null || statePieces ? null : Buffer.concat(stateSegments);
-    const figures = [f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms];
-    const roundSql = `UPDATE coordinator.rounds SET status = 'completed', participants = $3, examples = $4, train_loss = $5, eval_loss = $6,
-           eval_accuracy = $7, eval_examples = $8, finished_at = $9, duration_ms = $10, figures = $16::jsonb
-         WHERE task_id = $1 AND round = $2`;
-    const rows = participantRows(records, 17);
-    const values = [taskId, round, ...figures, pieces ? Buffer.alloc(0) : checkpoint, sha256, strategyState, pieces, keep, JSON.stringify(f), ...(rows?.values ?? [])];
-    const statePiecesParam = values.push(statePieces);
     // A state in pieces is hashed as its pieces are written, and its hash set after them (below).
-    const stateShaParam = values.push(strategyState ? sha256Hex(strategyState) : null);
-    const checkpointSql = `INSERT INTO coordinator.checkpoints (task_id, round, weights, sha256, strategy_state, pieces, state_pieces, state_sha256, created_at)
-         VALUES ($1, $2, $11, $12, $13, $14, $${statePiecesParam}, $${stateShaParam}, now())
-         ON CONFLICT (task_id, round) DO UPDATE SET weights = EXCLUDED.weights, sha256 = EXCLUDED.sha256, strategy_state = EXCLUDED.strategy_state,
-           pieces = EXCLUDED.pieces, state_pieces = EXCLUDED.state_pieces, state_sha256 = EXCLUDED.state_sha256, created_at = now()`;
-    const progressSql = `UPDATE coordinator.task_runs SET current_round = $2, updated_at = now() WHERE task_id = $1`;
-    const clearPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND round = $2`;
-    // Older rounds' checkpoints beyond the last `keep` ($15): a task resumes from its last one, and each can be the model's size.
-    const retiredSql = `DELETE FROM coordinator.checkpoints WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
-    const retiredPiecesSql = `DELETE FROM coordinator.checkpoint_chunks WHERE task_id = $1 AND $15::int > 0 AND round <= $2 - $15::int`;
-    const statement = `WITH figures AS (${roundSql}),
-         checkpoint AS (${checkpointSql}),
-         old_pieces AS (${clearPiecesSql}),
-         retired AS (${retiredSql}),
-         retired_pieces AS (${retiredPiecesSql}),
-         progress AS (${progressSql})
-         ${rows ? rows.sql : 'SELECT 1'}`;
+    const values = [
+      taskId, round, f.participants, f.examples, f.train_loss, f.eval_loss, f.eval_accuracy, f.eval_examples, f.finished_at, f.duration_ms, JSON.stringify(f),
+      pieces ? Buffer.alloc(0) : checkpoint, sha256, pieces, strategyState, statePieces, strategyState ? sha256Hex(strategyState) : null, keep,
+      ...participantArrays(records),
+      next?.round ?? null, next?.selected ?? null, next?.startedAt ?? null,
+    ];
+    // Older rounds' checkpoints beyond the last `keep` go with it: a task resumes from its last one, and each can be the model's size.
+    const statement = `SELECT coordinator.complete_round($1::int, $2::int, $3::int, $4::int, $5::float8, $6::float8, $7::float8, $8::int,
+       $9::timestamptz, $10::int, $11::jsonb, $12::bytea, $13::text, $14::int, $15::bytea, $16::int, $17::text, $18::int, ${participantParams(19)},
+       $26::int, $27::text[], $28::timestamptz)`;
     if (pieces === 0 && statePieces === 0) {
       await this.db.query(statement, values);
       return;

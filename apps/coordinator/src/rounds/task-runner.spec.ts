@@ -134,7 +134,13 @@ function harness(
       await hold.start?.get(round);
       log.push(`start ${round} stored`);
     },
-    complete: async (_: number, round: number, figures: RoundFigures, weights: Buffer, sha256: string, o: { strategyState?: Buffer | Buffer[] | null }) => {
+    complete: async (_: number, round: number, figures: RoundFigures, weights: Buffer, sha256: string, o: { strategyState?: Buffer | Buffer[] | null; next?: { round: number; selected: string[] } }) => {
+      // The next round's start goes in the same statement: if it cannot be written, nothing is.
+      if (o.next) {
+        log.push(`start ${o.next.round} asked with complete ${round} (${o.next.selected.join(', ')})`);
+        await hold.start?.get(o.next.round);
+        log.push(`start ${o.next.round} stored`);
+      }
       log.push(`complete ${round}`);
       stored.push({ round, ...figures });
       const state = o.strategyState == null ? null : Buffer.concat(Array.isArray(o.strategyState) ? o.strategyState : [o.strategyState]);
@@ -142,7 +148,8 @@ function harness(
     },
     figures: async () => stored,
     fail: async (_: number, round: number) => void log.push(`fail ${round}`),
-    participants: async () => undefined,
+    participants: async (_: number, round: number, records: { fit?: { node: string; status: string }[] }) =>
+      void log.push(`participants ${round}: ${(records.fit ?? []).map((r) => `${r.node} ${r.status}`).join(', ')}`),
   } as unknown as RoundsRepository;
   const workers = { online: async () => SITES.map((name) => ({ name, train: 100, test: 10 })) } as unknown as EdgeWorkerRegistry;
   const runner = new TaskRunner(
@@ -215,8 +222,36 @@ describe('TaskRunner: what overlaps between rounds', () => {
     start2.reject(new Error('connection terminated'));
     await expect(run).rejects.toThrow('connection terminated');
     expect(log).toContain('fit 2 sent');
+    // Round 2's start goes with round 1's end: neither is stored.
+    expect(log).not.toContain('complete 1');
     expect(log).not.toContain('complete 2');
     expect(log).not.toContain('fail 2');
+  });
+
+  it("writes a round whose fit went out with the last round's evaluation in that round's end: one statement per round", async () => {
+    const { runner, log } = harness();
+    await runner.run();
+    expect(log.filter((l) => l.startsWith('start') || l.startsWith('complete'))).toEqual([
+      'start 1 asked',
+      'start 1 stored',
+      'start 2 asked with complete 1 (site-a, site-b)',
+      'start 2 stored',
+      'complete 1',
+      'start 3 asked with complete 2 (site-a, site-b)',
+      'start 3 stored',
+      'complete 2',
+      'complete 3',
+    ]);
+  });
+
+  it('writes the next round\'s start on its own, with how the sites answered its fit, when the round whose end would carry it fails', async () => {
+    const { runner, log } = harness({}, { failEvaluate: [1], config: { ROUND_RETRIES: 1 } });
+    await runner.run();
+    const fail = log.indexOf('fail 1');
+    expect(fail).toBeGreaterThan(log.indexOf('fit 2 sent'));
+    // After the failed round's record: round 2's start row, then the answers to the fit that went out with it.
+    expect(log.slice(fail + 1, fail + 4)).toEqual(['start 2 asked', 'start 2 stored', 'participants 2: site-a received, site-b received']);
+    expect(log.filter((l) => l.startsWith('complete'))).toEqual(['complete 1', 'complete 2', 'complete 3']);
   });
 });
 

@@ -191,6 +191,8 @@ interface RoundFold {
 interface FitPhase {
   round: number;
   started: Date;
+  /** The same moment as ISO 8601 with microseconds: the round's stored start (rounds of a few milliseconds are timed from it). */
+  startedAt: string;
   /** The workers online when the sites were chosen; the round's evaluators are sampled from them. */
   online: OnlineNode[];
   /** How many of them can train (the sampling population, for the privacy accounting). */
@@ -206,7 +208,10 @@ interface FitPhase {
   perNode: Map<string, NodeRoundFigures>;
   /** The chosen sites that did not answer, once collected. */
   missing: string[];
-  /** The round's start row, written while its fit instruction goes out (RoundBook.started). */
+  /**
+   * The round's start row (RoundBook.started): written while its fit instruction goes out, or, for a fit
+   * that went out with the last round's evaluation, with that round's end (settled once it is stored).
+   */
   startRow?: Promise<void>;
 }
 
@@ -748,7 +753,7 @@ export class TaskRunner {
     const chained = this.chained?.round === round ? this.chained : undefined;
     this.chained = undefined;
     const phase = chained ?? (await this.newFitPhase(round));
-    const book: RoundBook = { records: { fit: phase.records, evaluate: [] }, started: (phase.startRow ??= this.startRow(round, phase.chosen)), stored: false };
+    const book: RoundBook = { records: { fit: phase.records, evaluate: [] }, started: (phase.startRow ??= this.startRow(round, phase.chosen, phase.startedAt)), stored: false };
     try {
       if (!chained) {
         const fit = await this.collect<FitResultPayload>(
@@ -784,15 +789,15 @@ export class TaskRunner {
   }
 
   /** Writes a round's start row while its fit instruction goes out; awaited before the round's end is stored (RoundBook.started). */
-  private startRow(round: number, chosen: string[]): Promise<void> {
-    const written = this.deps.rounds.start(this.spec.task_id, round, chosen);
+  private startRow(round: number, chosen: string[], started: string): Promise<void> {
+    const written = this.deps.rounds.start(this.spec.task_id, round, chosen, started);
     written.catch(() => undefined);
     return written;
   }
 
   /** A round's fit phase from the global weights in hand: the sites online now, sampled. */
   private async newFitPhase(round: number): Promise<FitPhase> {
-    const started = new Date();
+    const started = preciseNow();
     const online = await this.awaitWorkers(round);
     const candidates = online.filter((n) => n.train > 0);
     const chosen = this.sample(candidates, round).map((n) => n.name);
@@ -806,11 +811,11 @@ export class TaskRunner {
    * A fit phase with a new strategy per attempt, from the given global weights and server state (those
    * in hand unless given), so that a round run again does not step the server state twice.
    */
-  private beginFitPhase(round: number, started: Date, online: OnlineNode[], population: number, chosen: string[], global?: GlobalWeights, state?: StateMap): FitPhase {
+  private beginFitPhase(round: number, started: { date: Date; iso: string }, online: OnlineNode[], population: number, chosen: string[], global?: GlobalWeights, state?: StateMap): FitPhase {
     const strategy = this.newStrategy();
     const weightsSha = sha256Of(global ?? this.current!);
     const fold = this.beginFold(round, strategy, chosen.length, global, state);
-    return { round, started, online, population, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
+    return { round, started: started.date, startedAt: started.iso, online, population, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
   }
 
   /** Folds each fit answer into the phase's aggregate as it arrives (streaming aggregation), and notes how the site answered. */
@@ -853,7 +858,7 @@ export class TaskRunner {
     const { spec, deps } = this;
     if (deps.config.CHAINED_EVALUATION !== 'on' || round >= spec.num_global_iterations || evaluators.length === 0) return undefined;
     if (next.buf.length >= deps.config.LARGE_MODEL_BYTES) return undefined;
-    const started = new Date();
+    const started = preciseNow();
     const online = await deps.workers.online(spec.use_case);
     const { trainable: candidates, short } = this.fitReadiness(online);
     if (short) return undefined;
@@ -993,7 +998,7 @@ export class TaskRunner {
       const missing: string[] = [];
       if (chained) {
         // The next round's fit goes out now with these weights, and each site evaluates them before it trains.
-        chained.startRow = this.startRow(round + 1, chained.chosen);
+        // Its start row is written with this round's end (below): one statement per round.
         const wanted = new Set(evaluators);
         const onlyTrained: string[] = [];
         const fitted = this.fitHandler(chained);
@@ -1066,8 +1071,10 @@ export class TaskRunner {
         strategyState: strategyStateSegments(strategy.name, kept),
         records: book.records,
         keep: deps.config.CHECKPOINTS_KEPT,
+        next: chained ? { round: round + 1, selected: chained.chosen, startedAt: chained.startedAt } : undefined,
       });
       book.stored = true;
+      if (chained) chained.startRow = Promise.resolve();
       this.serverState = state;
       this.chained = chained;
       deps.metrics.rounds.inc({ outcome: 'completed' });
@@ -1080,8 +1087,11 @@ export class TaskRunner {
         chained.fold.dispose();
         // How the sites answered that fit is recorded, as for a round that stops (runRound); not once another coordinator holds the task.
         const leaseLost = this.signal.aborted && this.signal.reason === 'lease-lost';
-        if (chained.startRow && !leaseLost) {
-          await chained.startRow.then(() => deps.rounds.participants(spec.task_id, round + 1, { fit: chained.records, evaluate: [] })).catch(() => undefined);
+        if (!leaseLost) {
+          // This round's end did not store the next round's start: it is written here, so that the attempt is on record.
+          await (chained.startRow ?? this.startRow(round + 1, chained.chosen, chained.startedAt))
+            .then(() => deps.rounds.participants(spec.task_id, round + 1, { fit: chained.records, evaluate: [] }))
+            .catch(() => undefined);
         }
       }
       throw err;
@@ -1222,4 +1232,13 @@ export class TaskRunner {
 function standardizationTag(pkg: ModelPackage): Record<string, string> {
   const computed = pkg.manifest.normalization?.statistics?.computed;
   return computed ? { standardization: `federated: ${computed.examples} examples from ${computed.sites} sites` } : {};
+}
+
+/** Now, as a Date and as ISO 8601 with microseconds (a Date has milliseconds). */
+function preciseNow(): { date: Date; iso: string } {
+  const ms = performance.timeOrigin + performance.now();
+  const whole = Math.floor(ms);
+  const micros = Math.min(999, Math.floor((ms - whole) * 1000));
+  const date = new Date(whole);
+  return { date, iso: date.toISOString().replace('Z', `${String(micros).padStart(3, '0')}Z`) };
 }
