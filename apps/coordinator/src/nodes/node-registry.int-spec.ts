@@ -91,4 +91,36 @@ describe('EdgeWorkerRegistry presence (PostgreSQL)', () => {
     (await registry.online('wine'))[0].train = 0;
     expect((await registry.online('wine')).map((n) => [n.name, n.train])).toEqual([['wine-3', 20]]);
   });
+
+  it('keeps the list through heartbeats that change nothing in it, and forgets it at one that does', async () => {
+    let clock = 0;
+    registry.now = () => clock;
+    const beer = (sender: string, train = 20, useCases = ['beer']): NodePresencePayload =>
+      ({ ...presence(sender), use_cases: useCases, examples: Object.fromEntries(useCases.map((u) => [u, { train, test: train ? 5 : 0 }])) }) as NodePresencePayload;
+    const onlineBeer = async () => (await registry.online('beer')).map((n) => `${n.name} ${n.train}`);
+    await registry.recordPresence(beer('beer-1'), 'registration');
+    await registry.recordPresence(beer('beer-2'), 'registration');
+    await registry.recordPresence(beer('beer-3', 0), 'registration');
+    await registry.recordPresence(beer('ale-1', 20, ['ale']), 'registration');
+    expect(await onlineBeer()).toEqual(['beer-1 20', 'beer-2 20']);
+    expect((await registry.online('ale')).map((n) => n.name)).toEqual(['ale-1']);
+    // Another process's write shows whether the list is read again.
+    await ds.query(`UPDATE coordinator.nodes SET status = 'offline' WHERE name = 'beer-2'`);
+    // The same examples again; a site without data for it; another use case's site: the list holds.
+    await registry.recordPresence(beer('beer-1'), 'heartbeat');
+    await registry.recordPresence(beer('beer-3', 0), 'heartbeat');
+    await registry.recordPresence(beer('ale-1', 20, ['ale']), 'heartbeat');
+    expect(await onlineBeer()).toEqual(['beer-1 20', 'beer-2 20']);
+    // New examples: read again.
+    await registry.recordPresence(beer('beer-1', 30), 'heartbeat');
+    expect(await onlineBeer()).toEqual(['beer-1 30']);
+    // A site with data it did not have: read again.
+    await ds.query(`UPDATE coordinator.nodes SET status = 'online' WHERE name = 'beer-2'`);
+    await registry.recordPresence(beer('beer-3', 15), 'heartbeat');
+    expect(await onlineBeer()).toEqual(['beer-1 30', 'beer-2 20', 'beer-3 15']);
+    // A site that no longer serves the use case: read again.
+    await ds.query(`UPDATE coordinator.nodes SET status = 'offline' WHERE name = 'beer-2'`);
+    await registry.recordPresence(beer('beer-3', 15, ['ale']), 'heartbeat');
+    expect(await onlineBeer()).toEqual(['beer-1 30']);
+  });
 });

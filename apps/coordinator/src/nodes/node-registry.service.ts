@@ -13,17 +13,18 @@ export interface OnlineNode {
 
 /**
  * How long a use case's online workers, once read, answer the next rounds' questions. Quick rounds
- * otherwise read them from the database each round. Every registration, heartbeat, goodbye or
- * revocation this coordinator records forgets them at once (every coordinator hears every site), so
- * what this adds is at most this long to the online window of a site that fell silent.
+ * otherwise read them from the database each round. Every registration, goodbye or revocation this
+ * coordinator records forgets them at once (every coordinator hears every site), and so does a
+ * heartbeat that changes what they are (a site's use cases or examples); so what this adds is at most
+ * this long to the online window of a site that fell silent.
  */
 export const ONLINE_REUSE_MS = 1000;
 
 /** The edge workers this coordinator knows, from their registrations and heartbeats. */
 @Injectable()
 export class EdgeWorkerRegistry {
-  /** Use case -> its online workers and when they were read (`now`). */
-  private readonly recentOnline = new Map<string, { at: number; nodes: OnlineNode[] }>();
+  /** Use case -> its online workers (by name) and when they were read (`now`). */
+  private readonly recentOnline = new Map<string, { at: number; nodes: Map<string, OnlineNode> }>();
   /** Counts the presence changes recorded, so that a read that overlapped one is not reused. */
   private changes = 0;
   /** The clock of ONLINE_REUSE_MS (milliseconds); tests move it. */
@@ -34,15 +35,33 @@ export class EdgeWorkerRegistry {
     @Inject(COORDINATOR_CONFIG) private readonly config: CoordinatorConfig,
   ) {}
 
-  /** Runs a presence change: the online workers read before it, or while it is written, are not reused. */
-  private async changing<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a presence write: a read of the online workers that overlaps it is not reused. With `forget`
+   * (the default) the lists read before it are forgotten too; otherwise the caller forgets what changed.
+   */
+  private async changing<T>(write: () => Promise<T>, forget = true): Promise<T> {
     this.changes++;
-    this.recentOnline.clear();
+    if (forget) this.recentOnline.clear();
     try {
       return await write();
     } finally {
       this.changes++;
-      this.recentOnline.clear();
+      if (forget) this.recentOnline.clear();
+    }
+  }
+
+  /**
+   * After a heartbeat of a site that was online: the lists kept that it changes (the site joins or
+   * leaves one, its examples differ) are forgotten; the others, read before or after the heartbeat,
+   * still hold. So at a thousand sites, each heartbeating, a quick round does not read them each time.
+   */
+  private forgetChangedBy(p: NodePresencePayload): void {
+    for (const [useCase, kept] of this.recentOnline) {
+      const counts = p.use_cases.includes(useCase) ? p.examples[useCase] : undefined;
+      const now = counts && { train: counts.train ?? 0, test: counts.test ?? 0 };
+      const listed = now && (now.train > 0 || now.test > 0) ? now : undefined;
+      const was = kept.nodes.get(p.sender);
+      if (was?.train !== listed?.train || was?.test !== listed?.test) this.recentOnline.delete(useCase);
     }
   }
 
@@ -53,22 +72,30 @@ export class EdgeWorkerRegistry {
    * it back. A late heartbeat (queued behind other messages) is not a join. Serialised per site, so
    * that coordinators hearing the same message agree on which of them saw the site join.
    */
-  recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
-    return this.changing(() => this.writePresence(p, kind));
-  }
-
-  private async writePresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
+  async recordPresence(p: NodePresencePayload, kind: 'registration' | 'heartbeat'): Promise<'joined' | 'present' | 'revoked'> {
     const info = JSON.stringify({ version: p.version ?? null, rejected_use_cases: p.rejected_use_cases ?? {} });
     if (kind === 'heartbeat') {
       // Most heartbeats come from a site online already: one statement. The row lock and the re-checked status make it
       // safe beside a coordinator recording the same site's join (it waits, then finds the site online: 'present').
-      const [, touched]: [unknown[], number] = await this.db.query(
-        `UPDATE coordinator.nodes SET use_cases = $2, examples = $3::jsonb, info = $4::jsonb, last_seen_at = now()
-         WHERE name = $1 AND status = 'online'`,
-        [p.sender, p.use_cases, JSON.stringify(p.examples), info],
+      const [, touched]: [unknown[], number] = await this.changing(
+        () =>
+          this.db.query(
+            `UPDATE coordinator.nodes SET use_cases = $2, examples = $3::jsonb, info = $4::jsonb, last_seen_at = now()
+             WHERE name = $1 AND status = 'online'`,
+            [p.sender, p.use_cases, JSON.stringify(p.examples), info],
+          ),
+        false,
       );
-      if (touched > 0) return 'present';
+      if (touched > 0) {
+        this.forgetChangedBy(p);
+        return 'present';
+      }
     }
+    return this.changing(() => this.join(p, kind, info));
+  }
+
+  /** A registration, or a heartbeat of a site that was not online: its join or its return, serialised per site. */
+  private join(p: NodePresencePayload, kind: 'registration' | 'heartbeat', info: string): Promise<'joined' | 'present' | 'revoked'> {
     return this.db.transaction(async (m) => {
       await m.query(`SELECT pg_advisory_xact_lock(hashtext('node:' || $1))`, [p.sender]);
       const prev: { status: string; recent: boolean }[] = await m.query(
@@ -107,11 +134,11 @@ export class EdgeWorkerRegistry {
    */
   async online(useCase: string): Promise<OnlineNode[]> {
     const kept = this.recentOnline.get(useCase);
-    if (kept && this.now() - kept.at < ONLINE_REUSE_MS) return kept.nodes.map((n) => ({ ...n }));
+    if (kept && this.now() - kept.at < ONLINE_REUSE_MS) return [...kept.nodes.values()].map((n) => ({ ...n }));
     const at = this.now();
     const changes = this.changes;
     const nodes = await this.readOnline(useCase);
-    if (this.changes === changes) this.recentOnline.set(useCase, { at, nodes: nodes.map((n) => ({ ...n })) });
+    if (this.changes === changes) this.recentOnline.set(useCase, { at, nodes: new Map(nodes.map((n) => [n.name, { ...n }])) });
     return nodes;
   }
 
