@@ -6,3 +6,4 @@ export * from './default-models';
 export * from './observability';
 export * from './stored-use-cases';
 export * from './garbage';
+export * from './precise-clock';

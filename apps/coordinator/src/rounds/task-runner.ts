@@ -54,7 +54,7 @@ import {
   withStandardization,
 } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
-import { collectGarbage, isDatabaseUnavailable, PlatformMetrics, TaskLogger } from '@fl/runtime';
+import { collectGarbage, isDatabaseUnavailable, PlatformMetrics, preciseNow, TaskLogger } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
 import { strategyFitConfig } from './fit-config';
 import { EdgeWorkerRegistry, OnlineNode } from '../nodes/node-registry.service';
@@ -1047,7 +1047,8 @@ export class TaskRunner {
         throw new RoundShortfall(`round ${round}: ${evals.length} evaluation(s) of the new weights, min_evaluate_clients is ${minEvaluations} (asked: ${evaluators.join(', ')})`);
       }
 
-      const finished = new Date();
+      // The clock of the round's start, so that its duration is the time that passed.
+      const finished = preciseNow().date;
       const figures: RoundFigures = {
         participants,
         examples,
@@ -1232,13 +1233,4 @@ export class TaskRunner {
 function standardizationTag(pkg: ModelPackage): Record<string, string> {
   const computed = pkg.manifest.normalization?.statistics?.computed;
   return computed ? { standardization: `federated: ${computed.examples} examples from ${computed.sites} sites` } : {};
-}
-
-/** Now, as a Date and as ISO 8601 with microseconds (a Date has milliseconds). */
-function preciseNow(): { date: Date; iso: string } {
-  const ms = performance.timeOrigin + performance.now();
-  const whole = Math.floor(ms);
-  const micros = Math.min(999, Math.floor((ms - whole) * 1000));
-  const date = new Date(whole);
-  return { date, iso: date.toISOString().replace('Z', `${String(micros).padStart(3, '0')}Z`) };
 }
