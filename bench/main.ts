@@ -9,7 +9,7 @@ import { trainStepBench } from './train-step.bench';
 import { transferBench } from './transfer.bench';
 
 /**
- * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3] [--cases p2,s1000] [--evaluation chained,apart] [--round-events 250,0]`
+ * `npm run bench [-- <name>...] [--rounds 21] [--repeats 2] [--iterations 200] [--runs 3] [--cases p2,s1000] [--evaluation chained,apart] [--round-events 250,0] [--against ../base/dist] [--turns 3]`
  * Runs the named benchmarks (default: all) one after another; each prints its
  * tables and writes bench-results/<name>.json. Benchmarks, not tests: nothing
  * is asserted, each compares against a baseline measured in the same run.
@@ -23,6 +23,11 @@ const option = (name: string, fallback: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
+/** `--name value`; undefined when not given. */
+const stringOption = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
 /** `--name a,b,c` as a list; undefined when not given. */
 const listOption = (name: string) => {
   const i = args.indexOf(`--${name}`);
@@ -32,7 +37,7 @@ const listOption = (name: string) => {
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   messaging: () => messagingBench({ iterations: option('iterations', 200) }),
   round: () => roundBench({ rounds: option('rounds', 21), repeats: option('repeats', 2) }),
-  rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: listOption('cases'), evaluation: listOption('evaluation'), roundEvents: listOption('round-events') }),
+  rounds: () => roundsBench({ rounds: option('rounds', 0) || undefined, cases: listOption('cases'), evaluation: listOption('evaluation'), roundEvents: listOption('round-events'), against: stringOption('against'), turns: option('turns', 1) }),
   demo: () => demoBench({ runs: option('runs', 3) }),
   'large-model': () => largeModelBench({ mb: option('mb', 1024), strategies: listOption('strategies') ?? ['FedAvg'] }),
   'train-step': () => trainStepBench({ threads: option('threads', 2), iterations: option('iterations', 500) }),

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundledDataDir, IRIS, modelInputs } from '@fl/datasets';
@@ -15,6 +15,7 @@ import { createBenchVhost } from './support/rabbitmq';
 import { writeResult } from './support/results';
 import { r2, summarize, Summary } from './support/stats';
 import { BusEvent, BusTap } from './support/tapped-bus';
+import { summarizeTurns } from './support/turns';
 
 /** The compiled apps beside this compiled bench (dist/ under `npm run bench`). */
 const DIST = resolve(__dirname, '..');
@@ -35,6 +36,12 @@ interface Case {
   evaluation?: Evaluation;
   /** The coordinator's ROUND_EVENTS_WINDOW_MS (default: its own default). */
   roundEventsMs?: number;
+  /** The compiled build whose coordinator and workers run the case (default: this one). */
+  dist?: string;
+  /** 'this', or the other build's folder (--against). */
+  build?: string;
+  /** Which of --turns (1 to K). */
+  turn?: number;
 }
 
 type Evaluation = 'chained' | 'apart';
@@ -74,6 +81,9 @@ interface CaseResult {
   evaluation: Evaluation;
   /** ROUND_EVENTS_WINDOW_MS, where the bench set it. */
   roundEventsMs?: number;
+  /** 'this' build, or the other build's folder (--against). */
+  build: string;
+  turn: number;
 }
 
 export interface RoundsBenchOptions {
@@ -91,6 +101,14 @@ export interface RoundsBenchOptions {
    * several (e.g. 250,0: 0 is one event per round, as earlier releases), each case runs once with each.
    */
   roundEvents?: string[];
+  /**
+   * Another compiled build (its `dist` folder, e.g. of the last release, checked out and built beside
+   * this one) whose coordinator and workers run each case too, by turns with this build's: the
+   * baseline measured in the same run. The gateway, in the bench's own process, is this build's.
+   */
+  against?: string;
+  /** Runs of every case (and build), in turns; with --against each turn swaps which build goes first. */
+  turns?: number;
 }
 
 /**
@@ -118,6 +136,14 @@ export interface RoundsBenchOptions {
  * `--round-events 250,0` runs each case with each ROUND_EVENTS_WINDOW_MS (0: one
  * round event per round, as earlier releases), one after the other.
  *
+ * `--against <dist>` runs each case also with another compiled build's
+ * coordinator and workers (e.g. the last release, checked out and built beside
+ * this one), and `--turns K` runs everything K times, the builds' order
+ * swapped at each turn: on a machine whose speed drifts by tens of percent
+ * from one minute to the next, a change of a few percent shows only over
+ * several turns. A table of medians over the turns, with the change against
+ * the other build, follows the runs' own.
+ *
  * For looking closer: FL_BENCH_KEEP=1 keeps each case's folder (the apps'
  * logs), FL_BENCH_LOG_LEVEL=log makes the apps say more, and
  * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator, the first worker process and a
@@ -132,7 +158,15 @@ export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
   const windows: (number | undefined)[] = opts.roundEvents?.length ? opts.roundEvents.map(Number) : [undefined];
   const badWindow = opts.roundEvents?.find((w) => !/^\d+$/.test(w));
   if (badWindow !== undefined) throw new Error(`--round-events takes milliseconds >= 0, got '${badWindow}'`);
-  const cases = CASES.filter((c) => !opts.cases?.length || opts.cases.includes(c.key)).flatMap((c) =>
+  const turns = opts.turns ?? 1;
+  if (!Number.isInteger(turns) || turns < 1) throw new Error(`--turns takes a whole number >= 1, got ${opts.turns}`);
+  const against = opts.against === undefined ? undefined : resolve(opts.against);
+  if (against !== undefined) {
+    const missing = ['apps/coordinator/src/main.js', 'apps/simulator/src/main.js'].filter((f) => !existsSync(join(against, f)));
+    if (missing.length) throw new Error(`--against ${opts.against}: not a compiled build (no ${missing.join(', ')} in ${against}; build it with npm run build)`);
+  }
+  const builds = [{ build: 'this', dist: DIST }, ...(against ? [{ build: against, dist: against }] : [])];
+  const plain = CASES.filter((c) => !opts.cases?.length || opts.cases.includes(c.key)).flatMap((c) =>
     ways.flatMap((evaluation) =>
       windows.map((roundEventsMs) => {
         const label = [c.label, ...(ways.length > 1 ? [evaluation] : []), ...(windows.length > 1 ? [`events ${roundEventsMs} ms`] : [])].join(', ');
@@ -140,7 +174,19 @@ export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
       }),
     ),
   );
-  console.log(`rounds bench: zero-compute workers, iris-shaped MLP, evaluation ${ways.join(' and ')}${windows[0] === undefined ? '' : `, round events every ${windows.join(' and ')} ms`}; ${cases.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}`);
+  // Turn by turn, each case with each build, the builds' order swapped at every turn.
+  const cases = Array.from({ length: turns }, (_, t) => t + 1).flatMap((turn) =>
+    plain.flatMap((c) =>
+      (turn % 2 ? builds : [...builds].reverse()).map(({ build, dist }) => ({
+        ...c,
+        dist,
+        build,
+        turn,
+        label: [c.label, ...(against ? [build === 'this' ? 'this build' : 'against'] : []), ...(turns > 1 ? [`turn ${turn}`] : [])].join(', '),
+      })),
+    ),
+  );
+  console.log(`rounds bench: zero-compute workers, iris-shaped MLP, evaluation ${ways.join(' and ')}${windows[0] === undefined ? '' : `, round events every ${windows.join(' and ')} ms`}; ${plain.map((c) => `${c.key} (${c.rounds} rounds)`).join(', ')}${against ? `; against ${against}` : ''}${turns > 1 ? `; ${turns} turns` : ''}`);
   const results: CaseResult[] = [];
   for (const c of cases) {
     const t0 = Date.now();
@@ -148,7 +194,8 @@ export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
     console.log(`  ${c.label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   print(results);
-  const file = writeResult('rounds', { cases: results });
+  const summary = against || turns > 1 ? summarizeTurns(results, against) : undefined;
+  const file = writeResult('rounds', { cases: results, ...(summary ? { summary } : {}) });
   console.log(`written ${file}`);
 }
 
@@ -173,7 +220,8 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
 
   const model = await publishBenchModel(infra.registry, c.hidden);
   const env = { AMQP_URL: amqpUrl, DATABASE_URL: db.url, ARTIFACT_DIR: artifactDir, LOG_FORMAT: 'json', LOG_LEVEL: process.env.FL_BENCH_LOG_LEVEL ?? 'warn' };
-  const coordinator = startChild(cleanup, dir, 'coordinator', 'apps/coordinator/src/main.js', {
+  const dist = c.dist ?? DIST;
+  const coordinator = startChild(cleanup, dir, dist, 'coordinator', 'apps/coordinator/src/main.js', {
     ...env, COORDINATOR_ID: 'bench-rounds', SITE_AUTH: 'none', HEALTH_PORT: '0', SWEEP_INTERVAL_S: '1', DB_POOL_SIZE: '10',
     CHAINED_EVALUATION: c.evaluation === 'apart' ? 'off' : 'on',
     ...(c.roundEventsMs === undefined ? {} : { ROUND_EVENTS_WINDOW_MS: String(c.roundEventsMs) }),
@@ -183,8 +231,8 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const workerEnv = { ...env, SIM_COMPUTE: 'zero', SIM_PARTITION: 'copy', USE_CASES: 'iris', DATA_PATH: join(bundledDataDir(), 'iris.csv') };
   const started = Date.now();
   const workers = c.processes
-    ? Array.from({ length: c.workers }, (_, i) => startChild(cleanup, dir, `worker-${i + 1}`, 'apps/simulator/src/main.js', { ...workerEnv, SIMULATED_WORKERS: '1', SIM_NODE_PREFIX: `w${i + 1}` }))
-    : [startChild(cleanup, dir, 'simulator', 'apps/simulator/src/main.js', { ...workerEnv, SIMULATED_WORKERS: String(c.workers), SIM_NODE_PREFIX: 'sim' })];
+    ? Array.from({ length: c.workers }, (_, i) => startChild(cleanup, dir, dist, `worker-${i + 1}`, 'apps/simulator/src/main.js', { ...workerEnv, SIMULATED_WORKERS: '1', SIM_NODE_PREFIX: `w${i + 1}` }))
+    : [startChild(cleanup, dir, dist, 'simulator', 'apps/simulator/src/main.js', { ...workerEnv, SIMULATED_WORKERS: String(c.workers), SIM_NODE_PREFIX: 'sim' })];
   await until(`${c.workers} workers online`, 300_000, [coordinator, ...workers], async () => {
     const [{ n }] = await infra.dataSource.query(`SELECT count(*)::int AS n FROM coordinator.nodes WHERE status = 'online'`);
     return n === c.workers;
@@ -251,6 +299,8 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     flowerMs: c.flowerMs,
     evaluation: c.evaluation ?? 'chained',
     ...(c.roundEventsMs === undefined ? {} : { roundEventsMs: c.roundEventsMs }),
+    build: c.build ?? 'this',
+    turn: c.turn ?? 1,
   };
 }
 
@@ -271,6 +321,7 @@ class Child {
 
   constructor(
     readonly name: string,
+    dist: string,
     entry: string,
     env: Record<string, string>,
     dir: string,
@@ -279,7 +330,7 @@ class Child {
     const out = createWriteStream(this.log);
     // FL_BENCH_PROFILE=<dir>: a V8 CPU profile of the coordinator, of the first worker process and of a simulator of many workers, written when they exit.
     const profile = process.env.FL_BENCH_PROFILE && (name === 'coordinator' || name === 'simulator' || name === 'worker-1') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FL_BENCH_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-    this.process = spawn(process.execPath, [...profile, join(DIST, entry)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(process.execPath, [...profile, join(dist, entry)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.process.stdout!.pipe(out);
     this.process.stderr!.pipe(out);
   }
@@ -307,8 +358,8 @@ class Child {
   }
 }
 
-function startChild(cleanup: Cleanup, dir: string, name: string, entry: string, env: Record<string, string>): Child {
-  const child = new Child(name, entry, env, dir);
+function startChild(cleanup: Cleanup, dir: string, dist: string, name: string, entry: string, env: Record<string, string>): Child {
+  const child = new Child(name, dist, entry, env, dir);
   cleanup.add(`stopping ${name}`, () => child.stop());
   return child;
 }
