@@ -29,10 +29,7 @@ export class Simulation {
   private readonly buses: MessageBus[] = [];
   private stopping?: Promise<void>;
 
-  private constructor(
-    private readonly opts: SimulationOptions,
-    private readonly runners: SharedModelRunners,
-  ) {}
+  private constructor(private readonly runners: SharedModelRunners) {}
 
   get names(): string[] {
     return this.workers.map((w) => w.name);
@@ -53,7 +50,7 @@ export class Simulation {
       seed: config.SIM_SEED,
       splitSeed: opts.worker.SPLIT_SEED,
     });
-    const sim = new Simulation(opts, new SharedModelRunners({ compute: config.SIM_COMPUTE, ortThreads: opts.worker.ORT_THREADS }));
+    const sim = new Simulation(new SharedModelRunners({ compute: config.SIM_COMPUTE, ortThreads: opts.worker.ORT_THREADS }));
     const t0 = Date.now();
     try {
       const connections = Math.ceil(k / config.SIM_WORKERS_PER_CONNECTION);

@@ -52,6 +52,20 @@ describe('TaskPurge', () => {
     expect(ledger.purged).toEqual([1, 3]);
   });
 
+  it('stops waiting for a running task once another coordinator has purged it', async () => {
+    ledger.running.add(2);
+    await sut.deleted([1, 2]);
+    await sut.sweep();
+    expect(sut.awaitingRunners).toEqual([2]);
+    await sut.sweep();
+    expect(sut.awaitingRunners).toEqual([2]);
+    // The other coordinator ran it, and purged it once it stopped.
+    ledger.running.delete(2);
+    ledger.purged.push(2);
+    await sut.sweep();
+    expect(sut.awaitingRunners).toEqual([]);
+  });
+
   it('lets the message fail (not acknowledged) when the deletion could not be recorded', async () => {
     ledger.recordFails = true;
     await expect(sut.deleted([1])).rejects.toThrow('connection terminated');

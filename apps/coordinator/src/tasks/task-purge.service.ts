@@ -57,16 +57,25 @@ export class TaskPurge implements OnApplicationBootstrap, OnApplicationShutdown 
     return this.stopping ? Promise.resolve() : this.sweeps.run();
   }
 
+  /** The deleted tasks whose purge waits for their runner to stop. */
+  get awaitingRunners(): number[] {
+    return [...this.waiting];
+  }
+
   private async sweepOnce(): Promise<void> {
+    const listed = new Set<number>();
     for (let after = 0; ; ) {
       const ids = await this.deletions.unpurged(after, PAGE);
       for (const id of ids) {
         if (this.stopping) return;
+        listed.add(id);
         await this.purgeOne(id);
       }
-      if (ids.length < PAGE) return;
+      if (ids.length < PAGE) break;
       after = ids[ids.length - 1];
     }
+    // Purged meanwhile by another coordinator: no longer waited for here.
+    for (const id of this.waiting) if (!listed.has(id)) this.waiting.delete(id);
   }
 
   private async purgeOne(taskId: number): Promise<void> {
