@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { RoundFigures } from '@fl/contracts';
+import { CompletedRound, RoundFigures } from '@fl/contracts';
 import { ComputedStandardization, sha256Hex } from '@fl/models';
 import { DATA_SOURCE } from '@fl/runtime';
 
@@ -218,7 +218,7 @@ export class RoundsRepository {
    * carried them; for rounds stored before they were kept whole, the main
    * figures from the round's columns.
    */
-  async completedRounds(taskId: number): Promise<{ round: number; figures: RoundFigures }[]> {
+  async completedRounds(taskId: number): Promise<CompletedRound[]> {
     const rows: (Omit<RoundFigures, 'started_at' | 'finished_at'> & { round: number; started_at: Date; finished_at: Date; figures: RoundFigures | null })[] = await this.db.query(
       `SELECT round, participants, examples, train_loss, eval_loss, eval_accuracy, eval_examples, started_at, finished_at, duration_ms, figures
        FROM coordinator.rounds WHERE task_id = $1 AND status = 'completed' ORDER BY round`,

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { Logger } from '@nestjs/common';
 import {
+  CompletedRound,
   EvaluateResultPayload,
   FitResultPayload,
   Msg,
@@ -105,7 +106,7 @@ export interface TaskRunnerDeps {
    * A task resumed: its completed rounds, oldest first. The coordinator that completed them may have
    * died before the broker confirmed their events, so they are sent again (the gateway ignores duplicates).
    */
-  onResumed: (rounds: { round: number; figures: RoundFigures }[]) => void;
+  onResumed: (rounds: CompletedRound[]) => void;
   metrics: PlatformMetrics;
   /** The tracker run the trained model's artifacts are logged under, if any. */
   parentRunId: () => string | undefined;

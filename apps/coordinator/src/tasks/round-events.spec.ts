@@ -1,17 +1,17 @@
-import { MAX_ROUNDS_PER_EVENT, RoundFigures } from '@fl/contracts';
-import { CompletedRoundEvent, RoundEvents } from './round-events';
+import { CompletedRound, MAX_ROUNDS_PER_EVENT, RoundFigures } from '@fl/contracts';
+import { RoundEvents } from './round-events';
 
 const figures = (round: number): RoundFigures => ({
   participants: 2, examples: 10, train_loss: round, eval_loss: 0, eval_accuracy: 0, eval_examples: 5,
   started_at: 'a', finished_at: 'b', duration_ms: 1,
 });
-const rounds = (from: number, to: number): CompletedRoundEvent[] => Array.from({ length: to - from + 1 }, (_, i) => ({ round: from + i, figures: figures(from + i) }));
+const rounds = (from: number, to: number): CompletedRound[] => Array.from({ length: to - from + 1 }, (_, i) => ({ round: from + i, figures: figures(from + i) }));
 
 /** A send whose confirms the test gives (or refuses) one by one; `sent` lists each send's rounds. */
 function broker() {
   const sent: number[][] = [];
   const confirms: { resolve: () => void; reject: (err: Error) => void }[] = [];
-  const send = (batch: CompletedRoundEvent[]) =>
+  const send = (batch: CompletedRound[]) =>
     new Promise<void>((resolve, reject) => {
       sent.push(batch.map((r) => r.round));
       confirms.push({ resolve, reject });

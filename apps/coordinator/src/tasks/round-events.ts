@@ -1,9 +1,4 @@
-import { MAX_ROUNDS_PER_EVENT, RoundFigures } from '@fl/contracts';
-
-export interface CompletedRoundEvent {
-  round: number;
-  figures: RoundFigures;
-}
+import { CompletedRound, MAX_ROUNDS_PER_EVENT } from '@fl/contracts';
 
 /** After a send fails (the broker refused it), the rounds are sent again after this long at the least. */
 const RETRY_AFTER_MS = 1000;
@@ -27,7 +22,7 @@ const RETRY_AFTER_MS = 1000;
  * which sends every completed round again (the gateway ignores duplicates).
  */
 export class RoundEvents {
-  private readonly pending: CompletedRoundEvent[] = [];
+  private readonly pending: CompletedRound[] = [];
   private sending?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private lastSentAt = -Infinity;
@@ -36,7 +31,7 @@ export class RoundEvents {
   private closed = false;
 
   constructor(
-    private readonly send: (rounds: CompletedRoundEvent[]) => Promise<void>,
+    private readonly send: (rounds: CompletedRound[]) => Promise<void>,
     private readonly windowMs: number,
     private readonly onFailure: (err: unknown, rounds: number) => void = () => undefined,
     private readonly now: () => number = () => performance.now(),
@@ -50,7 +45,7 @@ export class RoundEvents {
   }
 
   /** Completed (stored) rounds, oldest first: their events go now or with the next ones. */
-  add(...rounds: CompletedRoundEvent[]): void {
+  add(...rounds: CompletedRound[]): void {
     this.pending.push(...rounds);
     this.pump();
   }

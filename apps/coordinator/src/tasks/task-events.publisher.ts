@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Msg, MsgName, RoundFigures, Routes } from '@fl/contracts';
+import { CompletedRound, Msg, MsgName, Routes } from '@fl/contracts';
 import { MessageBus } from '@fl/messaging';
 import { BUS } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
@@ -24,7 +24,7 @@ export class TaskEventsPublisher {
   }
 
   /** Completed rounds, oldest first: one as round.completed (what every gateway release reads), several as one rounds.completed. */
-  roundsCompleted(taskId: number, numRounds: number, rounds: { round: number; figures: RoundFigures }[]): Promise<void> {
+  roundsCompleted(taskId: number, numRounds: number, rounds: CompletedRound[]): Promise<void> {
     const last = rounds[rounds.length - 1];
     if (!last) return Promise.resolve();
     if (rounds.length === 1) return this.emit(Msg.RoundCompleted, taskId, last.round, { num_rounds: numRounds, figures: { ...last.figures } });

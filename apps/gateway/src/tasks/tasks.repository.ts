@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DEFAULT_FL_SETTINGS, FlSettings, RoundFigures } from '@fl/contracts';
+import { CompletedRound, DEFAULT_FL_SETTINGS, FlSettings, RoundFigures } from '@fl/contracts';
 import { DATA_SOURCE, rowsOf } from '@fl/runtime';
 import { allowedSources, TaskStatus } from './task-status';
 import { RoundDto, TaskDto } from './dto/task.dto';
@@ -193,7 +193,7 @@ export class TasksRepository {
    * are), and advances current_round to the last; returns how many were new.
    * One statement (one commit) for them all.
    */
-  async recordRounds(id: number, rounds: { round: number; figures: RoundFigures }[]): Promise<number> {
+  async recordRounds(id: number, rounds: CompletedRound[]): Promise<number> {
     if (rounds.length === 0) return 0;
     const last = Math.max(...rounds.map((r) => r.round));
     const inserted: unknown[] = await this.db.query(
