@@ -147,7 +147,8 @@ export interface RoundsBenchOptions {
  * For looking closer: FL_BENCH_KEEP=1 keeps each case's folder (the apps'
  * logs), FL_BENCH_LOG_LEVEL=log makes the apps say more, and
  * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator, the first worker process and a
- * simulator of many workers there.
+ * simulator of many workers there. The coordinator and workers start with their build's node flags
+ * (SERVICE_NODE_FLAGS), or with FL_BENCH_NODE_FLAGS when set ('' for none).
  */
 export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
   const unknown = (opts.cases ?? []).filter((k) => !CASES.some((c) => c.key === k));
@@ -330,7 +331,7 @@ class Child {
     const out = createWriteStream(this.log);
     // FL_BENCH_PROFILE=<dir>: a V8 CPU profile of the coordinator, of the first worker process and of a simulator of many workers, written when they exit.
     const profile = process.env.FL_BENCH_PROFILE && (name === 'coordinator' || name === 'simulator' || name === 'worker-1') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FL_BENCH_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-    this.process = spawn(process.execPath, [...profile, join(dist, entry)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(process.execPath, [...nodeFlags(dist), ...profile, join(dist, entry)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.process.stdout!.pipe(out);
     this.process.stderr!.pipe(out);
   }
@@ -356,6 +357,18 @@ class Child {
     await gone;
     clearTimeout(killer);
   }
+}
+
+/**
+ * The node flags a build starts its coordinator and workers with (its
+ * SERVICE_NODE_FLAGS; none for a build from before they existed), or
+ * FL_BENCH_NODE_FLAGS for every build when set (space-separated; empty: none).
+ */
+function nodeFlags(dist: string): readonly string[] {
+  const override = process.env.FL_BENCH_NODE_FLAGS;
+  if (override !== undefined) return override.split(' ').filter(Boolean);
+  const file = join(dist, 'libs/runtime/src/node-flags.js');
+  return existsSync(file) ? (require(file) as { SERVICE_NODE_FLAGS: readonly string[] }).SERVICE_NODE_FLAGS : [];
 }
 
 function startChild(cleanup: Cleanup, dir: string, dist: string, name: string, entry: string, env: Record<string, string>): Child {

@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { SERVICE_NODE_FLAGS } from '@fl/runtime';
 import {
   CHART,
   dockerInstructions,
@@ -287,7 +288,14 @@ describe('docker/Dockerfile', () => {
     expect(hc).toMatch(/CMD \["node", "docker\/healthcheck\.js", "[a-z-]+"\]/);
     expect(read('docker/healthcheck.js')).toMatch(/\/health\/live/);
     expect(lastOf(chain, 'EXPOSE')?.args).toMatch(/^\d+$/);
-    expect(JSON.parse(lastOf(chain, 'CMD')!.args)).toEqual(['node', `dist/apps/${target}/src/main.js`]);
+    expect(JSON.parse(lastOf(chain, 'CMD')!.args)).toEqual(['node', ...nodeFlagsOf(target), `dist/apps/${target}/src/main.js`]);
+  });
+
+  it('starts the coordinator, edge worker and simulator with the service node flags wherever a script starts them; the gateway without', () => {
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    for (const app of ['gateway', 'coordinator', 'edge-worker', 'simulator']) {
+      expect([app, scripts[`start:${app}`]]).toEqual([app, ['node', ...nodeFlagsOf(app), `dist/apps/${app}/src/main.js`].join(' ')]);
+    }
   });
 
   it('puts the CLI into the gateway and coordinator images, not into the edge worker', () => {
@@ -573,7 +581,7 @@ describe('charts/fl-components', () => {
     expect(tpl('configmap.yaml')).toMatch(/AMQP_TLS_CA_FILE: \{\{ \.Values\.rabbitmq\.tlsCaFile \| default \(ternary \(printf "%s\/ca\.crt" \.Values\.rabbitmq\.tlsMountPath\)/);
   });
 
-  it('runs the same entry points as the images', () => {
+  it('runs the same entry points as the images (node flags included)', () => {
     const { stages } = dockerStages(read('docker/Dockerfile'));
     for (const [file, target] of [
       ['gateway-deployment.yaml', 'gateway'],
@@ -593,3 +601,8 @@ describe('charts/fl-components', () => {
     expect(allTemplates).not.toMatch(/sqlite:|pglite/i);
   });
 });
+
+/** The node flags an app runs with (libs/runtime/src/node-flags.ts): every app but the gateway takes the service flags. */
+function nodeFlagsOf(app: string): readonly string[] {
+  return app === 'gateway' ? [] : SERVICE_NODE_FLAGS;
+}

@@ -7,3 +7,4 @@ export * from './observability';
 export * from './stored-use-cases';
 export * from './garbage';
 export * from './precise-clock';
+export * from './node-flags';
