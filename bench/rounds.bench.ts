@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundledDataDir, IRIS, modelInputs } from '@fl/datasets';
 import { RabbitMqBus } from '@fl/messaging';
-import { buildClassifierPackage, modelPackageFiles } from '@fl/models';
+import { buildClassifierPackage, encodeSafetensors, modelPackageFiles } from '@fl/models';
 import { createTestDatabase } from '@fl/persistence';
 import { publishModelPackage } from '@fl/registry';
 import { connectInfra, loadConfig } from '@fl/runtime';
 import { createGatewayApp } from '../apps/gateway/src/bootstrap';
 import { GatewayConfig } from '../apps/gateway/src/config';
+import { BrokerFloor, measureBrokerFloor } from './support/broker-floor';
 import { Cleanup, withCleanup } from './support/cleanup';
 import { createBenchVhost } from './support/rabbitmq';
 import { writeResult } from './support/results';
@@ -84,6 +85,8 @@ interface CaseResult {
   /** 'this' build, or the other build's folder (--against). */
   build: string;
   turn: number;
+  /** Separate processes only: the same messages exchanged by bare amqplib processes, measured just before (support/broker-floor.ts). */
+  brokerFloor?: BrokerFloor;
 }
 
 export interface RoundsBenchOptions {
@@ -149,6 +152,9 @@ export interface RoundsBenchOptions {
  * FL_BENCH_PROFILE=<dir> writes V8 CPU profiles of the coordinator, the first worker process and a
  * simulator of many workers there. The coordinator and workers start with their build's node flags
  * (SERVICE_NODE_FLAGS), or with FL_BENCH_NODE_FLAGS when set ('' for none).
+ *
+ * Each case of separate processes first measures its broker floor (support/broker-floor.ts): the
+ * same messages, with the same guarantees, between bare amqplib processes that do nothing else.
  */
 export async function roundsBench(opts: RoundsBenchOptions): Promise<void> {
   const unknown = (opts.cases ?? []).filter((k) => !CASES.some((c) => c.key === k));
@@ -220,6 +226,18 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
   const url = (await gateway.getUrl()).replace('[::1]', '127.0.0.1');
 
   const model = await publishBenchModel(infra.registry, c.hidden);
+  // The broker's part alone, before any of the platform's processes start (they would share the cores).
+  const brokerFloor = c.processes
+    ? await measureBrokerFloor(cleanup, amqpUrl, {
+        workers: c.workers,
+        rounds: c.rounds,
+        instructionBytes: model.weightsBytes,
+        answerBytes: model.weightsBytes,
+        ...floorHeaders(c.workers),
+        cpuOf: (pids) => pids.reduce((sum, pid) => sum + cpuNsIfAlive(pid), 0),
+        brokerPids: () => serverProcesses().broker,
+      })
+    : undefined;
   const env = { AMQP_URL: amqpUrl, DATABASE_URL: db.url, ARTIFACT_DIR: artifactDir, LOG_FORMAT: 'json', LOG_LEVEL: process.env.FL_BENCH_LOG_LEVEL ?? 'warn' };
   const dist = c.dist ?? DIST;
   const coordinator = startChild(cleanup, dir, dist, 'coordinator', 'apps/coordinator/src/main.js', {
@@ -302,17 +320,44 @@ async function runCase(cleanup: Cleanup, c: Case): Promise<CaseResult> {
     ...(c.roundEventsMs === undefined ? {} : { roundEventsMs: c.roundEventsMs }),
     build: c.build ?? 'this',
     turn: c.turn ?? 1,
+    ...(brokerFloor ? { brokerFloor } : {}),
   };
 }
 
+/**
+ * Payload headers of the size a chained round's fit instruction and answer
+ * carry for n sites (the broker floor's messages): `"round":0` and
+ * `"sender":""` are filled in per round and site.
+ */
+function floorHeaders(n: number): { instructionHeader: string; answerHeader: string } {
+  const sites = Array.from({ length: n }, (_, i) => `w${i + 1}-0001`);
+  const sha = 'f'.repeat(64);
+  const id = '00000000-0000-4000-8000-000000000000';
+  const instruction = {
+    task_id: 1, round: 0, correlation_id: id, use_case: 'iris', participants: sites, package_sha256: sha, weights_sha256: sha,
+    evaluates_round: 1, evaluators: sites, reply_to: 'fl.coordinator.bench-rounds.round.fit.result', config: { local_epochs: 1, batch_size: 64, learning_rate: 0.05, seed: 43 },
+  };
+  const evaluation = { task_id: 1, round: 1, sender: 'w', correlation_id: id, status: 'ok', examples: 30, loss: 0, accuracy: 0, duration_ms: 0 };
+  const answer = { task_id: 1, round: 0, sender: '', correlation_id: id, status: 'ok', examples: 120, train_loss: 0, duration_ms: 0, weights_sha256: sha, trained_from: sha, evaluation };
+  return { instructionHeader: JSON.stringify(instruction), answerHeader: JSON.stringify(answer) };
+}
+
+function cpuNsIfAlive(pid: number): number {
+  try {
+    return cpuNs(pid);
+  } catch {
+    return 0;
+  }
+}
+
 /** The iris-shaped MLP 4 -> hidden -> 3 (8 * hidden + 3 parameters) with the use case's fixed normalisation. */
-async function publishBenchModel(registry: Parameters<typeof publishModelPackage>[0], hidden: number): Promise<{ name: string; version: number }> {
+async function publishBenchModel(registry: Parameters<typeof publishModelPackage>[0], hidden: number): Promise<{ name: string; version: number; weightsBytes: number }> {
   const inputs = modelInputs(IRIS);
   const name = `bench_mlp_${hidden}`;
   const pkg = buildClassifierPackage({ name, featureNames: inputs.names, classes: IRIS.label.classes, hidden: [hidden], normalization: { mean: inputs.mean, std: inputs.std }, seed: 0 });
   await registry.createModel(name, { description: `rounds bench: iris 4-${hidden}-3`, tags: { use_case: 'iris' } });
   const { version } = await publishModelPackage(registry, name, modelPackageFiles(pkg), { use_case: 'iris' });
-  return { name, version: version.version };
+  return { name, version: version.version, weightsBytes: encodeSafetensors(pkg.initialWeights).length };
 }
 
 /** An app of the benchmark run as its own process, its output in `<dir>/<name>.log`. */
@@ -497,6 +542,8 @@ function print(results: CaseResult[]): void {
           'RabbitMQ CPU': r.brokerCpuMsPerRound ?? '-',
           'PostgreSQL CPU': r.databaseCpuMsPerRound ?? '-',
           'load avg': r.loadAverage.join(' → '),
+          'broker floor': r.brokerFloor?.wallMs.median ?? '-',
+          'floor CPU': r.brokerFloor ? r2(r.brokerFloor.sitesCpuMs + r.brokerFloor.driverCpuMs + (r.brokerFloor.brokerCpuMs ?? 0)) : '-',
           'Flower 1.6': r.flowerMs ?? '-',
           target: r.flowerMs === undefined ? '-' : r.flowerMs / 2,
           'met?': r.flowerMs === undefined ? '-' : r.cycleMs.median <= r.flowerMs / 2 ? 'yes' : 'no',

@@ -12,6 +12,8 @@ export interface TurnsRun {
   gatewayCpuMsPerRound: number;
   brokerCpuMsPerRound: number | null;
   databaseCpuMsPerRound: number | null;
+  /** The case's broker floor, where it was measured (cases of separate processes). */
+  brokerFloor?: { wallMs: { median: number } };
 }
 
 export interface TurnsSummary {
@@ -26,6 +28,8 @@ export interface TurnsSummary {
   workersCpuMsPerRound: number;
   brokerCpuMsPerRound: number | null;
   databaseCpuMsPerRound: number | null;
+  /** Median over the turns of the broker floor's wall median; null where a run had none. */
+  floorWallMs: number | null;
   /** Against the other build's, where there is one: (this - other) / other, in %. */
   wallChangePct?: number;
   cpuChangePct?: number;
@@ -56,6 +60,7 @@ export function summarizeTurns(results: TurnsRun[], against: string | undefined,
     workersCpuMsPerRound: r2(median(rs.map((r) => r.workersCpuMsPerRound))),
     brokerCpuMsPerRound: orNull(rs.map((r) => r.brokerCpuMsPerRound)),
     databaseCpuMsPerRound: orNull(rs.map((r) => r.databaseCpuMsPerRound)),
+    floorWallMs: orNull(rs.map((r) => r.brokerFloor?.wallMs.median ?? null)),
   }));
   if (against) {
     for (const row of rows.filter((r) => r.build === 'this')) {
@@ -72,6 +77,7 @@ export function summarizeTurns(results: TurnsRun[], against: string | undefined,
       build: r.build === 'this' ? 'this' : 'against',
       turns: r.turns,
       'wall median': r.wallMedianMs,
+      'broker floor': r.floorWallMs ?? '-',
       'CPU, all': r.cpuMsPerRound,
       coordinator: r.coordinatorCpuMsPerRound,
       workers: r.workersCpuMsPerRound,
