@@ -50,14 +50,17 @@ export async function measureBrokerFloor(
   };
   const stopAll = () => Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => (c.once('exit', r), c.kill('SIGKILL')))));
   cleanup.add('stopping the broker floor processes', stopAll);
-  const next = (child: ChildProcess, kind: FloorChildMessage['kind']) =>
+  // A lost message would leave the driver waiting for good: each step has a deadline.
+  const next = (child: ChildProcess, kind: FloorChildMessage['kind'], timeoutMs = 120_000) =>
     new Promise<FloorChildMessage>((resolve, reject) => {
       const onMessage = (m: FloorChildMessage) => {
         if (m.kind === 'failed') finish(() => reject(new Error(`broker floor: ${m.error}`)));
         else if (m.kind === kind) finish(() => resolve(m));
       };
       const onExit = (code: number | null) => finish(() => reject(new Error(`broker floor: a process exited (${code}) waiting for '${kind}'`)));
+      const timer = setTimeout(() => finish(() => reject(new Error(`broker floor: no '${kind}' within ${timeoutMs / 1000} s`))), timeoutMs);
       const finish = (then: () => void) => {
+        clearTimeout(timer);
         child.off('message', onMessage);
         child.off('exit', onExit);
         then();
@@ -77,7 +80,7 @@ export async function measureBrokerFloor(
   const sitePids = sites.map((s) => s.pid!);
   const sample = () => ({ sites: opts.cpuOf(sitePids), driver: opts.cpuOf([driver.pid!]), broker: opts.cpuOf(opts.brokerPids()) });
   const a = sample();
-  const done = next(driver, 'done');
+  const done = next(driver, 'done', 120_000 + opts.rounds * 10_000);
   driver.send({ kind: 'go' });
   const { startsMs } = (await done) as Extract<FloorChildMessage, { kind: 'done' }>;
   const b = sample();
