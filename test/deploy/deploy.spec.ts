@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { SERVICE_NODE_FLAGS } from '@fl/runtime';
+import { nodeFlagsOf } from '@fl/runtime';
 import {
   CHART,
   dockerInstructions,
@@ -601,8 +601,3 @@ describe('charts/fl-components', () => {
     expect(allTemplates).not.toMatch(/sqlite:|pglite/i);
   });
 });
-
-/** The node flags an app runs with (libs/runtime/src/node-flags.ts): every app but the gateway takes the service flags. */
-function nodeFlagsOf(app: string): readonly string[] {
-  return app === 'gateway' ? [] : SERVICE_NODE_FLAGS;
-}

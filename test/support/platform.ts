@@ -11,7 +11,7 @@ import { TestIssuer } from './oidc';
 import { CliConfig } from '../../apps/cli/src/config';
 import { enrolSite } from '../../apps/cli/src/nodes';
 import { RabbitMqManagement } from '@fl/messaging';
-import { loadConfig, SERVICE_NODE_FLAGS } from '@fl/runtime';
+import { loadConfig, nodeFlagsOf } from '@fl/runtime';
 import { freePort } from './ports';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -209,9 +209,8 @@ export class Platform {
     this.started.set(name, { entry, env });
     const log = join(this.dir, `${name}.log`);
     const out = createWriteStream(log, { flags: 'a' });
-    // As the images start them: every app but the gateway with the service node flags.
-    const flags = entry.startsWith('apps/gateway/') ? [] : SERVICE_NODE_FLAGS;
-    const child = spawn(process.execPath, [...flags, join(DIST, entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    // As the images start them, with the app's node flags (entry: apps/<app>/src/main.js).
+    const child = spawn(process.execPath, [...nodeFlagsOf(entry.split('/')[1]), join(DIST, entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     const exited = new Promise<number | string | null>((res) => child.on('exit', (code, signal) => res(code ?? signal)));

@@ -19,3 +19,11 @@
  * own thread would stall their requests.
  */
 export const SERVICE_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
+/** The apps that run with SERVICE_NODE_FLAGS, by their folder under apps/. */
+const SERVICE_APPS: ReadonlySet<string> = new Set(['coordinator', 'edge-worker', 'simulator']);
+
+/** The node flags an app (its folder under apps/, e.g. 'coordinator') starts with: SERVICE_NODE_FLAGS, or none for the gateway and the CLI. */
+export function nodeFlagsOf(app: string): readonly string[] {
+  return SERVICE_APPS.has(app) ? SERVICE_NODE_FLAGS : [];
+}
