@@ -1,3 +1,4 @@
+import { StateBuffer } from '@fl/aggregation';
 import { decodeStrategyState } from '../apps/coordinator/src/rounds/strategy-state';
 import { Platform } from './support/platform';
 
@@ -100,7 +101,7 @@ describe('aggregation strategies chosen per task', () => {
     expect(task).toMatchObject({ strategy: 'FedAdam', learning_rate: 0.3, strategy_params: { eta: 0.3, eta_l: 0.3, beta_1: 0.9, beta_2: 0.99, tau: 1e-9, min_fit_clients: 3, fraction_fit: 1 } });
     const states = await checkpointStates(task.id);
     expect(states).toHaveLength(10);
-    let previous: Float64Array | null = null;
+    let previous: StateBuffer | null = null;
     for (const s of states) {
       const state = decodeStrategyState('FedAdam', s.strategy_state!);
       const keys = [...state.keys()];

@@ -4,6 +4,7 @@ import { FedAvgAggregator } from './fedavg';
 import { createStrategy } from './registry';
 import { hasServerState, ServerStateError, ServerStateful } from './server-state';
 import { Strategy } from './strategy';
+import { StateMap } from './weight-arithmetic';
 import { WeightMap } from './weights';
 
 const zeros = () => weights(new Array(9).fill(0));
@@ -55,7 +56,7 @@ describe('server state of stateful strategies', () => {
     const s = createStrategy('FedAvgM', { server_momentum: 0.5 }) as Strategy & ServerStateful;
     const w1 = round(s, 1, zeros());
     const good = s.saveServerState();
-    const cases: [Map<string, Float64Array>, string][] = [
+    const cases: [StateMap, string][] = [
       [new Map([...good, ['m/layer.bias', new Float64Array(3)]]), "unknown entry 'm/layer.bias'"],
       [new Map([...good, ['momentum/other', new Float64Array(3)]]), "entry 'momentum/other' for a parameter the model does not have"],
       [new Map([['momentum/layer.weight', new Float64Array(6)], ['momentum/layer.bias', new Float64Array(2)]]), "'momentum/layer.bias' has 2 values, the model's parameter has 3"],

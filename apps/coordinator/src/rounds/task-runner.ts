@@ -256,7 +256,7 @@ export class TaskRunner {
    * The strategy's server state after the last completed round (empty for
    * stateless strategies). A large
    * model's is shared with the round's strategy, which steps it in place
-   * (FedOpt's is four times the model: no copy); it is null while a round
+   * (FedOpt's is twice the model: no copy); it is null while a round
    * may have changed it, and read back from the last checkpoint if that round
    * does not complete (serverStateFor).
    */
@@ -591,7 +591,7 @@ export class TaskRunner {
     }
     try {
       const state = PrivacyBudget.without(decodeStrategyState(strategy.name, checkpoint.strategy_state));
-      // Only checked here (the probe strategy is dropped): shared, not copied, as a large model's state can be four times the model.
+      // Only checked here (the probe strategy is dropped): shared, not copied, as a large model's state can be twice the model.
       strategy.loadServerState(state, weights as WeightMap, { share: true });
       this.serverState = state;
     } catch (err) {
@@ -905,7 +905,7 @@ export class TaskRunner {
         dispose: () => sum.dispose(),
       };
     }
-    // A large model's state is shared as in place (QFedAvg keeps none; differential privacy's inner strategy may, four times the model for FedOpt).
+    // A large model's state is shared as in place (QFedAvg keeps none; differential privacy's inner strategy may, twice the model for FedOpt).
     if (hasServerState(strategy)) {
       if (state.size) strategy.loadServerState(state, global.tensors as WeightMap, { share: large });
       if (large) this.serverState = null;
@@ -977,7 +977,7 @@ export class TaskRunner {
     // Spent once the noised aggregate exists (the evaluation below sends it out), whether or not the round completes.
     this.privacy?.spend(chosen.length, phase.population);
     const server = await this.evaluateOnServer(round, next.tensors);
-    // For a large model, the strategy's own buffers (four times its size for FedOpt): stored as they are, kept for the next round.
+    // For a large model, the strategy's own buffers (twice its size for FedOpt): stored as they are, kept for the next round.
     const state = hasServerState(strategy) ? strategy.saveServerState({ share: aggregator.sharesState }) : new Map<string, Float64Array>();
 
     // Evaluate the new global weights on the held-out split of every worker online at the round's start.

@@ -17,7 +17,7 @@ import {
 } from '../strategy';
 import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
 import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
-import { StateMap, stateLike } from '../weight-arithmetic';
+import { StateMap, SumMap, sumsLike } from '../weight-arithmetic';
 import { checkUpdate, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
 import { GaussianNoise } from './gaussian-noise';
@@ -154,7 +154,7 @@ export class DifferentiallyPrivateStrategy implements Strategy {
   private *closeRound(
     serverRound: number,
     current: WeightMap,
-    sum: StateMap,
+    sum: SumMap,
     count: number,
     unclipped: number,
     into?: WeightArrays,
@@ -194,7 +194,7 @@ export class DifferentiallyPrivateStrategy implements Strategy {
  * into the buffer they are sent from).
  */
 class CentralDpAggregation implements FitAggregation {
-  private sum: StateMap | null;
+  private sum: SumMap | null;
   private count = 0;
   private total = 0;
   private unclipped = 0;
@@ -205,14 +205,14 @@ class CentralDpAggregation implements FitAggregation {
     private readonly clippingNorm: number,
     private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
     private readonly close: (
-      sum: StateMap,
+      sum: SumMap,
       count: number,
       unclipped: number,
       into?: WeightArrays,
       sliceValues?: number,
     ) => Generator<void, { parameters: WeightMap; metrics: Metrics }>,
   ) {
-    this.sum = stateLike(current);
+    this.sum = sumsLike(current);
   }
 
   get updates(): number {

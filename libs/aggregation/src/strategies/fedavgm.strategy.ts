@@ -16,7 +16,7 @@ export interface FedAvgMParameters extends SamplingParameters {
  */
 export class FedAvgM extends SteppingStrategy<FedAvgMParameters> implements ServerStateful {
   readonly name = 'FedAvgM';
-  private momentum: StateMap | null = null;
+  private momentum: Map<string, Float32Array> | null = null;
 
   saveServerState(how?: StateTransfer): StateMap {
     return packState('momentum', this.momentum, new Map(), how);

@@ -23,8 +23,8 @@ export interface FedOptParameters extends SamplingParameters {
  * take their learning rate from the strategy.
  */
 export abstract class FedOpt<P extends FedOptParameters = FedOptParameters> extends SteppingStrategy<P> implements ServerStateful {
-  private m: StateMap | null = null;
-  private v: StateMap | null = null;
+  private m: Map<string, Float32Array> | null = null;
+  private v: Map<string, Float32Array> | null = null;
 
   saveServerState(how?: StateTransfer): StateMap {
     const out: StateMap = new Map();

@@ -2,6 +2,7 @@ import { DEFAULT_SAMPLING } from '../base-strategy';
 import { SteppingStrategy } from '../linear-strategy';
 import { runToEnd } from '../update-store';
 import { ServerStateful } from '../server-state';
+import { StateMap } from '../weight-arithmetic';
 import { WeightMap } from '../weights';
 import { FedAdagrad } from './fedadagrad.strategy';
 import { FedAdam } from './fedadam.strategy';
@@ -38,8 +39,8 @@ describe('in-place server steps (large models)', () => {
   it.each(cases)('%s: the same bits as serverStep over three rounds, the state handed over shared', async (_name, make) => {
     let wStep = model(1);
     let wInPlace = model(1);
-    let savedStep = new Map<string, Float64Array>();
-    let savedInPlace = new Map<string, Float64Array>();
+    let savedStep: StateMap = new Map();
+    let savedInPlace: StateMap = new Map();
     for (let round = 1; round <= 3; round++) {
       const average = model(10 + round);
       // As the coordinator runs a round: a new strategy from the last round's state.

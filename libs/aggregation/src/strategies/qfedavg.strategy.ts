@@ -3,7 +3,7 @@ import { STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
 import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters, WeightArrays } from '../strategy';
 import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
-import { StateMap, stateLike } from '../weight-arithmetic';
+import { SumMap, sumsLike } from '../weight-arithmetic';
 import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
 
 export interface QFedAvgParameters extends SamplingParameters {
@@ -47,7 +47,7 @@ export class QFedAvg extends BaseStrategy<QFedAvgParameters> {
  * buffer they are sent from).
  */
 class QFedAvgAggregation implements FitAggregation {
-  private numerator: StateMap | null;
+  private numerator: SumMap | null;
   private denominator = 0;
   private count = 0;
   private total = 0;
@@ -59,7 +59,7 @@ class QFedAvgAggregation implements FitAggregation {
     private readonly p: QFedAvgParameters,
     private readonly limits: (r: FitRes) => Parameters<typeof checkUpdate>[3],
   ) {
-    this.numerator = stateLike(current);
+    this.numerator = sumsLike(current);
   }
 
   get updates(): number {
