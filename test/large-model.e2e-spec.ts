@@ -117,8 +117,11 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     expect(Number(bytes)).toBeGreaterThan(MODEL_BYTES * 0.99);
     // Beside the model, the coordinator holds up to 8 prefetched chunks of 16 MiB (1x of the suite's model, little of 1 GiB),
     // and its own heap moves with the collector's timing: on one machine the same code peaked from 5.0 to 6.1 x above its
-    // start with central DP, over five runs. Hence 192 MiB; from 1 GiB on, the bound below is the whole of it.
-    expect(peak - before).toBeLessThan(times * MODEL_BYTES + 192 * 2 ** 20);
+    // start with central DP, over five runs. With --single-threaded-gc (the services' node flags) released buffers linger
+    // longer between collections: QFedAvg and central DP peaked 5.35 to 6.36 x above the start over five runs each, against
+    // 5.0 to 5.2 x in two runs each without the flag (at 1 GiB QFedAvg stays at 4.37 x). Hence 256 MiB; from 1 GiB on, the bound
+    // below is the whole of it.
+    expect(peak - before).toBeLessThan(times * MODEL_BYTES + 256 * 2 ** 20);
     if (MODEL_BYTES >= GiB) expect(peak).toBeLessThan(times * MODEL_BYTES);
   }, TIMEOUT_MS + 60_000);
 });
