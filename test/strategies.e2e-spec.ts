@@ -108,6 +108,7 @@ describe('aggregation strategies chosen per task', () => {
       expect(keys.filter((k) => k.startsWith('m/')).length).toBeGreaterThan(0);
       expect(keys.filter((k) => k.startsWith('v/')).length).toBe(keys.filter((k) => k.startsWith('m/')).length);
       const v = state.get(keys.find((k) => k.startsWith('v/'))!)!;
+      expect(v).toBeInstanceOf(Float32Array); // the weights' dtype, as Flower keeps it
       expect(v.some((x) => x > 0)).toBe(true);
       // The moments move from round to round: each checkpoint holds its own round's state.
       if (previous) expect(Array.from(v)).not.toEqual(Array.from(previous));
