@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, Hash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,52 @@ describe('chunked attachments', () => {
     a.add(chunks[1].info, tampered);
     expect(() => a.add(chunks[2].info, chunks[2].data)).toThrow(new ChunkRejectedError(`transfer ${chunks[0].info.transfer}: reassembled bytes have SHA-256 ${createHash('sha256').update(Buffer.concat([chunks[0].data, tampered, chunks[2].data])).digest('hex')}, the sender announced ${sha}`));
     expect(a.pending.transfers).toBe(0);
+  });
+
+  it('hashes the chunks as they arrive in order, never the whole attachment in one stretch at the end', () => {
+    const chunks = planChunks(bytes, 1000); // the sender hashes the whole: not counted below
+    const update = jest.spyOn(Hash.prototype, 'update');
+    try {
+      const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+      let whole: Buffer | null = null;
+      for (const [i, c] of chunks.entries()) {
+        whole = a.add(c.info, c.data);
+        // Each chunk is taken into the hash when it arrives.
+        expect(update.mock.calls.map(([d]) => (d as unknown as Uint8Array).length)).toEqual(chunks.slice(0, i + 1).map((k) => k.data.length));
+      }
+      expect(whole).toEqual(bytes);
+    } finally {
+      update.mockRestore();
+    }
+  });
+
+  it('takes chunks received ahead of their turn into the hash once the gap before them is filled', () => {
+    const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+    const chunks = planChunks(bytes, 1000);
+    const order = [2, 0, 1, 5, 4, 3, 10, 6, 7, 9, 8];
+    let whole: Buffer | null = null;
+    for (const i of order) {
+      expect(whole).toBeNull();
+      whole = a.add(chunks[i].info, chunks[i].data);
+      if (i === 1) expect(a.add(chunks[2].info, chunks[2].data)).toBeNull(); // a redelivery of one already hashed
+    }
+    expect(whole).toEqual(bytes);
+  });
+
+  it('refuses chunks that overlap, leaving a gap, whatever their order (the whole is hashed again at the end)', () => {
+    for (const reversed of [false, true]) {
+      const a = new ChunkAssembler({ maxBytes: 1e6, timeoutMs: 60_000 });
+      // Bytes of its own: the reassembly buffer is not zeroed, and memory freed by another test's buffer of the same
+      // bytes may hold just the missing ones (the hash then rightly passes).
+      const chunks = planChunks(randomBytes(bytes.length), 4000);
+      // Chunk 1 claims chunk 0's place: as many bytes in all, but bytes 4000 to 7999 never arrive.
+      const moved = [chunks[0], { info: { ...chunks[1].info, offset: 0 }, data: chunks[0].data }, chunks[2]];
+      if (reversed) moved.reverse();
+      a.add(moved[0].info, moved[0].data);
+      a.add(moved[1].info, moved[1].data);
+      expect(() => a.add(moved[2].info, moved[2].data)).toThrow(/reassembled bytes have SHA-256 [0-9a-f]{64}, the sender announced/);
+      expect(a.pending.transfers).toBe(0);
+    }
   });
 
   it('refuses a chunk that does not fit its transfer', () => {
@@ -158,6 +204,40 @@ describe('chunked attachments', () => {
       a.release(whole!);
       await expect(a.accept(spilled[2].info, spilled[2].data)).rejects.toThrow(ChunkRejectedError);
       expect(a.memoryInUse).toBe(0);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+  });
+
+  describe('a spilled attachment of several hash slices (16 MiB each)', () => {
+    const large = randomBytes(40 * 2 ** 20 + 3);
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'fl-chunks-large-'))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it.each([
+      ['intact', -1],
+      ['with one byte changed in its last slice', 40 * 2 ** 20 + 1],
+    ])('is checked against its SHA-256 when read in: %s', async (_name, flip) => {
+      const a = new ChunkAssembler({ maxBytes: 2 ** 30, timeoutMs: 60_000, memoryBytes: 1000, spillDir: dir });
+      const [first, ...rest] = planChunks(bytes, 4000);
+      expect(await a.accept(first.info, first.data)).toBeNull(); // in memory: the large one goes to a file
+      const chunks = planChunks(large, 16 * 2 ** 20);
+      expect(chunks).toHaveLength(3);
+      const sent = chunks.map((c) => {
+        if (flip < c.info.offset || flip >= c.info.offset + c.data.length) return c.data;
+        const changed = Buffer.from(c.data);
+        changed[flip - c.info.offset] ^= 1;
+        return changed;
+      });
+      for (let i = 0; i < 2; i++) expect(await a.accept(chunks[i].info, sent[i])).toBeNull();
+      let small: Buffer | null = null;
+      for (const c of rest) small = await a.accept(c.info, c.data);
+      expect(small).toEqual(bytes);
+      a.release(small!);
+      // Its last chunk completes the file; it is read in and hashed slice by slice.
+      const last = a.accept(chunks[2].info, sent[2]);
+      if (flip < 0) expect((await last)!.equals(large)).toBe(true); // equals: toEqual compares 40 M bytes one by one, for minutes
+      else await expect(last).rejects.toThrow(/reassembled bytes have SHA-256 [0-9a-f]{64}, the sender announced/);
       expect(readdirSync(dir)).toEqual([]);
     });
   });

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, Hash, randomUUID } from 'node:crypto';
 import { FileHandle, open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +77,17 @@ interface Assembly {
   received: Set<number>;
   receivedBytes: number;
   startedAt: number;
+  /**
+   * The SHA-256 of the bytes from the start, taken chunk by chunk in index order as they arrive
+   * (senders send in order), so that a large attachment is not hashed in one stretch at the end:
+   * 0.8 s per GiB here, with the event loop held. `hashed` bytes are in; `ranges` holds the
+   * chunks received ahead of the next one. Null once a chunk does not start where the one before
+   * ended: the whole is then hashed at the end.
+   */
+  hash: Hash | null;
+  hashed: number;
+  hashedChunks: number;
+  ranges: Map<number, { offset: number; length: number }>;
 }
 
 export interface AssemblerOptions {
@@ -211,7 +222,7 @@ export class ChunkAssembler {
       this.handOut(data);
       try {
         const { bytesRead } = await (await a.file).read(data, 0, data.length, 0);
-        const sha = createHash('sha256').update(data).digest('hex');
+        const sha = await hashYielding(data);
         if (bytesRead !== data.length || sha !== a.info.sha256) {
           throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
         }
@@ -247,7 +258,7 @@ export class ChunkAssembler {
           `transfer ${info.transfer} of ${info.bytes} bytes refused: ${this.bytesHeld} bytes are being reassembled already, the bound is ${this.options.maxBytes}`,
         );
       }
-      a = { info, data: Buffer.allocUnsafe(info.bytes), received: new Set(), receivedBytes: 0, startedAt: now };
+      a = { info, data: Buffer.allocUnsafe(info.bytes), received: new Set(), receivedBytes: 0, startedAt: now, hash: createHash('sha256'), hashed: 0, hashedChunks: 0, ranges: new Map() };
       this.open.set(info.transfer, a);
       this.bytesHeld += info.bytes;
     }
@@ -260,10 +271,13 @@ export class ChunkAssembler {
     chunk.copy(a.data, info.offset);
     a.received.add(info.index);
     a.receivedBytes += chunk.length;
+    hashAhead(a, info.index, info.offset, chunk.length);
     if (a.received.size < a.info.count) return null;
     this.forget(a);
     if (a.receivedBytes !== a.info.bytes) throw new ChunkRejectedError(`transfer ${info.transfer}: ${a.receivedBytes} bytes received, ${a.info.bytes} announced`);
-    const sha = createHash('sha256').update(a.data).digest('hex');
+    // Hashed as the chunks came only if they tiled the buffer in index order, each starting where the last ended.
+    const whole = a.hash && a.hashedChunks === a.info.count && a.hashed === a.info.bytes;
+    const sha = whole ? a.hash!.digest('hex') : createHash('sha256').update(a.data).digest('hex');
     if (sha !== a.info.sha256) throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
     this.completed.set(info.transfer, now);
     return a.data;
@@ -292,4 +306,39 @@ export class ChunkAssembler {
   private forget(a: Assembly): void {
     if (this.open.delete(a.info.transfer)) this.bytesHeld -= a.info.bytes;
   }
+}
+
+/**
+ * Takes the chunks that now follow on from what is hashed into the assembly's running hash: those
+ * of the next indexes, each starting where the one before ended. As they cover the buffer without
+ * gaps or overlaps, no later chunk can change a hashed byte; any other layout stops the running
+ * hash, and the whole is hashed once complete.
+ */
+function hashAhead(a: Assembly, index: number, offset: number, length: number): void {
+  if (!a.hash) return;
+  a.ranges.set(index, { offset, length });
+  for (let r = a.ranges.get(a.hashedChunks); r; r = a.ranges.get(a.hashedChunks)) {
+    a.ranges.delete(a.hashedChunks);
+    if (r.offset !== a.hashed) {
+      a.hash = null;
+      a.ranges.clear();
+      return;
+    }
+    a.hash.update(a.data.subarray(r.offset, r.offset + r.length));
+    a.hashed += r.length;
+    a.hashedChunks++;
+  }
+}
+
+/** Bytes hashed at once by hashYielding before the event loop runs: about 13 ms here. */
+const HASH_SLICE_BYTES = 16 * 1024 * 1024;
+
+/** The SHA-256 of `data` (hex), a slice at a time, letting the event loop run between slices. */
+async function hashYielding(data: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  for (let at = 0; at < data.length; at += HASH_SLICE_BYTES) {
+    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+    hash.update(data.subarray(at, Math.min(at + HASH_SLICE_BYTES, data.length)));
+  }
+  return hash.digest('hex');
 }
