@@ -1,12 +1,14 @@
 import { join } from 'node:path';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { bundledDataDir } from './paths';
 import { formatCsv, parseCsv, readCsvFile } from './csv';
 import { IRIS } from './use-case-catalog';
 import { splitTrainTest, toLabeledData } from './labeled-data';
 import { partitionTable } from './partition';
 import { loadSiteData } from './site-data';
+import { tempDirs } from '../test/temp-dirs';
+
+const tempDir = tempDirs();
 
 describe('datasets', () => {
   const irisPath = join(bundledDataDir(), 'iris.csv');
@@ -52,7 +54,7 @@ describe('datasets', () => {
   });
 
   it('infers the use case of a site from its files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'site-'));
+    const dir = tempDir('site-');
     const shard = partitionTable(readCsvFile(irisPath), 3, 1)[0];
     writeFileSync(join(dir, 'a.csv'), formatCsv(shard.header, shard.rows));
     const site = loadSiteData(dir, undefined, 1);

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCsv, parseCsv, readCsvFile } from './csv';
 import { toLabeledData, UseCaseDataError } from './labeled-data';
@@ -7,11 +6,14 @@ import { bundledDataDir } from './paths';
 import { loadSiteData, readSiteTables, splitForUseCase } from './site-data';
 import { builtInUseCasesDir, IRIS, UseCaseCatalog } from './use-case-catalog';
 import { parseUseCase } from './use-case-schema';
+import { tempDirs } from '../test/temp-dirs';
 
 const IRIS_HEADER = 'sepal-length,sepal-width,petal-length,petal-width,class';
 
+const tempDir = tempDirs();
+
 function site(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'site-'));
+  const dir = tempDir('site-');
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }
@@ -88,7 +90,7 @@ describe('a site whose data does not fit a use case', () => {
   });
 
   it('serves a use case of USE_CASES_DIR and refuses one it does not know', () => {
-    const defs = mkdtempSync(join(tmpdir(), 'use-cases-'));
+    const defs = tempDir('use-cases-');
     writeFileSync(join(defs, 'flowers.json'), JSON.stringify({ ...IRIS, name: 'flowers', missing_values: { strategy: 'drop_row' } }));
     const catalog = UseCaseCatalog.fromFolders([builtInUseCasesDir(), defs]);
     const dir = site({ 'x.csv': `${IRIS_HEADER}\n5.1,3.5,1.4,0.2,Iris-setosa\n5.1,,1.4,0.2,Iris-setosa\n6.1,3.0,4.6,1.4,Iris-versicolor\n` });

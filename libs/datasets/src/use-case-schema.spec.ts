@@ -1,10 +1,12 @@
 import fc from 'fast-check';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { builtInUseCasesDir, defaultUseCaseCatalog, getUseCase, IRIS, listUseCases, readUseCaseFile, UseCaseCatalog } from './use-case-catalog';
 import { parseUseCase, UseCaseValidationError } from './use-case-schema';
 import { modelInputs } from './labeled-data';
+import { tempDirs } from '../test/temp-dirs';
+
+const tempDir = tempDirs();
 
 const irisJson = () => JSON.parse(readFileSync(join(builtInUseCasesDir(), 'iris.json'), 'utf8'));
 
@@ -122,7 +124,7 @@ describe('use case files', () => {
   });
 
   it('reads USE_CASES_DIR beside the shipped files and refuses a bad or clashing file by name', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'use-cases-'));
+    const dir = tempDir('use-cases-');
     const heart = { ...irisJson(), name: 'heart', description: 'another table' };
     writeFileSync(join(dir, 'heart.json'), JSON.stringify(heart));
     const previous = process.env.USE_CASES_DIR;
@@ -140,7 +142,7 @@ describe('use case files', () => {
     expect(() => readUseCaseFile(join(dir, 'lung.json'))).toThrow(`${join(dir, 'lung.json')}: invalid use case: name: must be the file's name 'lung', got 'heart'`);
     writeFileSync(join(dir, 'lung.json'), '{"name": ');
     expect(() => UseCaseCatalog.fromFolders([dir])).toThrow(`${join(dir, 'lung.json')}: invalid use case: file: not readable JSON`);
-    const clash = mkdtempSync(join(tmpdir(), 'use-cases-'));
+    const clash = tempDir('use-cases-');
     writeFileSync(join(clash, 'iris.json'), JSON.stringify(irisJson()));
     expect(() => UseCaseCatalog.fromFolders([builtInUseCasesDir(), clash])).toThrow(`use case 'iris' is defined twice`);
     expect(() => UseCaseCatalog.fromFolders([join(dir, 'nope')])).toThrow('does not exist or is not a folder');
