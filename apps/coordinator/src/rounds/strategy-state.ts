@@ -1,5 +1,5 @@
 import { endianness } from 'os';
-import { StateBuffer, StateMap } from '@fl/aggregation';
+import { StateMap } from '@fl/aggregation';
 import { decodeSafetensorsAny, encodeSafetensorsSegments } from '@fl/models';
 
 /**
@@ -63,7 +63,7 @@ export function decodeStrategyState(strategy: string, buf: Buffer): StateMap {
   return out;
 }
 
-function toLittleEndian(values: Exclude<StateBuffer, Float32Array>): Uint8Array {
+function toLittleEndian(values: Float64Array): Uint8Array {
   if (HOST_IS_LE) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const out = new Uint8Array(values.byteLength);
   const view = new DataView(out.buffer);
