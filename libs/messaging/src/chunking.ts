@@ -18,16 +18,19 @@ export interface ChunkInfo {
 }
 
 export const CHUNK_HEADER = 'x-fl-chunk';
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Chunks of 16 MiB: far below RabbitMQ's 128 MiB message limit, large enough that per-message costs vanish. */
 export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
 /**
  * Cuts an attachment into chunks without copying it (each chunk is a view of the original buffer)
- * and describes each. The hash covers the whole attachment.
+ * and describes each. The hash covers the whole attachment: `sha256` where the caller has it, else
+ * computed a slice at a time, letting the event loop run between slices.
  */
-export function planChunks(attachment: Buffer, chunkBytes: number): { info: ChunkInfo; data: Buffer }[] {
+export async function planChunks(attachment: Buffer, chunkBytes: number, sha256?: string): Promise<{ info: ChunkInfo; data: Buffer }[]> {
   if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw new RangeError(`chunk size must be a positive integer, got ${chunkBytes}`);
-  const sha256 = createHash('sha256').update(attachment).digest('hex');
+  if (sha256 !== undefined && !SHA256_HEX.test(sha256)) throw new TypeError(`the attachment's SHA-256 must be 64 lowercase hex digits, got ${JSON.stringify(sha256)}`);
+  sha256 ??= await sha256HexYielding(attachment);
   const transfer = randomUUID();
   const count = Math.max(1, Math.ceil(attachment.length / chunkBytes));
   const chunks: { info: ChunkInfo; data: Buffer }[] = [];
@@ -56,7 +59,7 @@ export function parseChunkInfo(raw: unknown): ChunkInfo {
     count: int('count', 1),
     bytes: int('bytes', 0),
     offset: int('offset', 0),
-    sha256: typeof v?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256) ? v.sha256 : '',
+    sha256: typeof v?.sha256 === 'string' && SHA256_HEX.test(v.sha256) ? v.sha256 : '',
   };
   if (!info.transfer) throw new Error(`${CHUNK_HEADER}.transfer must be a UUID`);
   if (!info.sha256) throw new Error(`${CHUNK_HEADER}.sha256 must be 64 hex digits`);
@@ -222,7 +225,7 @@ export class ChunkAssembler {
       this.handOut(data);
       try {
         const { bytesRead } = await (await a.file).read(data, 0, data.length, 0);
-        const sha = await hashYielding(data);
+        const sha = await sha256HexYielding(data);
         if (bytesRead !== data.length || sha !== a.info.sha256) {
           throw new ChunkRejectedError(`transfer ${info.transfer}: reassembled bytes have SHA-256 ${sha}, the sender announced ${a.info.sha256}`);
         }
@@ -329,11 +332,15 @@ function hashAhead(a: Assembly, index: number, offset: number, length: number): 
   }
 }
 
-/** Bytes hashed at once by hashYielding before the event loop runs: about 13 ms here. */
+/** Bytes hashed at once by sha256HexYielding before the event loop runs: about 13 ms here. */
 const HASH_SLICE_BYTES = 16 * 1024 * 1024;
 
-/** The SHA-256 of `data` (hex), a slice at a time, letting the event loop run between slices. */
-async function hashYielding(data: Buffer): Promise<string> {
+/**
+ * The SHA-256 of `data` (hex), a slice at a time, letting the event loop run
+ * between slices: for the large buffers whose hash would otherwise hold a
+ * process for a second per GiB (the connection's heartbeats wait meanwhile).
+ */
+export async function sha256HexYielding(data: Buffer): Promise<string> {
   const hash = createHash('sha256');
   for (let at = 0; at < data.length; at += HASH_SLICE_BYTES) {
     if (at > 0) await new Promise((resolve) => setImmediate(resolve));

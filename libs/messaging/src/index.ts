@@ -1,4 +1,5 @@
 export * from './message-bus';
+export { sha256HexYielding } from './chunking';
 export { topicMatches } from './topic-matcher';
 export { RequeueError, MessageTooLargeError, UndecodableMessageError, BrokerConnectionError } from './errors';
 export type { BusLogger } from './settlement';

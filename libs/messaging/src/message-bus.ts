@@ -8,6 +8,13 @@ export interface OutboundMessage {
   payload: Record<string, unknown>;
   /** Binary data (safetensors weights, model bundles): never JSON. */
   attachment?: Buffer;
+  /**
+   * The attachment's SHA-256 (hex), where the producer has it already: a
+   * chunked publish sends it with the chunks instead of hashing the
+   * attachment again (0.77 s per GiB here). A wrong one makes the receiver
+   * refuse the transfer.
+   */
+  attachmentSha256?: string;
 }
 
 /** A message as a consumer receives it. */
@@ -19,6 +26,13 @@ export interface InboundMessage extends OutboundMessage {
   messageId: string;
   /** One chunk of a large attachment; only between the bus and its reassembly, handlers never see it. */
   chunk?: ChunkInfo;
+  /**
+   * Set where the bus has checked the attachment against this SHA-256 (hex):
+   * a chunked transfer, reassembled and verified. A handler that must check
+   * the attachment against a hash it was given may compare with this one
+   * instead of hashing the bytes again.
+   */
+  attachmentSha256?: string;
 }
 
 export interface QueueSpec {

@@ -221,9 +221,10 @@ export class RabbitMqBus implements MessageBus {
     // A few chunks awaiting confirms at once: the broker's pace sets ours, memory stays bounded.
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
-    for (const c of planChunks(msg.attachment, chunkBytes)) {
+    const { attachmentSha256, ...message } = msg;
+    for (const c of await planChunks(msg.attachment, chunkBytes, attachmentSha256)) {
       if (failure) break;
-      const p: Promise<void> = this.publishEncoded(routingKey, msg.name, encode({ ...msg, attachment: c.data }, c.info)).then(
+      const p: Promise<void> = this.publishEncoded(routingKey, msg.name, encode({ ...message, attachment: c.data }, c.info)).then(
         () => void inFlight.delete(p),
         (err) => {
           inFlight.delete(p);
@@ -520,8 +521,8 @@ export class RabbitMqBus implements MessageBus {
         this.reply(channel, raw, 'ack', false, queue);
         return;
       }
-      const { chunk: _, ...rest } = message;
-      message = { ...rest, attachment: whole };
+      const { chunk, ...rest } = message;
+      message = { ...rest, attachment: whole, attachmentSha256: chunk.sha256 };
       reassembled = whole;
     }
     // A reassembled message cannot be requeued (its other chunks are acknowledged): a failure dead-letters

@@ -24,9 +24,10 @@ export class PackageCache implements OnApplicationShutdown {
     return this.entries.has(sha256);
   }
 
-  async add(sha256: string, bundle: Buffer): Promise<void> {
+  /** `verifiedSha256`: the bundle's hash as the bus checked it (a chunked transfer), so that a large package is not hashed twice. */
+  async add(sha256: string, bundle: Buffer, verifiedSha256?: string): Promise<void> {
     if (this.entries.has(sha256)) return;
-    const actual = sha256Hex(bundle);
+    const actual = verifiedSha256 ?? sha256Hex(bundle);
     if (actual !== sha256) throw new Error(`model package does not match its sha256 (expected ${sha256}, got ${actual})`);
     const pkg = readModelPackage(decodePackageBundle(bundle));
     const runner = await createModelRunner(pkg, { intraOpNumThreads: this.config.ORT_THREADS });

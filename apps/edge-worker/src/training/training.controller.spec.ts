@@ -65,8 +65,8 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     reply_to: 'coordinator.c.round.result',
     ...extra,
   });
-  const context = (name: string, payload: RoundInstructionPayload, attachment?: Buffer) =>
-    new BusContext({ name, payload: { ...payload }, attachment, routingKey: `workers.iris.${name}`, redelivered: false, messageId: `m${++messages}` });
+  const context = (name: string, payload: RoundInstructionPayload, attachment?: Buffer, attachmentSha256?: string) =>
+    new BusContext({ name, payload: { ...payload }, attachment, attachmentSha256, routingKey: `workers.iris.${name}`, redelivered: false, messageId: `m${++messages}` });
 
   /** A fit answered; the instruction's weights attached unless it says they were kept. */
   async function fitAnswer(payload: RoundInstructionPayload): Promise<{ answer: FitResultPayload; attachment?: Buffer }> {
@@ -91,6 +91,26 @@ describe('TrainingController fit: what the strategy asks of the worker', () => {
     for (const [k, t] of global) t.data.forEach((v, i) => (sq += (w.get(k)!.data[i] - v) ** 2));
     return Math.sqrt(sq);
   };
+
+  it("takes the bus's checked hash of chunked weights instead of hashing them again, and sends its update's hash with it", async () => {
+    const config = { local_epochs: 1, batch_size: 8, learning_rate: 0.3, seed: 2 };
+    const payload = instruction({ task_id: 12, config });
+    // The bus vouches for the bytes (it checked them against this hash): the worker does not hash them again.
+    const other = Buffer.from(weights);
+    other.writeFloatLE(0.5, other.length - 4);
+    await controller.fit(payload, context(Msg.RoundFit, payload, other, payload.weights_sha256));
+    const vouched = published.pop()!;
+    expect(vouched.payload).toMatchObject({ status: 'ok', trained_from: payload.weights_sha256 });
+    // The update's hash goes with it, for the bus to send with its chunks.
+    expect(vouched.attachmentSha256).toBe(sha256Hex(vouched.attachment!));
+    expect(vouched.payload.weights_sha256).toBe(vouched.attachmentSha256);
+    // Checked bytes with another hash than the instruction names: refused, as unchecked ones are.
+    await controller.fit(payload, context(Msg.RoundFit, payload, weights, sha256Hex(other)));
+    const refused = published.pop()!;
+    expect(refused.payload).toMatchObject({ status: 'error', error: 'global weights do not match their sha256' });
+    expect(refused.attachment).toBeUndefined();
+    expect(refused.attachmentSha256).toBeUndefined();
+  });
 
   it('reports loss_before_fit only when the fit config asks: the global weights\' loss on the training rows', async () => {
     const plain = await fit({});

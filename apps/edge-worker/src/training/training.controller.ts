@@ -39,7 +39,7 @@ export class TrainingController {
   async modelPackage(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(ModelPackagePayload, raw);
     if (!ctx.attachment) throw new Error('model.package without a package attached');
-    await this.packages.add(p.package_sha256, ctx.attachment);
+    await this.packages.add(p.package_sha256, ctx.attachment, ctx.attachmentSha256);
     this.taskLog(p).log(`model package ${p.package_sha256.slice(0, 12)}… ready for task ${p.task_id}`);
   }
 
@@ -58,7 +58,7 @@ export class TrainingController {
       if (this.cancellations.isCancelled(p.task_id)) throw new TrainingCancelledError(0);
       if (!p.config) throw new Error('fit instruction without a training configuration');
       const received = p.kept_weights ? this.keptFor(p) : ctx.attachment;
-      const { weights, split } = this.prepare(p, received);
+      const { weights, split } = this.prepare(p, received, p.kept_weights ? undefined : ctx.attachmentSha256);
       const runner = this.packages.get(p.package_sha256);
       if (evaluating) {
         evaluation = await this.evaluateOn(p, weights, split.test, p.evaluates_round!);
@@ -103,7 +103,8 @@ export class TrainingController {
     }
     answer.trained_from = p.weights_sha256;
     if (evaluating) answer.evaluation = evaluation ?? this.failedEvaluation(p, p.evaluates_round!, answer.error ?? 'not evaluated', 0);
-    await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment });
+    // The weights' hash goes with them: a large update is then not hashed again to be sent in chunks.
+    await this.bus.publish(p.reply_to, { name: Msg.RoundFitResult, payload: { ...answer }, attachment, ...(attachment ? { attachmentSha256: answer.weights_sha256 } : {}) });
   }
 
   /** The answer to an evaluation of `round`'s weights on the site's held-out rows; a failure is an error answer, so that a fit still goes on. */
@@ -125,7 +126,7 @@ export class TrainingController {
     const started = Date.now();
     let answer: EvaluateResultPayload;
     try {
-      const { weights, split } = this.prepare(p, ctx.attachment);
+      const { weights, split } = this.prepare(p, ctx.attachment, ctx.attachmentSha256);
       answer = await this.evaluateOn(p, weights, split.test, p.round);
       // The same weights start the task's next round: kept, the next fit can come without them.
       if (answer.status === 'ok' && p.keep_weights && this.kept.keep(p.task_id, p.weights_sha256, ctx.attachment!)) answer.kept_weights_sha256 = p.weights_sha256;
@@ -208,11 +209,12 @@ export class TrainingController {
     return kept;
   }
 
-  private prepare(p: RoundInstructionPayload, attachment: Buffer | undefined) {
+  /** `verifiedSha256`: the weights' hash as the bus checked it (a chunked transfer), so that a large model is not hashed twice. */
+  private prepare(p: RoundInstructionPayload, attachment: Buffer | undefined, verifiedSha256?: string) {
     const split = this.site.split(p.use_case);
     if (!split) throw new Error(`this site holds no data for use case '${p.use_case}'`);
     if (!attachment) throw new Error('round instruction without global weights attached');
-    if (sha256Hex(attachment) !== p.weights_sha256) throw new Error('global weights do not match their sha256');
+    if ((verifiedSha256 ?? sha256Hex(attachment)) !== p.weights_sha256) throw new Error('global weights do not match their sha256');
     const weights = decodeSafetensors(attachment).tensors as NamedTensors;
     return { weights, split };
   }

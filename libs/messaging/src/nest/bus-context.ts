@@ -16,6 +16,10 @@ export class BusContext extends BaseRpcContext<[InboundMessage]> {
   get attachment(): Buffer | undefined {
     return this.args[0].attachment;
   }
+  /** The attachment's SHA-256 where the bus has verified the bytes against it (a chunked transfer); see InboundMessage. */
+  get attachmentSha256(): string | undefined {
+    return this.args[0].attachmentSha256;
+  }
   /** Broker-validated identity of the publisher (AMQP `user_id`). */
   get userId(): string | undefined {
     return this.args[0].userId;
