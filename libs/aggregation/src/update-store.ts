@@ -182,6 +182,27 @@ export function* prefaultPages(arrays: Iterable<Float64Array | Float32Array>, sl
   }
 }
 
+/**
+ * Runs generators given to it one after another, each letting the event loop
+ * run at its pauses (runYielding): for work on shared sums that must not
+ * interleave. `busy` while one is under way or waiting.
+ */
+export class OneAtATime {
+  private queued = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  get busy(): boolean {
+    return this.queued > 0;
+  }
+
+  run<T>(steps: () => Generator<void, T>): Promise<T> {
+    this.queued++;
+    const done = this.tail.then(() => runYielding(steps())).finally(() => this.queued--);
+    this.tail = done.catch(() => undefined);
+    return done;
+  }
+}
+
 /** Runs a rule written as a generator (pausing between blocks) to its end, at once. */
 export function runToEnd<T>(steps: Generator<void, T>): T {
   for (;;) {

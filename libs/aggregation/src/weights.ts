@@ -41,19 +41,40 @@ export interface UpdateLimits {
  * `limits.reference` if given, else of the update).
  */
 export function checkUpdate(template: WeightMap, update: WeightMap, examples: number, limits: UpdateLimits = {}): number {
+  const steps = checkUpdateSteps(template, update, examples, limits, Infinity);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * checkUpdate as a generator that pauses after every `sliceValues` values
+ * (rounded down to a multiple of 4), for a caller that lets the event loop
+ * run between slices (a large model). The same norm to the bit, whatever the
+ * slices: the pass's accumulators run on from one slice to the next.
+ */
+export function* checkUpdateSteps(template: WeightMap, update: WeightMap, examples: number, limits: UpdateLimits, sliceValues: number): Generator<void, number> {
   checkUpdateLayout(template, update, examples, limits);
+  const slice = Number.isFinite(sliceValues) ? Math.max(4, sliceValues - (sliceValues % 4)) : Infinity;
   let squares = 0;
   for (const name of template.keys()) {
     const d = update.get(name)!.data;
     const ref = limits.reference?.get(name)?.data;
     if (limits.reference && (!ref || ref.length !== d.length)) throw new Error(`reference weights do not match the template at '${name}'`);
-    const [s, bad] = ref ? squaresAndPoison(d, ref) : squaresAndPoison(d, null);
-    if (bad !== 0) {
+    const acc = new Float64Array(ACCUMULATORS);
+    for (let from = 0; from < d.length; from += slice) {
+      const to = Math.min(d.length, from + slice);
+      squaresAndPoison(d, ref ?? null, from, to, acc);
+      if (to < d.length) yield;
+    }
+    const [s0, s1, s2, s3, p0, p1] = acc;
+    if (p0 + p1 !== 0) {
       for (let i = 0; i < d.length; i++) {
         if (!Number.isFinite(d[i])) throw new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${i}`, 'non-finite');
       }
     }
-    squares += s;
+    squares += s0 + s1 + s2 + s3;
   }
   const norm = Math.sqrt(squares);
   if (limits.maxL2Norm !== undefined && !(norm <= limits.maxL2Norm)) {
@@ -92,17 +113,23 @@ export function checkUpdateLayout(template: WeightMap, update: WeightMap, exampl
   }
 }
 
+/** squaresAndPoison's running sums: four of squares, two of poison. */
+const ACCUMULATORS = 6;
+
 /**
- * Sum of squares of d - ref (or d) and a "poison" sum that is 0 exactly when
- * every value is finite (x - x is NaN for NaN and +-Inf, else 0). One
+ * Sum of squares of d - ref (or d) over [from, to) and a "poison" sum that is
+ * 0 exactly when every value is finite (x - x is NaN for NaN and +-Inf, else
+ * 0), added into `acc` (four sums of squares, two of poison). One
  * branch-free pass with four independent accumulators, so the loop runs at
- * memory speed instead of waiting on one chain of additions.
+ * memory speed instead of waiting on one chain of additions. `from` is a
+ * multiple of 4, so that slices take the values into the same accumulators,
+ * in the same order, as one pass over the whole.
  */
-function squaresAndPoison(d: Float32Array, ref: Float32Array | null): [number, number] {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  let p0 = 0, p1 = 0;
-  const n = d.length;
-  let i = 0;
+function squaresAndPoison(d: Float32Array, ref: Float32Array | null, from: number, to: number, acc: Float64Array): void {
+  let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+  let p0 = acc[4], p1 = acc[5];
+  const n = to;
+  let i = from;
   if (ref) {
     for (; i + 3 < n; i += 4) {
       const a = d[i], b = d[i + 1], c = d[i + 2], e = d[i + 3];
@@ -136,5 +163,10 @@ function squaresAndPoison(d: Float32Array, ref: Float32Array | null): [number, n
       s0 += a * a;
     }
   }
-  return [s0 + s1 + s2 + s3, p0 + p1];
+  acc[0] = s0;
+  acc[1] = s1;
+  acc[2] = s2;
+  acc[3] = s3;
+  acc[4] = p0;
+  acc[5] = p1;
 }

@@ -16,9 +16,9 @@ import {
   WeightArrays,
 } from '../strategy';
 import { hasServerState, ServerStateError, StateTransfer } from '../server-state';
-import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
+import { inSlices, OneAtATime, prefaultPages, runToEnd, runYielding } from '../update-store';
 import { StateMap, SumMap, sumsLike } from '../weight-arithmetic';
-import { checkUpdate, WeightMap } from '../weights';
+import { checkUpdate, checkUpdateSteps, WeightMap } from '../weights';
 import { clipFactor } from './clipping';
 import { GaussianNoise } from './gaussian-noise';
 import { PrivacyParameters, updateNoiseMultiplier } from './privacy-parameters';
@@ -199,6 +199,7 @@ class CentralDpAggregation implements FitAggregation {
   private total = 0;
   private unclipped = 0;
   private readonly metrics = new MetricsAccumulator();
+  private readonly adds = new OneAtATime();
 
   constructor(
     private readonly current: WeightMap,
@@ -224,22 +225,38 @@ class CentralDpAggregation implements FitAggregation {
   }
 
   add(result: FitRes): void {
-    if (!this.sum) throw new Error('this aggregation is finished');
-    const norm = checkUpdate(this.current, result.parameters, result.numExamples, { ...this.limits(result), reference: this.current });
+    if (this.adds.busy) throw new Error('an update is still being added');
+    runToEnd(this.adding(result, Infinity));
+  }
+
+  addAsync(result: FitRes, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    return this.adds.run(() => this.adding(result, sliceValues));
+  }
+
+  /** Checks the update and measures its norm, then adds its clipped difference, pausing after every `sliceValues` values of each pass. */
+  private *adding(result: FitRes, sliceValues: number): Generator<void, void> {
+    const sum = this.sum;
+    if (!sum) throw new Error('this aggregation is finished');
+    const norm = yield* checkUpdateSteps(this.current, result.parameters, result.numExamples, { ...this.limits(result), reference: this.current }, sliceValues);
     const f = clipFactor(norm, this.clippingNorm);
-    if (f === 1) this.unclipped++;
     for (const [name, t] of this.current) {
-      const s = this.sum.get(name)!;
+      const s = sum.get(name)!;
       const u = result.parameters.get(name)!.data;
       const g = t.data;
-      for (let i = 0; i < s.length; i++) s[i] += f * (u[i] - g[i]);
+      yield* inSlices(s.length, sliceValues, (from, to) => {
+        // Disposed meanwhile (the round abandoned): the sum is no longer anyone's.
+        if (this.sum !== sum) throw new Error('this aggregation is finished');
+        for (let i = from; i < to; i++) s[i] += f * (u[i] - g[i]);
+      });
     }
+    if (f === 1) this.unclipped++;
     this.count++;
     this.total += result.numExamples;
     this.metrics.add(result.numExamples, result.metrics);
   }
 
   finish(): AggregateFitResult {
+    if (this.adds.busy) throw new Error('an update is still being added');
     return runToEnd(this.closing());
   }
 
@@ -250,6 +267,7 @@ class CentralDpAggregation implements FitAggregation {
 
   /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */
   finishAsync(into?: WeightArrays, sliceValues?: number): Promise<AggregateFitResult> {
+    if (this.adds.busy) return Promise.reject(new Error('an update is still being added'));
     return runYielding(this.closing(into, sliceValues));
   }
 

@@ -2,9 +2,9 @@ import { BaseStrategy } from '../base-strategy';
 import { STEP_SLICE_VALUES } from '../linear-strategy';
 import { MetricsAccumulator } from '../metrics';
 import { AggregateFitResult, ClientConfig, FitAggregation, FitRes, SamplingParameters, WeightArrays } from '../strategy';
-import { inSlices, prefaultPages, runToEnd, runYielding } from '../update-store';
+import { inSlices, OneAtATime, prefaultPages, runToEnd, runYielding } from '../update-store';
 import { SumMap, sumsLike } from '../weight-arithmetic';
-import { checkUpdate, UpdateRejectedError, WeightMap } from '../weights';
+import { checkUpdate, checkUpdateSteps, UpdateRejectedError, WeightMap } from '../weights';
 
 export interface QFedAvgParameters extends SamplingParameters {
   q_param: number;
@@ -53,6 +53,7 @@ class QFedAvgAggregation implements FitAggregation {
   private total = 0;
   private done = false;
   private readonly metrics = new MetricsAccumulator();
+  private readonly adds = new OneAtATime();
 
   constructor(
     private readonly current: WeightMap,
@@ -71,12 +72,23 @@ class QFedAvgAggregation implements FitAggregation {
   }
 
   add(result: FitRes): void {
-    if (this.done || !this.numerator) throw new Error('this aggregation is finished');
+    if (this.adds.busy) throw new Error('an update is still being added');
+    runToEnd(this.adding(result, Infinity));
+  }
+
+  addAsync(result: FitRes, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    return this.adds.run(() => this.adding(result, sliceValues));
+  }
+
+  /** Checks the update, then adds its terms, pausing after every `sliceValues` values of each pass. */
+  private *adding(result: FitRes, sliceValues: number): Generator<void, void> {
+    const numerator = this.numerator;
+    if (this.done || !numerator) throw new Error('this aggregation is finished');
     const loss = result.metrics?.[QFFL_LOSS_METRIC];
     if (loss === undefined || !Number.isFinite(loss) || loss < 0) {
       throw new UpdateRejectedError(`QFedAvg needs the fit metric '${QFFL_LOSS_METRIC}' (loss on the received weights, >= 0), got ${loss}`, 'missing-metric');
     }
-    checkUpdate(this.current, result.parameters, result.numExamples, this.limits(result));
+    yield* checkUpdateSteps(this.current, result.parameters, result.numExamples, this.limits(result) ?? {}, sliceValues);
     const L = 1 / this.p.qffl_learning_rate;
     const q = this.p.q_param;
     const F = loss + 1e-10;
@@ -85,12 +97,16 @@ class QFedAvgAggregation implements FitAggregation {
     for (const [name, t] of this.current) {
       const w = t.data;
       const wk = result.parameters.get(name)!.data;
-      const num = this.numerator.get(name)!;
-      for (let i = 0; i < w.length; i++) {
-        const delta = L * (w[i] - wk[i]);
-        sq += delta * delta;
-        num[i] += Fq * delta;
-      }
+      const num = numerator.get(name)!;
+      yield* inSlices(w.length, sliceValues, (from, to) => {
+        // Disposed meanwhile (the round abandoned): the sums are no longer anyone's.
+        if (this.numerator !== numerator) throw new Error('this aggregation is finished');
+        for (let i = from; i < to; i++) {
+          const delta = L * (w[i] - wk[i]);
+          sq += delta * delta;
+          num[i] += Fq * delta;
+        }
+      });
     }
     this.denominator += q * Math.pow(F, q - 1) * sq + L * Fq;
     this.count++;
@@ -99,6 +115,7 @@ class QFedAvgAggregation implements FitAggregation {
   }
 
   finish(): AggregateFitResult {
+    if (this.adds.busy) throw new Error('an update is still being added');
     return runToEnd(this.close());
   }
 
@@ -109,6 +126,7 @@ class QFedAvgAggregation implements FitAggregation {
 
   /** finish, letting the event loop run between slices of values, and writing the new weights into `into` where given. */
   finishAsync(into?: WeightArrays, sliceValues = STEP_SLICE_VALUES): Promise<AggregateFitResult> {
+    if (this.adds.busy) return Promise.reject(new Error('an update is still being added'));
     return runYielding(this.close(into, sliceValues));
   }
 
