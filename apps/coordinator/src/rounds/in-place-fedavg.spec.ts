@@ -73,6 +73,46 @@ describe.each(engines)('InPlaceFedAvg (%s)', (engine) => {
     }
   });
 
+  it('added a slice at a time (addAsync), gives the same bits and lets the event loop run; a bad update, wherever its fault, changes nothing', async () => {
+    const reference = new InPlaceFedAvg(layoutOf(global), { engine });
+    updates.forEach((u, k) => reference.add(encodeSafetensors(u), examples[k]));
+    const expected = reference.finish().buf;
+    // 7 values are taken as 4; 100 leaves b.weight's 1073 a shorter last slice.
+    for (const slice of [7, 100]) {
+      const agg = new InPlaceFedAvg(layoutOf(global), { engine });
+      for (const [k, u] of updates.entries()) {
+        let loopRan = false;
+        setImmediate(() => (loopRan = true));
+        await agg.addAsync(encodeSafetensors(u), examples[k], undefined, slice);
+        expect(loopRan).toBe(true);
+        // After the first update, a bad one: its fault in b.weight's last slice, its sums left as they were.
+        if (k === 0) {
+          const late = weights(5);
+          late.get('b.weight')!.data[1070] = Number.NaN;
+          await expect(agg.addAsync(encodeSafetensors(late), 10, undefined, slice)).rejects.toThrow("parameter 'b.weight' holds a non-finite value at index 1070");
+        }
+      }
+      expect(agg.updates).toBe(3);
+      expect(agg.finish().buf.equals(expected)).toBe(true);
+    }
+  });
+
+  it('takes addAsync calls one after another, in the order made; add and finish refuse meanwhile; a dispose stops the one under way', async () => {
+    const reference = new InPlaceFedAvg(layoutOf(global), { engine });
+    updates.forEach((u, k) => reference.add(encodeSafetensors(u), examples[k]));
+    const agg = new InPlaceFedAvg(layoutOf(global), { engine });
+    const adding = updates.map((u, k) => agg.addAsync(encodeSafetensors(u), examples[k], undefined, 16));
+    expect(() => agg.add(encodeSafetensors(updates[0]), 1)).toThrow('an update is still being added');
+    expect(() => agg.finish()).toThrow('an update is still being added');
+    await Promise.all(adding);
+    expect(agg.finish().buf.equals(reference.finish().buf)).toBe(true);
+
+    const abandoned = new InPlaceFedAvg(layoutOf(global), { engine });
+    const stopped = abandoned.addAsync(encodeSafetensors(updates[0]), 1, undefined, 16);
+    setImmediate(() => abandoned.dispose());
+    await expect(stopped).rejects.toThrow('this aggregation is finished');
+  });
+
   it('rejects a bad update without changing the sum', () => {
     const agg = new InPlaceFedAvg(layoutOf(global), { engine });
     agg.add(encodeSafetensors(updates[0]), 1); // weight 1: the average is the update, bit for bit

@@ -1,4 +1,4 @@
-import { checkUpdate, NativeFold, nativeFold, prefaultPages, runYielding, STEP_SLICE_VALUES, UpdateRejectedError, WeightMap } from '@fl/aggregation';
+import { checkUpdateSteps, inSlices, NativeFold, nativeFold, OneAtATime, prefaultPages, runToEnd, runYielding, STEP_SLICE_VALUES, UpdateRejectedError, WeightMap } from '@fl/aggregation';
 import { allocateSafetensors, decodeSafetensors, NamedTensors } from '@fl/models';
 
 /** A model's layout: each parameter's shape, by name. */
@@ -27,6 +27,7 @@ export class InPlaceFedAvg {
   private count = 0;
   private finished = false;
   private readonly native: NativeFold | null;
+  private readonly adds = new OneAtATime();
 
   /** With a norm bound, the global weights the updates are measured against (kept, so the model is held once more). */
   private readonly bound: { maxL2Norm: number; reference: NamedTensors } | null;
@@ -60,6 +61,22 @@ export class InPlaceFedAvg {
    * nothing if it is bad.
    */
   add(attachment: Buffer, examples: number, registeredExamples?: number): void {
+    if (this.adds.busy) throw new Error('an update is still being added');
+    runToEnd(this.adding(attachment, examples, registeredExamples, Infinity));
+  }
+
+  /**
+   * The same as add, `sliceValues` values at a time (STEP_SLICE_VALUES unless
+   * given), letting the event loop run between slices: a 1 GiB update takes
+   * about a second to check and fold here. The same bits as add; calls are
+   * taken one after another, in the order made (add and finish throw while
+   * one is under way).
+   */
+  addAsync(attachment: Buffer, examples: number, registeredExamples?: number, sliceValues = STEP_SLICE_VALUES): Promise<void> {
+    return this.adds.run(() => this.adding(attachment, examples, registeredExamples, sliceValues));
+  }
+
+  private *adding(attachment: Buffer, examples: number, registeredExamples: number | undefined, sliceValues: number): Generator<void, void> {
     if (this.finished) throw new Error('this aggregation is finished');
     if (!Number.isInteger(examples) || examples <= 0) throw new UpdateRejectedError(`example count must be a positive integer, got ${examples}`, 'bad-example-count');
     if (registeredExamples !== undefined && examples > registeredExamples) {
@@ -74,20 +91,28 @@ export class InPlaceFedAvg {
         throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${shape}]`, 'wrong-shape');
       }
     }
+    // Slices of whole groups of four, as the norm's pass takes them.
+    const slice = Number.isFinite(sliceValues) ? Math.max(4, sliceValues - (sliceValues % 4)) : Infinity;
     if (this.bound) {
       const reference = this.bound.reference as WeightMap;
-      checkUpdate(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference });
+      yield* checkUpdateSteps(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference }, slice);
     }
     const w = Math.fround(examples);
     // The first update is written, not added (0 + x would turn -0 into +0), whether or not prefault allocated the sum.
     const sum = this.count === 0 ? undefined : this.sum!.tensors;
-    for (const [name, u] of update) checkFinite(name, u.data, sum?.get(name)!.data, w, this.native);
+    for (const [name, u] of update) yield* checkFinite(name, u.data, sum?.get(name)!.data, w, this.native, slice);
+    if (this.finished) throw new Error('this aggregation is finished');
     // Allocated at the first update that passes, unless prefault did: untouched pages of the zeroed buffer cost nothing until then.
     this.sum ??= allocateSafetensors(this.layout);
     for (const [name, u] of update) {
       const s = this.sum.tensors.get(name)!.data;
-      if (this.native) this.native.fold(s, sum ? s : null, 0, u.data, w);
-      else fold(s, u.data, w, !sum);
+      yield* inSlices(u.data.length, slice, (from, to) => {
+        // Disposed meanwhile (the round abandoned): the sum is no longer anyone's.
+        if (this.finished) throw new Error('this aggregation is finished');
+        const x = from === 0 && to === u.data.length ? u.data : u.data.subarray(from, to);
+        if (this.native) this.native.fold(s, sum ? s : null, from, x, w);
+        else fold(s, from, x, w, !sum);
+      });
     }
     this.total += examples;
     this.count++;
@@ -106,6 +131,7 @@ export class InPlaceFedAvg {
 
   /** The average, fl32(sum / total), computed in the sum's buffer: the new weights as safetensors bytes and as views on them. */
   finish(): { buf: Buffer; tensors: NamedTensors } {
+    if (this.adds.busy) throw new Error('an update is still being added');
     if (this.finished) throw new Error('this aggregation is finished');
     if (!this.sum || this.count === 0) throw new Error('no update to aggregate');
     this.finished = true;
@@ -126,19 +152,25 @@ export class InPlaceFedAvg {
   }
 }
 
-/** Throws on the first value of the update, or of the sum it would give, that is not finite. */
-function checkFinite(name: string, x: Float32Array, s: Float32Array | undefined, w: number, native: NativeFold | null): void {
+/**
+ * Throws on the first value of the update, or of the sum it would give, that
+ * is not finite; pauses after every `slice` values.
+ */
+function* checkFinite(name: string, x: Float32Array, s: Float32Array | undefined, w: number, native: NativeFold | null, slice: number): Generator<void, void> {
   // x - x is 0 for finite x and NaN otherwise: one branch-free pass, a look at the culprit only if it trips.
   let poison = 0;
-  if (native) poison = native.check(s ?? null, 0, x, w) ? NaN : 0;
-  else if (s) for (let i = 0; i < x.length; i++) {
-    const v = Math.fround(s[i] + Math.fround(w * x[i]));
-    poison += v - v;
-  }
-  else for (let i = 0; i < x.length; i++) {
-    const v = Math.fround(w * x[i]);
-    poison += v - v;
-  }
+  yield* inSlices(x.length, slice, (from, to) => {
+    if (native) {
+      if (native.check(s ?? null, from, from === 0 && to === x.length ? x : x.subarray(from, to), w)) poison = NaN;
+    } else if (s) for (let i = from; i < to; i++) {
+      const v = Math.fround(s[i] + Math.fround(w * x[i]));
+      poison += v - v;
+    }
+    else for (let i = from; i < to; i++) {
+      const v = Math.fround(w * x[i]);
+      poison += v - v;
+    }
+  });
   if (poison === 0) return;
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i])) throw new UpdateRejectedError(`parameter '${name}' holds a non-finite value at index ${i}`, 'non-finite');
@@ -147,7 +179,8 @@ function checkFinite(name: string, x: Float32Array, s: Float32Array | undefined,
   }
 }
 
-function fold(s: Float32Array, x: Float32Array, w: number, first: boolean): void {
-  if (first) for (let i = 0; i < x.length; i++) s[i] = w * x[i];
-  else for (let i = 0; i < x.length; i++) s[i] = s[i] + Math.fround(w * x[i]);
+/** s[from + i] = fl32(w x[i]) for the first update, else fl32(s[from + i] + fl32(w x[i])). */
+function fold(s: Float32Array, from: number, x: Float32Array, w: number, first: boolean): void {
+  if (first) for (let i = 0; i < x.length; i++) s[from + i] = w * x[i];
+  else for (let i = 0; i < x.length; i++) s[from + i] = s[from + i] + Math.fround(w * x[i]);
 }

@@ -14,6 +14,20 @@ describe('ResultRouter', () => {
     await expect(fit.done).resolves.toMatchObject({ outcome: 'complete' });
   });
 
+  it('routeAsync settles once the round has finished with the answer', async () => {
+    const router = new ResultRouter();
+    let finish!: () => void;
+    const fit = new RoundCollector<unknown>(['a'], 60_000, new AbortController().signal, () => new Promise<void>((resolve) => (finish = resolve)));
+    router.register(1, 1, 'fit', fit);
+    await expect(router.routeAsync(1, 2, 'fit', 'a', { payload: {} })).resolves.toBe('closed');
+    let settled = false;
+    const routed = router.routeAsync(1, 1, 'fit', 'a', { payload: {} }).then((offer) => ((settled = true), offer));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    finish();
+    await expect(routed).resolves.toBe('accepted');
+  });
+
   it('does not wait for a worker that left, in open rounds or in rounds opened later, until it is back', async () => {
     const router = new ResultRouter();
     const open = collector(['a', 'b']);

@@ -8,6 +8,8 @@ export type CollectPhase = Phase | 'stats';
 export interface Answer<P> {
   payload: P;
   attachment?: Buffer;
+  /** The attachment's SHA-256 where the bus has checked the bytes against it (BusContext.attachmentSha256). */
+  attachmentSha256?: string;
 }
 
 /** Hands each worker's answer to the collector of its task, round and phase; answers nobody waits for are acknowledged and ignored. */
@@ -45,7 +47,16 @@ export class ResultRouter {
 
   route(taskId: number, round: number, phase: CollectPhase, node: string, answer: Answer<unknown>): Offer {
     const c = this.open.get(this.key(taskId, round, phase));
-    const offer = c ? c.offer(node, answer) : 'closed';
+    return this.noted(taskId, round, phase, node, c ? c.offer(node, answer) : 'closed');
+  }
+
+  /** The same as route, settling once the round's handler has finished with the answer (a large update folded in a slice at a time). */
+  async routeAsync(taskId: number, round: number, phase: CollectPhase, node: string, answer: Answer<unknown>): Promise<Offer> {
+    const c = this.open.get(this.key(taskId, round, phase));
+    return this.noted(taskId, round, phase, node, c ? await c.offerAsync(node, answer) : 'closed');
+  }
+
+  private noted(taskId: number, round: number, phase: CollectPhase, node: string, offer: Offer): Offer {
     if (offer !== 'accepted') this.log.log(`task ${taskId} round ${round} ${phase}: answer from ${node} ignored (${offer})`);
     return offer;
   }

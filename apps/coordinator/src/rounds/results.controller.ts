@@ -16,7 +16,8 @@ export class ResultsController {
   async fit(@Payload() raw: unknown, @Ctx() ctx: BusContext): Promise<void> {
     const p = parsePayload(FitResultPayload, raw);
     await this.identity.verify(ctx, p.sender);
-    this.router.route(p.task_id, p.round, 'fit', p.sender, { payload: p, attachment: ctx.attachment });
+    // Settles once the update is folded in: the bus acknowledges it, and lets the next large one into memory, only then.
+    await this.router.routeAsync(p.task_id, p.round, 'fit', p.sender, { payload: p, attachment: ctx.attachment, attachmentSha256: ctx.attachmentSha256 });
   }
 
   @EventPattern(Msg.RoundStatsResult)

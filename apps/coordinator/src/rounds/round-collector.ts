@@ -11,13 +11,17 @@ export interface CollectResult {
  * Waits for the answers of one phase of one round: done when every worker
  * asked has answered, at the deadline, or on cancel, whichever comes first.
  * It takes an answer only from a worker it asked, once, while open; the
- * handler folds the answer in as it arrives (streaming aggregation).
+ * handler folds the answer in as it arrives (streaming aggregation). A
+ * handler may finish later (a promise): `done` then waits for it, whatever
+ * closed the collection, so that what it folds in is all in.
  */
 export class RoundCollector<T> {
   private readonly pending: Set<string>;
   private readonly responded: string[] = [];
   private readonly dropped: string[] = [];
   private closed = false;
+  /** Handler calls not finished yet. */
+  private readonly handling = new Set<Promise<void>>();
   private timer?: NodeJS.Timeout;
   private settle!: (r: CollectResult) => void;
   readonly done: Promise<CollectResult>;
@@ -26,7 +30,7 @@ export class RoundCollector<T> {
     expected: string[],
     deadlineMs: number,
     private readonly signal: AbortSignal,
-    private readonly handle: (node: string, answer: T) => void,
+    private readonly handle: (node: string, answer: T) => void | Promise<void>,
     /** An answer to an earlier instruction (one that trained from other weights): ignored, its worker still awaited. */
     private readonly isStale: (answer: T) => boolean = () => false,
   ) {
@@ -41,17 +45,34 @@ export class RoundCollector<T> {
   }
 
   offer(node: string, answer: T): Offer {
-    if (this.closed) return 'closed';
-    if (!this.pending.has(node)) return this.responded.includes(node) ? 'duplicate' : 'not-asked';
-    if (this.isStale(answer)) return 'stale';
+    return this.accept(node, answer).offer;
+  }
+
+  /** The same as offer, settling once the handler has finished with the answer (it rejects if the handler does). */
+  async offerAsync(node: string, answer: T): Promise<Offer> {
+    const { offer, handled } = this.accept(node, answer);
+    await handled;
+    return offer;
+  }
+
+  private accept(node: string, answer: T): { offer: Offer; handled?: Promise<void> } {
+    if (this.closed) return { offer: 'closed' };
+    if (!this.pending.has(node)) return { offer: this.responded.includes(node) ? 'duplicate' : 'not-asked' };
+    if (this.isStale(answer)) return { offer: 'stale' };
     this.pending.delete(node);
     this.responded.push(node);
+    let handled: Promise<void> | undefined;
     try {
-      this.handle(node, answer);
+      const h = this.handle(node, answer);
+      if (h instanceof Promise) {
+        handled = h;
+        this.handling.add(h);
+        void h.catch(() => undefined).finally(() => this.handling.delete(h));
+      }
     } finally {
       if (this.pending.size === 0) this.finish('complete');
     }
-    return 'accepted';
+    return { offer: 'accepted', handled };
   }
 
   /** Stops waiting for a worker that has gone away; it is reported missing. */
@@ -68,6 +89,8 @@ export class RoundCollector<T> {
     this.closed = true;
     clearTimeout(this.timer);
     this.signal.removeEventListener('abort', this.onAbort);
-    this.settle({ outcome, responded: [...this.responded], missing: [...this.dropped, ...this.pending] });
+    const result: CollectResult = { outcome, responded: [...this.responded], missing: [...this.dropped, ...this.pending] };
+    if (this.handling.size === 0) this.settle(result);
+    else void Promise.allSettled([...this.handling]).then(() => this.settle(result));
   }
 }

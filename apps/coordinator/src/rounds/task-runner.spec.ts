@@ -1,7 +1,7 @@
 import { DEFAULT_FL_SETTINGS, Msg, RoundFigures, RoundInstructionPayload, TaskSpec } from '@fl/contracts';
 import { IRIS, modelInputs } from '@fl/datasets';
 import { MessageBus, OutboundMessage } from '@fl/messaging';
-import { buildClassifierPackage, decodeSafetensors, encodeSafetensors, modelPackageFiles, NamedTensors } from '@fl/models';
+import { buildClassifierPackage, decodeSafetensors, encodeSafetensors, modelPackageFiles, NamedTensors, sha256Hex } from '@fl/models';
 import { ModelRegistry } from '@fl/registry';
 import { PlatformMetrics } from '@fl/runtime';
 import { CoordinatorConfig } from '../config';
@@ -59,6 +59,11 @@ function harness(
     staleFit?: number[];
     /** The task's completed rounds the repository lists (with a checkpoint pushed by the test: a resumed task). */
     resumable?: { round: number; figures: RoundFigures }[];
+    /**
+     * Each update comes with its weights_sha256 and, as from a chunked transfer, the hash the bus checked it
+     * against: its own, or (`wrong`) for site-a in round 1 another one than its weights_sha256.
+     */
+    vouch?: 'right' | 'wrong';
   } = {},
 ) {
   const log: string[] = [];
@@ -77,6 +82,7 @@ function harness(
       if (msg.name === Msg.RoundFit || msg.name === Msg.RoundEvaluate) {
         const phase = msg.name === Msg.RoundFit ? 'fit' : 'evaluate';
         log.push(`${phase} ${round} sent${msg.attachment ? '' : ' without weights'}`);
+        if (msg.attachment && msg.attachmentSha256 !== weights_sha256) log.push(`${phase} ${round} sent without the weights' hash for the bus`);
         if (evaluates_round !== undefined) log.push(`evaluation ${evaluates_round} asked of ${evaluators!.join(', ')}`);
         if (keep_weights) log.push(`keeping ${round}'s weights asked`);
         // The evaluation a fit carries fails like one on its own (failEvaluate).
@@ -110,6 +116,12 @@ function harness(
               // Other weights' update: folded in, it would change the result.
               const stale = { ...payload, trained_from: 'f'.repeat(64) };
               expect(router.route(TASK_ID, round, phase, node, { payload: stale, attachment: attachment && trained(attachment, 1) })).toBe('stale');
+            }
+            if (opts.vouch && phase === 'fit' && attachment) {
+              const sha256 = sha256Hex(attachment);
+              const vouched = opts.vouch === 'wrong' && round === 1 && node === SITES[0] ? sha256Hex(Buffer.from('other bytes')) : sha256;
+              router.route(TASK_ID, round, phase, node, { payload: { ...payload, weights_sha256: sha256 }, attachment, attachmentSha256: vouched });
+              return;
             }
             router.route(TASK_ID, round, phase, node, { payload, attachment });
           });
@@ -306,6 +318,17 @@ describe('TaskRunner: the evaluation travels with the next fit (CHAINED_EVALUATI
     expect(ends(separate.log)).toEqual(ends(retried.log));
     expect(retried.last.weights.equals(separate.last.weights)).toBe(true);
     expect(retried.last.strategy_state!.equals(separate.last.strategy_state!)).toBe(true);
+  });
+
+  it("sends the weights' hash for the bus to send with their chunks, and takes the bus's checked hash of an update instead of hashing it again", async () => {
+    const plain = await run();
+    const vouched = await run({ vouch: 'right' });
+    expect(vouched.sent).toEqual(plain.sent);
+    expect(plain.sent.length).toBeGreaterThan(0);
+    expect(plain.log.filter((l) => l.includes("without the weights' hash"))).toEqual([]);
+    expect(vouched.last.weights.equals(plain.last.weights)).toBe(true);
+    // An update the bus checked against another hash than the one the site names is not used.
+    await expect(run({ vouch: 'wrong' })).rejects.toThrow("round 1: 1 usable update(s) from 2 worker(s), min_fit_clients is 2; unusable: site-a: weights do not match their sha256");
   });
 
   it('ignores an answer trained from other weights (an earlier instruction for the round) and takes the one to its own', async () => {

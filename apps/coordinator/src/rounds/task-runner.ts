@@ -18,6 +18,7 @@ import {
   FedAvg,
   FedProx,
   FitAggregation,
+  FitRes,
   GaussianNoise,
   hasServerState,
   QFFL_LOSS_METRIC,
@@ -31,7 +32,7 @@ import {
   withDifferentialPrivacy,
 } from '@fl/aggregation';
 import { LabeledData, seededPermutation } from '@fl/datasets';
-import { MessageBus } from '@fl/messaging';
+import { MessageBus, sha256HexYielding } from '@fl/messaging';
 import {
   addFeatureSums,
   allocateSafetensors,
@@ -175,8 +176,12 @@ interface RoundFold {
   readonly large: boolean;
   readonly updates: number;
   readonly examples: number;
-  /** Throws (e.g. UpdateRejectedError) when the update is not used. */
-  add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void;
+  /**
+   * Throws (e.g. UpdateRejectedError) when the update is not used; where a
+   * large update is checked and added a slice at a time (InPlaceFedAvg,
+   * FitAggregation.addAsync), returns a promise that rejects instead.
+   */
+  add(node: string, p: FitResultPayload, attachment: Buffer, registeredExamples: number | undefined): void | Promise<void>;
   /** The new global weights; a large model's server step lets the event loop run (the connection's heartbeats) as it goes. */
   finish(): GlobalWeights | Promise<GlobalWeights>;
   /** A large model's sums faulted in a slice at a time (FitAggregation.prefault), once the weights have gone out. */
@@ -316,7 +321,7 @@ export class TaskRunner {
       this.restoreServerState(probe, checkpoint, this.current.tensors);
       this.log.log(`resuming after round ${checkpoint.round} from its checkpoint`);
       this.deps.onResumed(await this.deps.rounds.completedRounds(spec.task_id));
-    } else this.current = this.packageWeights();
+    } else this.current = await this.packageWeights();
     let stoppedEarly: string | undefined;
     for (let round = firstRound; round <= spec.num_global_iterations; round++) {
       let out: RoundOutcome;
@@ -356,12 +361,15 @@ export class TaskRunner {
    * the entry keeps the whole bundle in memory (a large model would then be
    * held three times).
    */
-  private packageWeights(): GlobalWeights {
+  private async packageWeights(): Promise<GlobalWeights> {
     const entry = decodePackageBundle(this.bundle!)[this.pkg.manifest.weights];
-    if (entry.byteOffset % Float32Array.BYTES_PER_ELEMENT === 0) return new GlobalWeights(entry);
-    const own = Buffer.allocUnsafeSlow(entry.length);
-    entry.copy(own);
-    return new GlobalWeights(own);
+    let weights = entry;
+    if (entry.byteOffset % Float32Array.BYTES_PER_ELEMENT !== 0) {
+      weights = Buffer.allocUnsafeSlow(entry.length);
+      entry.copy(weights);
+    }
+    // Hashed here, a slice at a time (a large model's take a second per GiB), for the instructions and the checkpoint.
+    return new GlobalWeights(weights, await sha256HexYielding(weights));
   }
 
   /** The global weights for `round`: those in hand, else (a large model's, let go during a round that is run again) read back from the last checkpoint or the package. */
@@ -374,7 +382,7 @@ export class TaskRunner {
       this.log.log(`round ${round}: global weights read back from the checkpoint of round ${checkpoint.round} (sha256 ${checkpoint.sha256})`);
     } else {
       if (!this.bundle) await this.preparePackage();
-      this.current = this.packageWeights();
+      this.current = await this.packageWeights();
       this.log.log(`round ${round}: global weights read back from the model package (sha256 ${sha256Of(this.current)})`);
     }
     return this.current;
@@ -501,7 +509,7 @@ export class TaskRunner {
       throw new TaskFailure(`the standardisation statistics do not fit model '${this.spec.model_name}': ${(err as Error).message}`);
     }
     this.bundle = encodePackageBundle(modelPackageFiles(this.pkg));
-    this.bundleSha = sha256Hex(this.bundle);
+    this.bundleSha = await sha256HexYielding(this.bundle);
   }
 
   private async collectStatistics(): Promise<ComputedStandardization> {
@@ -617,7 +625,7 @@ export class TaskRunner {
       throw new TaskFailure(`model '${model_name}' version ${model_version} is not a usable model package: ${(err as Error).message}`);
     }
     this.bundle = encodePackageBundle(files);
-    this.bundleSha = sha256Hex(this.bundle);
+    this.bundleSha = await sha256HexYielding(this.bundle);
   }
 
   /**
@@ -701,7 +709,7 @@ export class TaskRunner {
     if (missing.length === 0) return;
     const bundle = this.bundle ?? (await this.preparePackage());
     const send = (node: string) =>
-      this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), { name: Msg.ModelPackage, payload: { ...this.envelope(0), package_sha256: this.bundleSha }, attachment: bundle });
+      this.deps.bus.publish(Routes.worker(node, Msg.ModelPackage), { name: Msg.ModelPackage, payload: { ...this.envelope(0), package_sha256: this.bundleSha }, attachment: bundle, attachmentSha256: this.bundleSha });
     // A large package goes to one worker after another: each transfer has its chunks in flight, copied into messages.
     if (bundle.length < this.deps.config.LARGE_MODEL_BYTES) await Promise.all(missing.map(send));
     else for (const node of missing) await send(node);
@@ -745,7 +753,7 @@ export class TaskRunner {
         ? { config: { local_epochs: s.local_epochs, batch_size: s.batch_size, learning_rate: s.learning_rate, seed: s.seed + round, ...this.privacy?.workerConfig(), ...strategyFitConfig(strategy?.fitConfig(round)) } }
         : {}),
     };
-    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, attachment: fromKept ? undefined : weights.buf });
+    await this.deps.bus.publish(Routes.useCaseWorkers(this.spec.use_case, msg), { name: msg, payload: { ...payload }, ...(fromKept ? {} : { attachment: weights.buf, attachmentSha256: sha }) });
   }
 
   private async runRound(round: number): Promise<RoundOutcome> {
@@ -819,23 +827,35 @@ export class TaskRunner {
     return { round, started: started.date, startedAt: started.iso, online, population, chosen, weightsSha, strategy, fold, records: [], trainLosses: [], problems: [], perNode: new Map(), missing: [] };
   }
 
-  /** Folds each fit answer into the phase's aggregate as it arrives (streaming aggregation), and notes how the site answered. */
-  private fitHandler(phase: FitPhase): (node: string, a: Answer<FitResultPayload>) => void {
+  /**
+   * Folds each fit answer into the phase's aggregate as it arrives (streaming
+   * aggregation), and notes how the site answered. Where the fold takes the
+   * update a slice at a time, the handler's promise settles once it is in
+   * (the bus acknowledges the message, and lets the next large one into
+   * memory, only then).
+   */
+  private fitHandler(phase: FitPhase): (node: string, a: Answer<FitResultPayload>) => void | Promise<void> {
     const registered = new Map(phase.online.map((n) => [n.name, n.train]));
-    return (node, { payload: p, attachment }) => {
-      const reason = this.foldUpdate(phase.fold, node, p, attachment, registered.get(node));
-      // A large update is released once folded (or stored on disk): its memory goes back before the next arrives.
-      if (phase.fold.large) collectGarbage();
-      if (p.status === 'error') this.forgetPackage(node);
-      if (reason) {
-        phase.problems.push(`${node}: ${reason}`);
-        phase.records.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
-        return;
-      }
-      phase.trainLosses.push({ value: p.train_loss, examples: p.examples });
-      nodeFigures(phase.perNode, node).fit = { examples: p.examples, loss: p.train_loss };
-      phase.records.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
+    return (node, { payload: p, attachment, attachmentSha256 }) => {
+      const reason = this.foldUpdate(phase.fold, node, p, attachment, attachmentSha256, registered.get(node));
+      if (reason instanceof Promise) return reason.then((r) => this.noteFit(phase, node, p, r));
+      this.noteFit(phase, node, p, reason);
     };
+  }
+
+  /** How a site answered a fit: its update folded in (`reason` null) or not, and why. */
+  private noteFit(phase: FitPhase, node: string, p: FitResultPayload, reason: string | null): void {
+    // A large update is released once folded (or stored on disk): its memory goes back before the next arrives.
+    if (phase.fold.large) collectGarbage();
+    if (p.status === 'error') this.forgetPackage(node);
+    if (reason) {
+      phase.problems.push(`${node}: ${reason}`);
+      phase.records.push({ node, status: p.status === 'error' ? 'failed' : 'rejected', examples: p.examples, reason });
+      return;
+    }
+    phase.trainLosses.push({ value: p.train_loss, examples: p.examples });
+    nodeFigures(phase.perNode, node).fit = { examples: p.examples, loss: p.train_loss };
+    phase.records.push({ node, status: 'received', examples: p.examples, loss: p.train_loss });
   }
 
   /** An answer naming other global weights than the phase sent answers an earlier instruction for the same round (one before a retry). */
@@ -894,7 +914,8 @@ export class TaskRunner {
         large,
         get updates() { return sum.updates; },
         get examples() { return sum.examples; },
-        add: (_node, p, attachment, registered) => sum.add(attachment, p.examples, registered),
+        // A large update, checked and folded a slice at a time (about a second per GiB).
+        add: (_node, p, attachment, registered) => sum.addAsync(attachment, p.examples, registered),
         prefault: () => sum.prefault(),
         finish: async () => {
           const average = sum.finish();
@@ -928,7 +949,10 @@ export class TaskRunner {
       },
       add: (node, p, attachment, registeredExamples) => {
         const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
-        aggregator.add({ node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics });
+        const result: FitRes = { node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics };
+        // QFedAvg and central DP check and add a large update in JavaScript, about 2 s per GiB: a slice at a time.
+        if (large && aggregator.addAsync) return aggregator.addAsync(result);
+        aggregator.add(result);
       },
       // Encoded once, and the new weights kept only as views on the encoding. For a large model, the aggregation lets the
       // connection's heartbeats through, and writes the new weights straight into their safetensors buffer where it can
@@ -973,7 +997,11 @@ export class TaskRunner {
     } catch (err) {
       throw new TaskFailure(`round ${round}: ${strategy.name} could not aggregate ${participants} update(s): ${(err as Error).message}`);
     }
-    if (aggregator.large) collectGarbage();
+    if (aggregator.large) {
+      collectGarbage();
+      // Hashed here, letting the connection's heartbeats through (about a second per GiB), for the instructions and the checkpoint.
+      next.sha256 ??= await sha256HexYielding(next.buf);
+    }
     // Spent once the noised aggregate exists (the evaluation below sends it out), whether or not the round completes.
     this.privacy?.spend(chosen.length, phase.population);
     const server = await this.evaluateOnServer(round, next.tensors);
@@ -1014,7 +1042,7 @@ export class TaskRunner {
               if (evaluation?.round === round && evaluation.sender === node && evaluation.task_id === spec.task_id) evaluated(node, evaluation);
               else onlyTrained.push(node);
             }
-            fitted(node, a);
+            return fitted(node, a);
           },
           () => this.broadcast(Msg.RoundFit, round + 1, chained.chosen, next, { strategy: chained.strategy, evaluation: { round, evaluators } }),
           true,
@@ -1131,14 +1159,25 @@ export class TaskRunner {
     book.stored = true;
   }
 
-  /** Validates one fit answer and folds it in; returns why it was not used, or null. */
-  private foldUpdate(aggregator: RoundFold, node: string, p: FitResultPayload, attachment: Buffer | undefined, registeredExamples: number | undefined): string | null {
+  /**
+   * Validates one fit answer and folds it in; returns why it was not used, or
+   * null. `verifiedSha256`: the attachment's hash as the bus checked it (a
+   * chunked transfer), so that a large update is not hashed twice.
+   */
+  private foldUpdate(
+    aggregator: RoundFold,
+    node: string,
+    p: FitResultPayload,
+    attachment: Buffer | undefined,
+    verifiedSha256: string | undefined,
+    registeredExamples: number | undefined,
+  ): string | null | Promise<string | null> {
     if (p.status !== 'ok') return `worker reported an error: ${p.error ?? 'unknown'}`;
     if (!attachment) return 'no weights attached';
-    if (p.weights_sha256 && sha256Hex(attachment) !== p.weights_sha256) return 'weights do not match their sha256';
+    if (p.weights_sha256 && (verifiedSha256 ?? sha256Hex(attachment)) !== p.weights_sha256) return 'weights do not match their sha256';
     try {
-      aggregator.add(node, p, attachment, registeredExamples);
-      return null;
+      const adding = aggregator.add(node, p, attachment, registeredExamples);
+      return adding ? adding.then(() => null, (err) => (err as Error).message) : null;
     } catch (err) {
       return (err as Error).message;
     }
@@ -1148,7 +1187,7 @@ export class TaskRunner {
     round: number,
     phase: CollectPhase,
     nodes: string[],
-    handle: (node: string, a: Answer<P>) => void,
+    handle: (node: string, a: Answer<P>) => void | Promise<void>,
     send: () => Promise<void>,
     needsPackage = true,
     isStale?: (a: Answer<P>) => boolean,
