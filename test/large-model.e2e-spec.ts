@@ -81,6 +81,14 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     await platform.stop();
   }, 60_000);
 
+  /** The coordinator's longest event-loop delay since the last scrape of its metrics, in seconds. */
+  async function longestStall(): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${platform.healthPorts['coordinator-1']}/metrics`)).text();
+    const m = /^fl_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    if (!m) throw new Error('the coordinator reports no fl_nodejs_eventloop_lag_max_seconds');
+    return Number(m[1]);
+  }
+
   it.each(STRATEGIES)('runs 2 rounds of %s with 3 workers, the coordinator holding the model at most as many times as the strategy needs', async (strategy) => {
     const { strategy: name, privacy, bound: times } = CASES[strategy];
     if (strategy !== STRATEGIES[0]) {
@@ -96,6 +104,11 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
       });
     }
     const before = platform.memory('coordinator-1').rss;
+    const apps = ['coordinator-1', 'site-1', 'site-2', 'site-3'];
+    const cpuBefore = apps.map((app) => platform.cpuSeconds(app));
+    // The longest stall of the coordinator's event loop is measured from this scrape on (each scrape starts it over).
+    await longestStall();
+    const startedAt = performance.now();
     const created = await platform.fetch('POST', '/tasks', {
       user_id: '1', use_case: 'iris', model_name: 'iris_large', model_version: 1, num_global_iterations: 2, strategy: name, ...(privacy ? { privacy } : {}),
       run_name: `large_${name}${privacy ? '_dp' : ''}`, experiment_name: 'Default', min_fit_clients: 3, local_epochs: 1, round_timeout_s: TIMEOUT_MS / 1000,
@@ -103,6 +116,9 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     expect(created.status).toBe(200);
     const task = await platform.taskWhen(created.body.id, ['success', 'failed', 'cancelled'], TIMEOUT_MS);
     const { peak } = platform.memory('coordinator-1');
+    const seconds = (performance.now() - startedAt) / 1000;
+    const cpu = apps.map((app, i) => platform.cpuSeconds(app) - cpuBefore[i]);
+    const stall = await longestStall();
     const [{ bytes }] = await platform.query<{ bytes: string }>(
       `SELECT sum(length(k.data)) AS bytes FROM coordinator.checkpoint_chunks k JOIN coordinator.checkpoints c USING (task_id, round)
        WHERE task_id = $1 AND round = 2 AND k.index < c.pieces`, [task.id],
@@ -110,7 +126,8 @@ describe(`a model of ${MODEL_BYTES / 2 ** 20} MiB`, () => {
     console.log(
       `${strategy}, model ${(MODEL_BYTES / GiB).toFixed(2)} GiB (hidden ${hidden}): coordinator peak RSS ${(peak / GiB).toFixed(2)} GiB = ` +
         `${(peak / MODEL_BYTES).toFixed(2)} x the model (${((peak - before) / MODEL_BYTES).toFixed(2)} x above its ${(before / 2 ** 20).toFixed(0)} MiB before the task); ` +
-        `round-2 checkpoint ${(Number(bytes) / GiB).toFixed(2)} GiB in pieces`,
+        `round-2 checkpoint ${(Number(bytes) / GiB).toFixed(2)} GiB in pieces; task ${seconds.toFixed(1)} s, CPU time coordinator ` +
+        `${cpu[0].toFixed(1)} s, workers ${cpu.slice(1).map((c) => c.toFixed(1)).join(' / ')} s; coordinator's event loop held ${stall.toFixed(2)} s at most`,
     );
     expect(task.reason).toBeNull();
     expect(task.status).toBe('success');

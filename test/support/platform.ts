@@ -18,6 +18,8 @@ const ROOT = resolve(__dirname, '..', '..');
 /** The built apps: `npm run build`'s dist/, or another build of the same tree (FL_DIST_DIR), so that a rebuild does not pull the files from under a running suite. */
 const DIST = process.env.FL_DIST_DIR ? resolve(ROOT, process.env.FL_DIST_DIR) : join(ROOT, 'dist');
 const run = promisify(execFile);
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times (`getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_S = 100;
 
 interface Proc {
   name: string;
@@ -296,6 +298,16 @@ export class Platform {
       return Number(m[1]) * 1024;
     };
     return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+  }
+
+  /** An app's CPU time so far (user and system, all its threads) from /proc/<pid>/stat, in seconds. Linux only. */
+  cpuSeconds(name: string): number {
+    const p = this.procs.find((x) => x.name === name);
+    if (!p?.child.pid) throw new Error(`no running app named ${name}`);
+    const stat = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
   }
 
   /** An app's log lines that are JSON objects (the apps log JSON by default). */
