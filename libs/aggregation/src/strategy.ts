@@ -63,9 +63,9 @@ export interface FitAggregation {
   /**
    * The same as `add`, letting the event loop run between slices of
    * `sliceValues` values (STEP_SLICE_VALUES unless given), where checking and
-   * adding an update takes seconds (QFedAvg and central differential privacy
-   * over a large model: about 2 s per GiB here, longer than the connection's
-   * heartbeats should wait). The same sums to the bit as `add`; a bad update
+   * adding an update would otherwise hold it in one stretch (QFedAvg and
+   * central differential privacy over a large model: about a second per GiB
+   * here, while the connection's heartbeats wait). The same sums to the bit as `add`; a bad update
    * rejects with UpdateRejectedError and changes nothing. Calls are taken one
    * after another, in the order made; `add`, `finish` and `finishAsync` throw
    * while one is under way.

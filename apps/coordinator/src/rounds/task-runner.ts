@@ -950,7 +950,7 @@ export class TaskRunner {
       add: (node, p, attachment, registeredExamples) => {
         const metrics = p.loss_before_fit !== undefined ? { [QFFL_LOSS_METRIC]: p.loss_before_fit } : undefined;
         const result: FitRes = { node, parameters: decodeSafetensors(attachment).tensors as WeightMap, numExamples: p.examples, registeredExamples, metrics };
-        // QFedAvg and central DP check and add a large update in JavaScript, about 2 s per GiB: a slice at a time.
+        // QFedAvg and central DP check and add a large update in JavaScript, about a second per GiB here: a slice at a time.
         if (large && aggregator.addAsync) return aggregator.addAsync(result);
         aggregator.add(result);
       },
