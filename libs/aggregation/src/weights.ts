@@ -1,3 +1,5 @@
+import { runToEnd } from './update-store';
+
 /** Model weights by parameter name; the same shape as the safetensors codec's tensors. */
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -41,11 +43,7 @@ export interface UpdateLimits {
  * `limits.reference` if given, else of the update).
  */
 export function checkUpdate(template: WeightMap, update: WeightMap, examples: number, limits: UpdateLimits = {}): number {
-  const steps = checkUpdateSteps(template, update, examples, limits, Infinity);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runToEnd(checkUpdateSteps(template, update, examples, limits, Infinity));
 }
 
 /**

@@ -77,7 +77,7 @@ describe.each(engines)('InPlaceFedAvg (%s)', (engine) => {
     const reference = new InPlaceFedAvg(layoutOf(global), { engine });
     updates.forEach((u, k) => reference.add(encodeSafetensors(u), examples[k]));
     const expected = reference.finish().buf;
-    // 7 values are taken as 4; 100 leaves b.weight's 1073 a shorter last slice.
+    // Neither 7 nor 100 divides b.weight's 1073 values: its last slice is shorter.
     for (const slice of [7, 100]) {
       const agg = new InPlaceFedAvg(layoutOf(global), { engine });
       for (const [k, u] of updates.entries()) {

@@ -91,25 +91,23 @@ export class InPlaceFedAvg {
         throw new UpdateRejectedError(`parameter '${name}' has shape [${u.shape}], expected [${shape}]`, 'wrong-shape');
       }
     }
-    // Slices of whole groups of four, as the norm's pass takes them.
-    const slice = Number.isFinite(sliceValues) ? Math.max(4, sliceValues - (sliceValues % 4)) : Infinity;
     if (this.bound) {
       const reference = this.bound.reference as WeightMap;
-      yield* checkUpdateSteps(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference }, slice);
+      yield* checkUpdateSteps(reference, update as WeightMap, examples, { maxL2Norm: this.bound.maxL2Norm, reference }, sliceValues);
     }
     const w = Math.fround(examples);
     // The first update is written, not added (0 + x would turn -0 into +0), whether or not prefault allocated the sum.
     const sum = this.count === 0 ? undefined : this.sum!.tensors;
-    for (const [name, u] of update) yield* checkFinite(name, u.data, sum?.get(name)!.data, w, this.native, slice);
+    for (const [name, u] of update) yield* checkFinite(name, u.data, sum?.get(name)!.data, w, this.native, sliceValues);
     if (this.finished) throw new Error('this aggregation is finished');
     // Allocated at the first update that passes, unless prefault did: untouched pages of the zeroed buffer cost nothing until then.
     this.sum ??= allocateSafetensors(this.layout);
     for (const [name, u] of update) {
       const s = this.sum.tensors.get(name)!.data;
-      yield* inSlices(u.data.length, slice, (from, to) => {
+      yield* inSlices(u.data.length, sliceValues, (from, to) => {
         // Disposed meanwhile (the round abandoned): the sum is no longer anyone's.
         if (this.finished) throw new Error('this aggregation is finished');
-        const x = from === 0 && to === u.data.length ? u.data : u.data.subarray(from, to);
+        const x = u.data.subarray(from, to);
         if (this.native) this.native.fold(s, sum ? s : null, from, x, w);
         else fold(s, from, x, w, !sum);
       });
@@ -161,7 +159,7 @@ function* checkFinite(name: string, x: Float32Array, s: Float32Array | undefined
   let poison = 0;
   yield* inSlices(x.length, slice, (from, to) => {
     if (native) {
-      if (native.check(s ?? null, from, from === 0 && to === x.length ? x : x.subarray(from, to), w)) poison = NaN;
+      if (native.check(s ?? null, from, x.subarray(from, to), w)) poison = NaN;
     } else if (s) for (let i = from; i < to; i++) {
       const v = Math.fround(s[i] + Math.fround(w * x[i]));
       poison += v - v;
