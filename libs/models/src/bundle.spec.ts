@@ -1,4 +1,4 @@
-import { decodePackageBundle, encodePackageBundle } from './bundle';
+import { decodePackageBundle, encodePackageBundle, encodePackageBundleYielding } from './bundle';
 import { encodeSafetensors } from './safetensors';
 
 describe('package bundle', () => {
@@ -11,6 +11,12 @@ describe('package bundle', () => {
     const decoded = decodePackageBundle(encodePackageBundle(files));
     expect(Object.keys(decoded).sort()).toEqual(Object.keys(files).sort());
     for (const [path, content] of Object.entries(files)) expect(decoded[path].equals(content)).toBe(true);
+  });
+
+  it('is the same bundle when copied a slice at a time', async () => {
+    const files = { 'manifest.json': Buffer.from('{"a":1}'), 'weights.safetensors': Buffer.alloc(3 * 2 ** 20 + 5, 9), 'empty.txt': Buffer.alloc(0) };
+    expect((await encodePackageBundleYielding(files)).equals(encodePackageBundle(files))).toBe(true);
+    await expect(encodePackageBundleYielding({ '': Buffer.from('x') })).rejects.toThrow('bundle: file path must not be empty');
   });
 
   it('rejects safetensors files that are not bundles', () => {

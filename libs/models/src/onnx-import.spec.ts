@@ -4,7 +4,7 @@ import { decodePackageBundle, encodePackageBundle } from './bundle';
 import { decodeModel, floatTensor, OnnxGraphBuilder } from './onnx';
 import { ImportedModelManifest, isImportedManifest, validateManifest } from './manifest';
 import { ModelImportError, importOnnxModel, NORMALIZATION_MEAN } from './onnx-import';
-import { modelPackageFiles, readModelPackage } from './package-files';
+import { modelPackageFiles, modelPackageFilesYielding, readModelPackage } from './package-files';
 import { smallPackage } from './test/fixtures';
 import { batchNormMlp, DIGITS_SPEC, IRIS_SPEC, torchCnn, torchMlp } from './test/imported';
 
@@ -51,7 +51,7 @@ describe('importOnnxModel', () => {
     expect(plainInputs).not.toContain('mu');
   });
 
-  it('round-trips through the package files and a bundle, and keeps the optimizer state of adam', () => {
+  it('round-trips through the package files and a bundle, and keeps the optimizer state of adam', async () => {
     const pkg = importOnnxModel(torchMlp(), { ...IRIS_SPEC, optimizer: 'adam', defaults: { learning_rate: 0.02, local_epochs: 3 } });
     const m = pkg.manifest as ImportedModelManifest;
     expect(m.optimizer).toBe('adam');
@@ -64,6 +64,10 @@ describe('importOnnxModel', () => {
     expect(m.hyper_parameters.map((h) => h.name)).toEqual(['lr', 'beta1', 'beta2', 'epsilon']);
     const files = modelPackageFiles(pkg);
     expect(Object.keys(files).sort()).toEqual(['inference.onnx', 'manifest.json', 'optimizer_state.safetensors', 'train_step.onnx', 'train_step_fedprox.onnx', 'weights.safetensors']);
+    // Encoded a slice at a time (a large model's): the same files, in the same order.
+    const yielded = await modelPackageFilesYielding(pkg);
+    expect(Object.keys(yielded)).toEqual(Object.keys(files));
+    for (const [path, data] of Object.entries(files)) expect(yielded[path].equals(data)).toBe(true);
     const back = readModelPackage(decodePackageBundle(encodePackageBundle(files)));
     expect(back.manifest).toEqual(m);
     expect([...back.initialWeights.keys()].sort()).toEqual(m.parameters.map((p) => p.name).sort());

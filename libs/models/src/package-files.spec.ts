@@ -1,5 +1,5 @@
 import { decodePackageBundle, encodePackageBundle } from './bundle';
-import { modelPackageFiles, readModelPackage } from './package-files';
+import { modelPackageFiles, modelPackageFilesYielding, readModelPackage } from './package-files';
 import { encodeSafetensors, NamedTensors } from './safetensors';
 import { smallPackage } from './test/fixtures';
 
@@ -47,6 +47,12 @@ describe('model package files', () => {
     expect(w.every((v) => Math.abs(v) <= limit)).toBe(true);
     expect(pkg.initialWeights.get('layers.0.bias')!.data.every((v) => v === 0)).toBe(true);
     expect(pkg.trainStepOnnx.equals(again.trainStepOnnx)).toBe(true);
+  });
+
+  it('gives the same files, in the same order, when its tensors are encoded a slice at a time', async () => {
+    const yielded = await modelPackageFilesYielding(pkg);
+    expect(Object.keys(yielded)).toEqual(Object.keys(files()));
+    for (const [path, data] of Object.entries(files())) expect(yielded[path].equals(data)).toBe(true);
   });
 
   it('round-trips through a bundle', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { decodeSafetensors, decodeSafetensorsAny, encodeSafetensors, encodeSafetensorsSegments, NamedTensors, SafeTensor, sha256Hex } from './safetensors';
+import { decodeSafetensors, decodeSafetensorsAny, encodeSafetensors, encodeSafetensorsSegments, encodeSafetensorsYielding, NamedTensors, SafeTensor, sha256Hex } from './safetensors';
 
 function sample(): NamedTensors {
   return new Map([
@@ -110,6 +110,56 @@ describe('safetensors', () => {
       'tensor "w" declares dtype U8 but holds F32 data',
     );
     expect(() => encodeSafetensors(new Map([['__metadata__', { shape: [1], data: new Float32Array(1) }]]))).toThrow('reserved');
+  });
+
+  describe('encodeSafetensorsYielding', () => {
+    it('writes the bytes encodeSafetensors writes, whatever the slice size', async () => {
+      // Views at odd offsets and byte tensors beside float ones: the copy takes each as it lies.
+      const backing = new Float32Array(40).map((_, i) => i * 0.25 - 3);
+      const tensors = new Map<string, SafeTensor>([
+        ...sample(),
+        ['view', { shape: [5, 3], data: backing.subarray(7, 22) }],
+        ['bytes', { dtype: 'U8', shape: [11], data: Uint8Array.from({ length: 11 }, (_, i) => 250 - i) }],
+      ]);
+      const expected = encodeSafetensors(tensors, { model: 'm' });
+      for (const slice of [1, 3, 4, 7, 16, 33, 1000]) expect((await encodeSafetensorsYielding(tensors, { model: 'm' }, slice)).equals(expected)).toBe(true);
+      expect((await encodeSafetensorsYielding(tensors, { model: 'm' })).equals(expected)).toBe(true);
+      expect((await encodeSafetensorsYielding(new Map())).equals(encodeSafetensors(new Map()))).toBe(true);
+    });
+
+    it('copies a slice at a time, letting the event loop run between the slices', async () => {
+      const tensors: NamedTensors = new Map([
+        ['a', { shape: [3], data: Float32Array.of(1, 2, 3) }],
+        ['b', { shape: [7], data: new Float32Array(7).fill(5) }],
+      ]);
+      const total = encodeSafetensors(tensors).length;
+      const events: string[] = [];
+      const original = Uint8Array.prototype.set;
+      const set = jest.spyOn(Uint8Array.prototype, 'set').mockImplementation(function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
+        if (this.length === total) {
+          events.push(`copy ${source.length}`);
+          // Runs before the next copy only if the event loop turned between them.
+          setImmediate(() => events.push('turn'));
+        }
+        return original.call(this, source, offset);
+      });
+      try {
+        await encodeSafetensorsYielding(tensors, undefined, 16);
+      } finally {
+        set.mockRestore();
+      }
+      // 40 bytes in slices of 16: a's 12 and 4 of b's, then 16, then 8.
+      expect(events.slice(0, 7)).toEqual(['copy 12', 'copy 4', 'turn', 'turn', 'copy 16', 'turn', 'copy 8']);
+    });
+
+    it('refuses a slice size that is not a positive integer, naming it', async () => {
+      for (const bad of [0, -1, 2.5, NaN]) await expect(encodeSafetensorsYielding(sample(), undefined, bad)).rejects.toThrow(`slice size must be a positive integer of bytes, got ${bad}`);
+    });
+
+    it('refuses what encodeSafetensors refuses', async () => {
+      const bad = new Map([['w', { shape: [2], data: Float32Array.of(1, 2, 3) }]]);
+      await expect(encodeSafetensorsYielding(bad)).rejects.toThrow('tensor "w" has 3 elements but shape [2] needs 2');
+    });
   });
 
   describe('rejects corrupt input', () => {

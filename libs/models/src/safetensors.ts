@@ -129,6 +129,44 @@ export function encodeSafetensors(
   return out;
 }
 
+/** Bytes `encodeSafetensorsYielding` copies between two turns of the event loop (a few ms each here). */
+export const ENCODE_SLICE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The same bytes as `encodeSafetensors`, copied `sliceBytes` at a time with
+ * the event loop let run between slices. Encoding a large model copies all of
+ * it into fresh memory, about half a second per GiB here, which would hold
+ * the process (its broker connection's heartbeats too) in one stretch. The
+ * tensors must not change until the promise settles.
+ */
+export async function encodeSafetensorsYielding(
+  tensors: ReadonlyMap<string, SafeTensor>,
+  metadata?: Record<string, string>,
+  sliceBytes = ENCODE_SLICE_BYTES,
+): Promise<Buffer> {
+  if (!Number.isSafeInteger(sliceBytes) || sliceBytes < 1) throw new Error(`safetensors: slice size must be a positive integer of bytes, got ${sliceBytes}`);
+  if (!HOST_IS_LE) return encodeSafetensors(tensors, metadata);
+  const { head, names, starts, dataBytes } = encodeHeader(tensors, metadata);
+  const out = Buffer.alloc(head.length + dataBytes);
+  head.copy(out, 0);
+  let sinceTurn = 0;
+  for (let i = 0; i < names.length; i++) {
+    const d = tensors.get(names[i])!.data;
+    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    for (let at = 0; at < bytes.length; ) {
+      if (sinceTurn === sliceBytes) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sinceTurn = 0;
+      }
+      const n = Math.min(sliceBytes - sinceTurn, bytes.length - at);
+      out.set(bytes.subarray(at, at + n), head.length + starts[i] + at);
+      at += n;
+      sinceTurn += n;
+    }
+  }
+  return out;
+}
+
 /**
  * The same bytes as `encodeSafetensors`, as a list of segments whose
  * concatenation is the encoding: the header, then each tensor's data as a view

@@ -40,11 +40,11 @@ import {
   decodeFeatureSums,
   decodePackageBundle,
   decodeSafetensors,
-  encodePackageBundle,
+  encodePackageBundleYielding,
   encodeSafetensors,
   FeatureSums,
   createModelRunner,
-  modelPackageFiles,
+  modelPackageFilesYielding,
   ModelPackage,
   ModelRunner,
   NamedTensors,
@@ -508,7 +508,7 @@ export class TaskRunner {
     } catch (err) {
       throw new TaskFailure(`the standardisation statistics do not fit model '${this.spec.model_name}': ${(err as Error).message}`);
     }
-    this.bundle = encodePackageBundle(modelPackageFiles(this.pkg));
+    this.bundle = await encodePackageBundleYielding(await modelPackageFilesYielding(this.pkg));
     this.bundleSha = await sha256HexYielding(this.bundle);
   }
 
@@ -624,7 +624,8 @@ export class TaskRunner {
     } catch (err) {
       throw new TaskFailure(`model '${model_name}' version ${model_version} is not a usable model package: ${(err as Error).message}`);
     }
-    this.bundle = encodePackageBundle(files);
+    // A copy of the whole model: a large one's is made a slice at a time, letting the connection's heartbeats through.
+    this.bundle = await encodePackageBundleYielding(files);
     this.bundleSha = await sha256HexYielding(this.bundle);
   }
 
@@ -1262,7 +1263,7 @@ export class TaskRunner {
       const [existing] = await deps.registry.searchVersions({ name, tags: { task_id: tags.task_id } });
       if (existing) return existing;
       await deps.registry.createModel(name, { description: `${spec.model_name} trained federatedly`, tags: { use_case: spec.use_case } });
-      const files = modelPackageFiles(trained);
+      const files = await modelPackageFilesYielding(trained);
       return deps.registry.createVersion(name, Object.entries(files).map(([path, data]) => ({ path, data })), { tags, runId: deps.parentRunId() });
     });
     return { modelName: name, modelVersion: version.version, metrics, ...(stoppedEarly ? { reason: stoppedEarly } : {}) };
