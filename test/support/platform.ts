@@ -212,7 +212,9 @@ export class Platform {
     const log = join(this.dir, `${name}.log`);
     const out = createWriteStream(log, { flags: 'a' });
     // As the images start them, with the app's node flags (entry: apps/<app>/src/main.js).
-    const child = spawn(process.execPath, [...nodeFlagsOf(entry.split('/')[1]), join(DIST, entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    // FL_E2E_PROFILE=<dir>: a V8 CPU profile of each app, written there when it exits (not when killed).
+    const profile = process.env.FL_E2E_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FL_E2E_PROFILE}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...nodeFlagsOf(entry.split('/')[1]), ...profile, join(DIST, entry)], { cwd: ROOT, env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     const exited = new Promise<number | string | null>((res) => child.on('exit', (code, signal) => res(code ?? signal)));
