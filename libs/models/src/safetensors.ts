@@ -130,7 +130,7 @@ export function encodeSafetensors(
 }
 
 /** Bytes `encodeSafetensorsYielding` copies between two turns of the event loop (a few ms each here). */
-export const ENCODE_SLICE_BYTES = 16 * 1024 * 1024;
+const ENCODE_SLICE_BYTES = 16 * 1024 * 1024;
 
 /**
  * The same bytes as `encodeSafetensors`, copied `sliceBytes` at a time with
